@@ -1,0 +1,126 @@
+"""AssistantService: the one API the UI, the CLI and HTTP clients call."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from assistant.config import Settings
+from assistant.errors import InputError
+from assistant.llm import ChatModel, LLMClient, build_model
+from assistant.prompts import TemplateRegistry
+from assistant.schemas import ChatMessage, Message
+from assistant.store import Store
+
+log = logging.getLogger(__name__)
+
+CHAT_TEMPLATE = "chat"
+# history sent to the model, newest first, until this many characters (small local context)
+HISTORY_CHARS = 3000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064]")
+
+
+def clean_message(text: str | None, *, limit: int) -> str:
+    """Normalize a chat message or explain why it cannot be used."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = _CONTROL.sub("", text).replace("\r\n", "\n").strip()
+    if not text:
+        raise InputError("Your message is empty.", "Type a question or a few words, then send.")
+    if len(text) > limit:
+        raise InputError(
+            f"Your message is {len(text):,} characters long; the limit is {limit:,}.",
+            "Shorten it, or send the most important part first. Nothing was sent.",
+        )
+    return text
+
+
+class AssistantService:
+    def __init__(self, settings: Settings, store: Store, templates: TemplateRegistry,
+                 llm: LLMClient) -> None:
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.llm = llm
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
+        """Build every part from settings; templates are validated here (fail fast)."""
+        templates = TemplateRegistry(settings.prompts_dir)
+        templates.get(CHAT_TEMPLATE)
+        store = Store(settings.db_path)
+        model = model or build_model(settings)
+        where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
+        return cls(settings, store, templates, LLMClient(model, store, where=where))
+
+    def describe(self) -> str:
+        m = self.llm.model
+        extra = f" at {self.llm.where}" if m.provider == "openai" else ""
+        path = getattr(m, "path", None)
+        if path:
+            extra = f" from {path}"
+        return f"provider={m.provider} model={m.model}{extra}"
+
+    # -- sessions ---------------------------------------------------------------
+    def new_session(self) -> str:
+        return self.store.create_session().id
+
+    def resume(self, session_id: str | None) -> tuple[str, list[ChatMessage]]:
+        """The session and its conversation; an unknown or empty id starts a new one."""
+        if session_id and self.store.get_session(session_id):
+            return session_id, self.store.messages(session_id)
+        return self.new_session(), []
+
+    def history(self, session_id: str) -> list[ChatMessage]:
+        return self.store.messages(session_id)
+
+    # -- chat -------------------------------------------------------------------
+    def chat(self, session_id: str, text: str) -> Iterator[str]:
+        """Save the person's message, then stream the reply (text deltas). Raises
+        InputError before saving anything when the message cannot be used."""
+        text = clean_message(text, limit=self.settings.max_message_chars)
+        self.store.add_message(session_id, "user", text)
+        yield from self._reply(session_id)
+
+    def retry(self, session_id: str) -> Iterator[str]:
+        """Regenerate the last reply (the old one is kept, marked superseded)."""
+        msgs = self.store.messages(session_id)
+        if msgs and msgs[-1].role == "assistant":
+            self.store.supersede(msgs[-1].id)
+            msgs = msgs[:-1]
+        if not msgs:
+            raise InputError("There is nothing to retry yet.", "Send a message first.")
+        yield from self._reply(session_id)
+
+    def _reply(self, session_id: str) -> Iterator[str]:
+        msgs = self.store.messages(session_id)
+        last = msgs[-1]
+        history: list[Message] = []
+        budget = HISTORY_CHARS
+        for m in reversed(msgs[:-1]):
+            budget -= len(m.content)
+            if budget < 0:
+                break
+            history.insert(0, Message(role=m.role, content=m.content))
+        tpl = self.templates.get(CHAT_TEMPLATE)
+        prompt = tpl.render(shop_name=self.settings.shop_name, history=history,
+                            message=last.content)
+        gen = self.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
+                                template_version=tpl.version, session_id=session_id)
+        try:
+            yield from gen
+        finally:
+            # a stopped reply keeps what was written; a failed one is not saved (Retry)
+            if gen.outcome == "ok" or (gen.outcome == "stopped" and gen.text.strip()):
+                text = gen.text.strip() or "…"
+                self.store.add_message(session_id, "assistant", text, status=gen.outcome,
+                                       llm_call_id=gen.call_id)
+
+    def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
+        msgs = self.store.messages(session_id)
+        if not 0 <= index < len(msgs) or msgs[index].role != "assistant":
+            raise InputError("Only the assistant's replies can be rated.",
+                             "Use the thumbs under a reply.")
+        self.store.add_feedback(msgs[index].id, 1 if liked else -1)
+        return msgs[index]

@@ -1,0 +1,206 @@
+"""SQLite store: chat sessions and messages, the LLM call log, feedback.
+
+Forward-only migrations: each entry of ``MIGRATIONS`` runs once, in order, and its index is
+recorded in ``schema_migrations``. Never edit a shipped migration; append a new one.
+A connection per operation keeps the store safe to use from Gradio's worker threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from assistant.errors import StoreError
+from assistant.schemas import ChatMessage, LLMCall, Session
+
+MIGRATIONS: list[str] = [
+    # 1: sessions, messages, LLM call log, feedback
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'ok',
+        superseded INTEGER NOT NULL DEFAULT 0,
+        llm_call_id INTEGER REFERENCES llm_calls(id),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX messages_session ON messages(session_id, id);
+    CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        session_id TEXT,
+        template_name TEXT,
+        template_version TEXT,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        latency_ms REAL,
+        ttft_ms REAL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        outcome TEXT NOT NULL,
+        error TEXT
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        value INTEGER NOT NULL CHECK (value IN (-1, 1)),
+        created_at TEXT NOT NULL
+    );
+    """,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """All SQLite access. ``Store(path)`` creates the file and applies pending migrations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"Cannot open the database {self.path}: {exc}",
+                "Check that TAILOR_DATA_DIR is writable and the file is a Tailor SQLite "
+                "database (move a damaged file aside; a new one is created).",
+            ) from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    # -- migrations ---------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.connect() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return row[0] or 0
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return how many ran."""
+        current = self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"The database {self.path} has schema version {current}, newer than this "
+                f"Tailor ({len(MIGRATIONS)}).",
+                "Upgrade Tailor, or point TAILOR_DATA_DIR at another directory.",
+            )
+        with self.connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            conn = sqlite3.connect(self.path)
+            try:
+                conn.executescript(
+                    "BEGIN;\n"
+                    + MIGRATIONS[version - 1]
+                    + f"\nINSERT INTO schema_migrations VALUES ({version}, '{_now()}');\nCOMMIT;"
+                )
+            except sqlite3.Error:
+                conn.rollback()
+                raise
+            finally:
+                conn.close()
+        return len(MIGRATIONS) - current
+
+    # -- sessions and messages ----------------------------------------------------
+    def create_session(self) -> Session:
+        sid = uuid.uuid4().hex
+        now = _now()
+        with self.connect() as conn:
+            conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (sid, now, now))
+        return Session(id=sid, created_at=now, updated_at=now)
+
+    def get_session(self, session_id: str) -> Session | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return Session(**dict(row)) if row else None
+
+    def add_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        status: str = "ok",
+        llm_call_id: int | None = None,
+    ) -> ChatMessage:
+        now = _now()
+        with self.connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO messages (session_id, role, content, status, llm_call_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, role, content, status, llm_call_id, now),
+            )
+            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            mid = cur.lastrowid
+        return ChatMessage(
+            id=mid, session_id=session_id, role=role, content=content, status=status,
+            created_at=now,
+        )
+
+    def messages(self, session_id: str) -> list[ChatMessage]:
+        """The visible conversation: superseded replies (regenerated) are left out."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT m.id, m.session_id, m.role, m.content, m.status, m.created_at, "
+                "(SELECT value FROM feedback f WHERE f.message_id = m.id "
+                " ORDER BY f.id DESC LIMIT 1) AS feedback "
+                "FROM messages m WHERE session_id = ? AND superseded = 0 ORDER BY id",
+                (session_id,),
+            ).fetchall()
+        return [ChatMessage(**dict(r)) for r in rows]
+
+    def supersede(self, message_id: int) -> None:
+        with self.connect() as conn:
+            conn.execute("UPDATE messages SET superseded = 1 WHERE id = ?", (message_id,))
+
+    # -- feedback -----------------------------------------------------------------
+    def add_feedback(self, message_id: int, value: int) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO feedback (message_id, value, created_at) VALUES (?, ?, ?)",
+                (message_id, value, _now()),
+            )
+
+    # -- LLM call log -------------------------------------------------------------
+    def log_llm_call(self, call: LLMCall) -> int:
+        data = call.model_dump(exclude={"id"})
+        data["created_at"] = data.get("created_at") or _now()
+        cols = ", ".join(data)
+        marks = ", ".join("?" for _ in data)
+        with self.connect() as conn:
+            sql = f"INSERT INTO llm_calls ({cols}) VALUES ({marks})"
+            cur = conn.execute(sql, list(data.values()))
+        return int(cur.lastrowid)
+
+    def llm_calls(self, limit: int = 50) -> list[LLMCall]:
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [LLMCall(**dict(r)) for r in rows]

@@ -1,0 +1,181 @@
+"""The Gradio app: ``create_app(service)`` returns Blocks without launching.
+
+Per-browser state lives in ``gr.State`` (the session id) mirrored into ``gr.BrowserState``
+(encrypted localStorage), so a page reload or an app restart resumes the conversation from
+SQLite. API clients (gradio_client) get one session per client: ``/chat`` sends a message
+and returns the reply; ``/session`` and ``/resume`` tell and switch the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.errors import AssistantError
+from assistant.service import AssistantService, clean_message
+from assistant.ui.chat import error_bubble, feedback_values, to_chatbot
+
+log = logging.getLogger(__name__)
+
+CSS = """
+#tailor-status {opacity: 0.75; font-size: 0.85em}
+"""
+
+
+def _browser_secret(data_dir: Path) -> str:
+    """A fixed secret per data dir, so the encrypted browser state survives restarts."""
+    path = data_dir / "browser_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(service: AssistantService) -> gr.Blocks:
+    limit = service.settings.max_message_chars
+
+    # -- callbacks: unpack state, call the service, format the result -------------
+    def restore(saved_id: str | None):
+        sid, msgs = service.resume(saved_id)
+        return sid, gr.Chatbot(value=to_chatbot(msgs), feedback_value=feedback_values(msgs)), sid
+
+    def accept(text: str, sid: str | None, history: list):
+        """Show the person's message at once; an unusable one stays in the box."""
+        sid = sid or service.new_session()
+        try:
+            cleaned = clean_message(text, limit=limit)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return gr.Textbox(value=text), history, sid, sid, ""
+        history = [*(history or []), {"role": "user", "content": cleaned}]
+        return gr.Textbox(value=""), history, sid, sid, cleaned
+
+    def respond(pending: str, sid: str, history: list) -> Iterator[list]:
+        if not pending:
+            return
+        yield from _stream(service.chat(sid, pending), history)
+
+    def retry(sid: str | None, history: list) -> Iterator[list]:
+        if not sid:
+            return
+        msgs = service.history(sid)
+        if msgs and msgs[-1].role == "assistant":
+            msgs = msgs[:-1]
+        yield from _stream(service.retry(sid), to_chatbot(msgs))
+
+    def _stream(deltas: Iterator[str], history: list) -> Iterator[list]:
+        history = list(history or [])
+        reply = ""
+        try:
+            for delta in deltas:
+                reply += delta
+                yield [*history, {"role": "assistant", "content": reply}]
+        except AssistantError as err:
+            yield [*history, *([{"role": "assistant", "content": reply}] if reply else []),
+                   error_bubble(err)]
+
+    def clear(sid: str | None):
+        new = service.new_session()
+        return new, new, []
+
+    def like(sid: str | None, data: gr.LikeData):
+        if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
+            return
+        try:
+            service.feedback(sid, data.index, data.liked)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+
+    def api_chat(message: str, sid: str | None) -> Iterator[tuple[str, str]]:
+        """Send a message in this client's session; streams, returns the full reply."""
+        sid = sid or service.new_session()
+        reply = ""
+        try:
+            for delta in service.chat(sid, message):
+                reply += delta
+                yield reply, sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+        yield reply, sid
+
+    def api_session(sid: str | None) -> tuple[str, str]:
+        """This client's session id (created on first use)."""
+        sid = sid or service.new_session()
+        return sid, sid
+
+    def api_resume(session_id: str, sid: str | None) -> tuple[list[dict], str]:
+        """Switch this client to an earlier session; returns its conversation."""
+        sid, msgs = service.resume(session_id.strip() or None)
+        return [m.model_dump(include={"role", "content", "status"}) for m in msgs], sid
+
+    # -- layout -------------------------------------------------------------------
+    with gr.Blocks(title="Tailor") as demo:
+        session = gr.State(None)
+        saved = gr.BrowserState(None, storage_key="tailor-session",
+                                secret=_browser_secret(service.settings.data_dir))
+        pending = gr.State("")
+        with gr.Tabs(), gr.Tab("Chat", id="chat"):
+            chatbot = gr.Chatbot(
+                elem_id="tailor-chat",
+                label=f"{service.settings.shop_name} assistant",
+                height=520,
+                buttons=["copy"],
+                placeholder="**Hello!** Ask about gifts, occasions or your order. "
+                "Your conversation is saved: come back any time.",
+            )
+            with gr.Row():
+                box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
+                                 placeholder="Type a message and press Enter",
+                                 autofocus=True, max_lines=6)
+                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+            gr.Markdown(f"Model: `{service.describe()}`", elem_id="tailor-status")
+        # hidden components behind the API-only events
+        api_in = gr.Textbox(visible=False)
+        api_out = gr.Textbox(visible=False)
+        api_json = gr.JSON(visible=False)
+        api_chat_btn = gr.Button(visible=False)
+        api_session_btn = gr.Button(visible=False)
+        api_resume_btn = gr.Button(visible=False)
+
+        # -- events (every one has an api_name) ---------------------------------
+        demo.load(restore, [saved], [session, chatbot, saved], api_name="restore",
+                  api_visibility="undocumented", queue=False)
+        hidden = {"api_visibility": "undocumented"}
+        runs = []
+        for trigger, name in ((box.submit, "submit"), (send.click, "send")):
+            accepted = trigger(accept, [box, session, chatbot],
+                               [box, chatbot, session, saved, pending],
+                               api_name=f"{name}_accept", queue=False, **hidden)
+            runs.append(accepted.then(respond, [pending, session, chatbot], [chatbot],
+                                      api_name=f"{name}_respond", **hidden))
+        runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
+                                  **hidden))
+        stop.click(None, None, None, cancels=runs, api_name="stop", **hidden)
+        chatbot.clear(clear, [session], [session, saved, chatbot], api_name="clear", **hidden)
+        chatbot.like(like, [session], None, api_name="like", **hidden)
+
+        api_chat_btn.click(api_chat, [api_in, session], [api_out, session], api_name="chat")
+        api_session_btn.click(api_session, [session], [api_out, session], api_name="session")
+        api_resume_btn.click(api_resume, [api_in, session], [api_json, session],
+                             api_name="resume")
+    return demo
+
+
+def launch(service: AssistantService, *, block: bool = True) -> gr.Blocks:
+    demo = create_app(service)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=service.settings.host,
+        server_port=service.settings.port,
+        show_error=False,
+        prevent_thread_lock=not block,
+        css=CSS,
+        footer_links=["api"],
+    )
+    return demo

@@ -1,0 +1,63 @@
+"""End to end: the app as a subprocess, the real local model, driven with gradio_client."""
+
+import pytest
+from gradio_client import Client
+
+from tests.apprunner import AppProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def test_chat_with_local_model_survives_restart(tmp_path):
+    data = tmp_path / "data"
+    with AppProcess(data) as app:
+        client = Client(app.url, verbose=False)
+        reply = client.predict("Hello! Can you suggest a gift for my mother?", api_name="/chat")
+        assert isinstance(reply, str) and len(reply.strip()) > 10
+        sid = client.predict(api_name="/session")
+        second = client.predict("Thank you!", api_name="/chat")
+        assert second.strip()
+        # another client has its own session
+        other = Client(app.url, verbose=False)
+        assert other.predict(api_name="/session") != sid
+        assert "provider=local" in app.log() and "SmolLM2-135M-Instruct" in app.log()
+
+    with AppProcess(data, port=app.port) as again:
+        client = Client(again.url, verbose=False)
+        history = client.predict(sid, api_name="/resume")
+        assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+        assert history[0]["content"] == "Hello! Can you suggest a gift for my mother?"
+        assert history[1]["content"] == reply.strip()
+        # the conversation goes on in the resumed session
+        client.predict("One more question.", api_name="/chat")
+        assert len(client.predict(sid, api_name="/resume")) == 6
+
+
+def test_bad_input_gets_clear_error_and_app_keeps_running(tmp_path):
+    with AppProcess(tmp_path / "data", provider="scripted") as app:
+        client = Client(app.url, verbose=False)
+        with pytest.raises(Exception, match="empty"):
+            client.predict("   ", api_name="/chat")
+        with pytest.raises(Exception, match="20,000 characters"):
+            client.predict("y" * 20_000, api_name="/chat")
+        assert "You said: still here" in client.predict("still here", api_name="/chat")
+
+
+def test_broken_template_stops_startup_with_file_and_line(tmp_path):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "chat.yaml").write_text("name: chat\ndescription: [unclosed\nmessages: []\n")
+    app = AppProcess(tmp_path / "data", provider="scripted",
+                     env={"TAILOR_PROMPTS_DIR": str(prompts)})
+    with pytest.raises(RuntimeError, match="exited with 2") as exc:
+        app.start(timeout=60)
+    assert f"{prompts / 'chat.yaml'}:" in str(exc.value)
+    assert "Traceback" not in str(exc.value)
+
+
+def test_invalid_settings_stop_startup_with_hint(tmp_path):
+    app = AppProcess(tmp_path / "data", provider="scripted", env={"TAILOR_PORT": "abc"})
+    with pytest.raises(RuntimeError, match="exited with 2") as exc:
+        app.start(timeout=60)
+    assert "TAILOR_PORT='abc'" in str(exc.value) and "hint:" in str(exc.value)
+    assert "Traceback" not in str(exc.value)

@@ -1,0 +1,111 @@
+"""The service with a scripted model and a real SQLite file."""
+
+import pytest
+
+from assistant.errors import InputError, ModelUnavailableError
+from assistant.llm import ScriptedModel
+from assistant.service import AssistantService, clean_message
+
+
+def test_chat_streams_saves_and_logs(service, scripted):
+    sid = service.new_session()
+    deltas = list(service.chat(sid, "  hello there \x07"))
+    assert len(deltas) > 1
+    assert "".join(deltas) == "Hello! How can I help you today?"
+    msgs = service.history(sid)
+    assert [(m.role, m.content) for m in msgs] == [
+        ("user", "hello there"), ("assistant", "Hello! How can I help you today?")]
+    # the model saw the rendered template: system + the user message
+    sent = scripted.calls[0]
+    assert sent[0].role == "system" and service.settings.shop_name in sent[0].content
+    assert sent[-1].content == "hello there"
+    [call] = service.store.llm_calls()
+    assert (call.template_name, call.outcome, call.session_id) == ("chat", "ok", sid)
+    assert call.template_version.startswith("file-")
+    assert call.ttft_ms is not None and call.latency_ms >= call.ttft_ms
+    assert call.completion_tokens == 7 and call.prompt_tokens > 0
+
+
+def test_history_goes_to_the_model_on_the_next_turn(service, scripted):
+    sid = service.new_session()
+    list(service.chat(sid, "first"))
+    list(service.chat(sid, "second"))
+    roles = [m.role for m in scripted.calls[1]]
+    assert roles == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x01\x1f"])
+def test_empty_messages_are_refused_and_nothing_saved(service, text):
+    sid = service.new_session()
+    with pytest.raises(InputError) as exc:
+        list(service.chat(sid, text))
+    assert "empty" in exc.value.message and exc.value.hint
+    assert service.history(sid) == []
+
+
+def test_huge_message_is_refused_with_its_length(service):
+    sid = service.new_session()
+    list(service.chat(sid, "keep me"))
+    with pytest.raises(InputError) as exc:
+        list(service.chat(sid, "x" * 20_000))
+    assert "20,000" in exc.value.message and "4,000" in exc.value.message
+    assert [m.content for m in service.history(sid)][0] == "keep me"  # nothing lost
+
+
+def test_clean_message_keeps_newlines_and_unicode():
+    assert clean_message("héllo\r\nwörld\u200b 🎁", limit=100) == "héllo\nwörld 🎁"
+
+
+def test_retry_supersedes_last_reply(service):
+    sid = service.new_session()
+    list(service.chat(sid, "hi"))
+    again = "".join(service.retry(sid))
+    assert again == "Candles make a lovely gift."
+    assert [m.content for m in service.history(sid)] == ["hi", again]
+
+
+def test_retry_with_nothing_to_retry(service):
+    with pytest.raises(InputError, match="nothing to retry"):
+        list(service.retry(service.new_session()))
+
+
+def test_stopping_keeps_partial_reply_marked_stopped(service):
+    sid = service.new_session()
+    stream = service.chat(sid, "hi")
+    first = next(stream)
+    stream.close()  # what Gradio does when the person presses Stop
+    [user, reply] = service.history(sid)
+    assert reply.status == "stopped" and reply.content == first.strip()
+    assert service.store.llm_calls()[0].outcome == "stopped"
+
+
+def test_model_failure_keeps_conversation_and_logs_error(settings):
+    class Broken(ScriptedModel):
+        def stream(self, messages, params):
+            yield from ()
+            raise ConnectionError("boom")
+
+    svc = AssistantService.from_settings(settings, model=Broken())
+    sid = svc.new_session()
+    with pytest.raises(ModelUnavailableError) as exc:
+        list(svc.chat(sid, "hello"))
+    assert exc.value.hint
+    assert [m.content for m in svc.history(sid)] == ["hello"]  # kept for Retry
+    assert svc.store.llm_calls()[0].outcome == "error"
+
+
+def test_feedback_only_on_replies(service):
+    sid = service.new_session()
+    list(service.chat(sid, "hi"))
+    service.feedback(sid, 1, liked=False)
+    assert service.history(sid)[1].feedback == -1
+    with pytest.raises(InputError):
+        service.feedback(sid, 0, liked=True)
+
+
+def test_resume_unknown_session_starts_new(service):
+    sid, msgs = service.resume("does-not-exist")
+    assert sid != "does-not-exist" and msgs == []
+    list(service.chat(sid, "hi"))
+    again, msgs = service.resume(sid)
+    assert again == sid and len(msgs) == 2
