@@ -148,7 +148,7 @@ class OpenAIModel:
 
     def __init__(self, *, model: str, base_url: str | None, api_key: str | None,
                  timeout: float, connect_timeout: float, max_retries: int) -> None:
-        import httpx
+        import openai
         from langchain_openai import ChatOpenAI
 
         self.model = model
@@ -158,19 +158,24 @@ class OpenAIModel:
             base_url=base_url,
             # the openai client needs a key even for servers that ignore it
             api_key=api_key or "not-needed",
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            timeout=openai.Timeout(timeout, connect=connect_timeout),
             max_retries=max_retries,
             stream_usage=True,
         )
 
     def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
         payload = [(m.role, m.content) for m in messages]
-        kwargs: dict[str, object] = {
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
-        }
+        kwargs: dict[str, object] = {"temperature": params.temperature, "top_p": params.top_p}
+        if self.base_url and "api.openai.com" not in self.base_url:
+            # langchain-openai renames max_tokens to max_completion_tokens, which Ollama,
+            # llama-cpp-python and older llama.cpp servers ignore: send the classic name
+            kwargs["extra_body"] = {"max_tokens": params.max_tokens}
+        else:
+            kwargs["max_tokens"] = params.max_tokens
+        finished = False
         for part in self._chat.stream(payload, stop=params.stop or None, **kwargs):
+            if part.response_metadata.get("finish_reason"):
+                finished = True
             text = part.content if isinstance(part.content, str) else ""
             if text:
                 yield Chunk(text=text)
@@ -178,11 +183,16 @@ class OpenAIModel:
             if meta:
                 yield Chunk(usage=Usage(prompt_tokens=meta.get("input_tokens"),
                                         completion_tokens=meta.get("output_tokens")))
+        if not finished:  # a stream cut without framing errors ends silently: not a success
+            raise ModelUnavailableError(
+                f"The model server at {self.base_url or 'api.openai.com'} ended the reply "
+                "before it was finished.",
+                "Press Retry; if it keeps happening check the server (or a proxy in between).",
+            )
 
 
 def describe_failure(exc: BaseException, where: str) -> AssistantError:
     """Map a provider exception to an error a person can act on."""
-    import httpx
     import openai
 
     if isinstance(exc, AssistantError):
@@ -202,12 +212,12 @@ def describe_failure(exc: BaseException, where: str) -> AssistantError:
             f"The model server at {where} is rate limiting us (429), even after retries.",
             "Wait a minute and press Retry; or raise your quota.",
         )
-    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+    if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailableError(
             f"The model server at {where} did not answer in time.",
             "Press Retry; if it keeps happening check the server or raise TAILOR_LLM_TIMEOUT.",
         )
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(exc, openai.APIConnectionError):
         return ModelUnavailableError(
             f"The model server at {where} cannot be reached or closed the connection.",
             "Check that the server is running and TAILOR_OPENAI_BASE_URL is right, or unset "
@@ -341,7 +351,8 @@ class LLMClient:
                  *, where: str = "") -> None:
         self.model = model
         self.call_log = call_log
-        self.where = where or getattr(model, "base_url", None) or model.provider
+        self.where = where or getattr(model, "base_url", None) or (
+            "api.openai.com" if model.provider == "openai" else model.provider)
 
     def count_tokens(self, text: str) -> int | None:
         counter = getattr(self.model, "count_tokens", None)
