@@ -54,6 +54,12 @@ class AssistantService:
         where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
         return cls(settings, store, templates, LLMClient(model, store, where=where))
 
+    def model_label(self) -> str:
+        """Short, for the UI: which model answers and whether it runs on this machine."""
+        m = self.llm.model
+        where = "on this machine" if m.provider == "local" else self.llm.where
+        return f"{m.model} ({m.provider}, {where})"
+
     def describe(self) -> str:
         m = self.llm.model
         extra = f" at {self.llm.where}" if m.provider == "openai" else ""

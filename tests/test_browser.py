@@ -66,3 +66,67 @@ def test_type_message_see_streamed_reply_and_resume_after_reload(browser, tmp_pa
         assert bot_texts(page)[-1].strip() == final.strip()
         page.screenshot(path=str(tmp_path / "chat.png"))
         page.close()
+
+
+def _db_rows(data_dir, sql):
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "tailor.sqlite3") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_like_retry_and_clear_are_recorded(browser, tmp_path):
+    data = tmp_path / "data"
+    with AppProcess(data, provider="scripted") as app:
+        page = browser.new_page()
+        page.goto(app.url)
+        box = page.locator("#tailor-input textarea")
+        box.fill("hello there")
+        box.press("Enter")
+        page.get_by_text("(scripted) You said: hello there").wait_for(timeout=20_000)
+        page.locator("#tailor-chat button[aria-label='Like']").click()
+        _wait_for(lambda: _db_rows(data, "SELECT value FROM feedback") == [(1,)])
+        page.locator("#tailor-chat button[aria-label='Retry']").click()
+        _wait_for(lambda: _db_rows(
+            data, "SELECT COUNT(*) FROM messages WHERE role='assistant' AND superseded=1"
+        ) == [(1,)])
+        page.get_by_text("(scripted) You said: hello there").wait_for(timeout=20_000)
+        # an empty message is refused with a notice and nothing is sent
+        box.fill("   ")
+        box.press("Enter")
+        page.get_by_text("Your message is empty").first.wait_for(timeout=10_000)
+        assert _db_rows(data, "SELECT COUNT(*) FROM messages WHERE role='user'") == [(1,)]
+        assert bot_texts(page) == ["(scripted) You said: hello there"]  # chat left as it was
+        # clear starts a new, empty conversation; the old one stays in SQLite
+        # (the warning toast sits on top of the Clear button: dispatch the click to it)
+        page.locator("#tailor-chat button[aria-label='Clear']").dispatch_event("click")
+        _wait_for(lambda: page.locator("#tailor-chat .message").count() == 0)
+        _wait_for(lambda: _db_rows(data, "SELECT COUNT(*) FROM sessions")[0][0] >= 2)
+        page.close()
+
+
+def test_stop_keeps_the_partial_reply(browser, tmp_path):
+    data = tmp_path / "data"
+    with AppProcess(data) as app:
+        page = browser.new_page()
+        page.goto(app.url)
+        box = page.locator("#tailor-input textarea")
+        box.fill("Write a long story about a shop that sells candles, lanterns and cake tins.")
+        box.press("Enter")
+        _wait_for(lambda: any(len(t) > 20 for t in bot_texts(page)), timeout=60)
+        page.get_by_role("button", name="Stop").click()
+        _wait_for(lambda: _db_rows(
+            data, "SELECT status FROM messages WHERE role='assistant'") == [("stopped",)])
+        [(content,)] = _db_rows(data, "SELECT content FROM messages WHERE role='assistant'")
+        assert len(content) > 10
+        assert _db_rows(data, "SELECT outcome FROM llm_calls") == [("stopped",)]
+        page.close()
+
+
+def _wait_for(check, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

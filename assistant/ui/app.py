@@ -56,12 +56,14 @@ def create_app(service: AssistantService) -> gr.Blocks:
         return gr.Textbox(value=""), history, sid, sid, cleaned
 
     def respond(pending: str, sid: str, history: list) -> Iterator[list]:
-        if not pending:
+        if not pending:  # the message was refused: leave the chat as it is
+            yield gr.skip()
             return
         yield from _stream(service.chat(sid, pending), history)
 
     def retry(sid: str | None, history: list) -> Iterator[list]:
         if not sid:
+            yield gr.skip()
             return
         msgs = service.history(sid)
         if msgs and msgs[-1].role == "assistant":
@@ -119,6 +121,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
         saved = gr.BrowserState(None, storage_key="tailor-session",
                                 secret=_browser_secret(service.settings.data_dir))
         pending = gr.State("")
+        gr.Markdown(f"## {service.settings.shop_name} · Tailor")
         with gr.Tabs(), gr.Tab("Chat", id="chat"):
             chatbot = gr.Chatbot(
                 elem_id="tailor-chat",
@@ -134,7 +137,9 @@ def create_app(service: AssistantService) -> gr.Blocks:
                                  autofocus=True, max_lines=6)
                 send = gr.Button("Send", variant="primary", scale=1, min_width=80)
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-            gr.Markdown(f"Model: `{service.describe()}`", elem_id="tailor-status")
+            gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
+                        "Thumbs up/down under a reply help us improve.",
+                        elem_id="tailor-status")
         # hidden components behind the API-only events
         api_in = gr.Textbox(visible=False)
         api_out = gr.Textbox(visible=False)
@@ -151,7 +156,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
         for trigger, name in ((box.submit, "submit"), (send.click, "send")):
             accepted = trigger(accept, [box, session, chatbot],
                                [box, chatbot, session, saved, pending],
-                               api_name=f"{name}_accept", queue=False, **hidden)
+                               api_name=f"{name}_accept", **hidden)
             runs.append(accepted.then(respond, [pending, session, chatbot], [chatbot],
                                       api_name=f"{name}_respond", **hidden))
         runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
