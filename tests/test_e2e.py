@@ -61,3 +61,32 @@ def test_invalid_settings_stop_startup_with_hint(tmp_path):
         app.start(timeout=60)
     assert "TAILOR_PORT='abc'" in str(exc.value) and "hint:" in str(exc.value)
     assert "Traceback" not in str(exc.value)
+
+
+def test_openai_compatible_server_through_the_app(tmp_path):
+    """OPENAI_BASE_URL set: auto picks the OpenAI path; a failing server gives a clear
+    error, the app keeps running, the conversation is intact, and it recovers."""
+    from tests.fake_openai import FakeOpenAIServer, reply
+
+    with FakeOpenAIServer() as fake:
+        env = {"OPENAI_BASE_URL": fake.base_url, "TAILOR_LLM_MODEL": "fake-model",
+               "TAILOR_LLM_MAX_RETRIES": "1", "TAILOR_LLM_PROVIDER": "auto"}
+        with AppProcess(tmp_path / "data", provider="auto", env=env) as app:
+            assert "provider=openai model=fake-model" in app.log()
+            client = Client(app.url, verbose=False)
+            fake.script([reply("Happy to help with gifts.")])
+            assert client.predict("hi", api_name="/chat") == "Happy to help with gifts."
+            sid = client.predict(api_name="/session")
+            fake.script(["500", "500"])  # first try + one retry
+            with pytest.raises(Exception, match=r"failed \(500\)") as exc:
+                client.predict("are you there?", api_name="/chat")
+            assert "Retry" in str(exc.value)
+            assert len(fake.chat_requests) == 3
+            history = client.predict(sid, api_name="/resume")
+            assert [m["content"] for m in history] == [
+                "hi", "Happy to help with gifts.", "are you there?"]
+            fake.script([reply("Back again.")])
+            assert client.predict("hello?", api_name="/chat") == "Back again."
+            sent = fake.bodies[-1]["messages"]
+            assert [m["content"] for m in sent[1:]] == [
+                "hi", "Happy to help with gifts.", "are you there?", "hello?"]
