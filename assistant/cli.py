@@ -63,6 +63,7 @@ def serve(
     settings = _settings(host=host, port=port)
     service = AssistantService.from_settings(settings)
     log.info("Tailor: %s; data in %s", service.describe(), settings.data_dir)
+    service.warm_up()
     log.info("open http://%s:%s", settings.host, settings.port)
     launch(service)
 

@@ -16,6 +16,7 @@ errors and records one row per call in the SQLite call log.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import os
 import threading
@@ -29,7 +30,12 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.config import Settings
-from assistant.errors import AssistantError, ConfigError, ModelUnavailableError
+from assistant.errors import (
+    AssistantError,
+    ConfigError,
+    ModelResponseError,
+    ModelUnavailableError,
+)
 from assistant.schemas import LLMCall, Message, Usage
 
 log = logging.getLogger(__name__)
@@ -114,6 +120,10 @@ class LocalModel:
     def llama(self):
         return _load_llama(str(self.path), self.n_ctx, self.n_threads)
 
+    def warm_up(self) -> None:
+        """Load the model now (at start-up) rather than on the first message."""
+        _ = self.llama
+
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
@@ -132,7 +142,18 @@ class LocalModel:
                 stop=params.stop or None,
             )
             try:
-                for part in stream:
+                try:
+                    first = next(stream, None)
+                except ValueError as exc:  # llama-cpp-python: "Requested tokens ... exceed"
+                    if "context window" not in str(exc):
+                        raise
+                    raise ModelResponseError(
+                        f"The message and the conversation so far are too long for the local "
+                        f"model ({exc}).",
+                        "Shorten the message or start a new conversation (bin icon); or raise "
+                        "TAILOR_LOCAL_CONTEXT.",
+                    ) from None
+                for part in itertools.chain([first] if first else [], stream):
                     delta = part["choices"][0].get("delta", {}).get("content")
                     if delta:
                         completion_tokens += 1
@@ -358,6 +379,11 @@ class LLMClient:
         self.call_log = call_log
         self.where = where or getattr(model, "base_url", None) or (
             "api.openai.com" if model.provider == "openai" else model.provider)
+
+    def warm_up(self) -> None:
+        warm = getattr(self.model, "warm_up", None)
+        if warm:
+            warm()
 
     def count_tokens(self, text: str) -> int | None:
         counter = getattr(self.model, "count_tokens", None)

@@ -54,6 +54,10 @@ class AssistantService:
         where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
         return cls(settings, store, templates, LLMClient(model, store, where=where))
 
+    def warm_up(self) -> None:
+        """Load what the first reply needs (the local model) before serving."""
+        self.llm.warm_up()
+
     def model_label(self) -> str:
         """Short, for the UI: which model answers and whether it runs on this machine."""
         m = self.llm.model

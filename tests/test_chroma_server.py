@@ -1,0 +1,54 @@
+"""TAILOR_CHROMA_URL: the same VectorStore against a real `chroma run` server on loopback."""
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assistant.config import load_settings
+from assistant.embeddings import MODEL_ID
+from assistant.errors import EmbeddingMismatchError
+from assistant.profile_store import VectorStore
+from tests.apprunner import free_port
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = free_port()
+    exe = Path(sys.executable).with_name("chroma")
+    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_http_client_stores_and_checks_model(chroma_server, tmp_path):
+    settings = load_settings(data_dir=tmp_path / "data", chroma_url=chroma_server)
+    vs = VectorStore.from_settings(settings)
+    vs.upsert("help", ["a", "b"], ["how do I return an item", "where is my parcel"])
+    assert vs.query("help", "track my delivery", k=1)[0]["id"] == "b"
+    assert not (tmp_path / "data" / "chroma").exists()  # no embedded store was made
+    assert any((tmp_path / "server").iterdir())  # the server persisted the data
+    assert vs.collection("help").metadata["embedding_model"] == MODEL_ID
+
+    class Other(type(vs.ef.embedder)):
+        model_id = "other/model"
+
+    with pytest.raises(EmbeddingMismatchError):
+        VectorStore.from_settings(settings, Other()).collection("help")
