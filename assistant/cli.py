@@ -7,17 +7,20 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from assistant.config import Settings, load_settings
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InputError
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
 templates_app = typer.Typer(help="Prompt templates in prompts/.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
+segments_app = typer.Typer(help="Customer segments from order data.", no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
 
 log = logging.getLogger("assistant")
 
@@ -123,6 +126,111 @@ def templates_check() -> None:
 
     reg = TemplateRegistry(_settings().prompts_dir)
     typer.echo(f"{len(reg.templates)} template(s) OK")
+
+
+def _parse_map(pairs: list[str] | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs or []:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise InputError(f"--map {pair!r} is not FIELD=COLUMN.",
+                             "Example: --map customer=customer_id --map amount=dollar_value")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+class _Bar:
+    """tqdm progress bar on stderr driven by (stage, fraction) callbacks."""
+
+    def __init__(self, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, unit="%", file=sys.stderr, disable=not enabled,
+                        bar_format="{l_bar}{bar}| {elapsed}")
+
+    def __call__(self, stage: str, done: float) -> None:
+        self.bar.set_description(stage)
+        self.bar.update(max(0, round(done * 100) - self.bar.n))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _print_build(summary: dict[str, Any]) -> None:
+    clf = summary["classifier"]
+    typer.echo(f"customers: {summary['customers']:,}  (rows read {summary['rows_read']:,}, "
+               f"used {summary['rows_used']:,}, returns {summary['returns']:,})")
+    typer.echo("rejected rows: " + (", ".join(f"{k} {v:,}" for k, v in
+                                              summary["rejected"].items()) or "none"))
+    typer.echo("segments: " + ", ".join(f"{k} {v:,}" for k, v in summary["segments"].items()))
+    best = next(r for r in summary["clusters"]["scores"] if r["k"] == summary["clusters"]["k"])
+    typer.echo(f"clusters: k={summary['clusters']['k']} (silhouette {best['silhouette']:.3f}, "
+               f"Davies-Bouldin {best['davies_bouldin']:.3f}): "
+               + "; ".join(summary["clusters"]["names"]))
+    typer.echo(f"classifier ({clf['folds']}-fold CV over held-out customers; majority baseline "
+               f"{clf['baseline_accuracy']:.3f}):")
+    for mode, m in clf["by_mode"].items():
+        typer.echo(f"  {mode:<10} accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+                   f"Brier {m['brier']:.3f}")
+    typer.echo(f"saved: {summary['artifacts']}")
+
+
+@segments_app.command("build")
+@friendly
+def segments_build(
+    orders: Annotated[Path, typer.Option(help="Orders file: CSV, CSV.gz or Parquet.")],
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="FIELD=COLUMN for a different schema (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest orders, compute features, discover segments, train the segment classifier."""
+    from assistant.segmentation import build_segment_model
+
+    settings = _settings()
+    bar = _Bar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        summary = build_segment_model(orders, settings.artifacts_dir, mapping=_parse_map(map_),
+                                      progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_build(summary)
+
+
+@segments_app.command("train")
+@friendly
+def segments_train(
+    table: Annotated[Path, typer.Option(help="A table (CSV or Parquet), one row per person.")],
+    label: Annotated[str, typer.Option(help="The column to predict.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Cross-validate a classifier on any table; compare with the majority baseline."""
+    from assistant.behaviour import read_table
+    from assistant.segmentation import train_table
+
+    result = train_table(read_table(table), label)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{result['rows']:,} rows, {len(result['classes'])} classes, "
+               f"{result['folds']}-fold CV")
+    typer.echo(f"accuracy {result['accuracy']:.3f}  macro-F1 {result['macro_f1']:.3f}  "
+               f"(majority baseline: accuracy {result['baseline']['accuracy']:.3f}, "
+               f"macro-F1 {result['baseline']['macro_f1']:.3f})")
+
+
+@segments_app.command("show")
+@friendly
+def segments_show(
+    customer: Annotated[str, typer.Argument(help="Customer id from the order data.")],
+) -> None:
+    """Segment of a known customer, with probability and reasons, as JSON."""
+    from assistant.service import AssistantService
+
+    service = AssistantService.from_settings(_settings())
+    typer.echo(json.dumps(service.segment_of_customer(customer), indent=2))
 
 
 if __name__ == "__main__":

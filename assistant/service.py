@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from assistant.config import Settings
+from assistant.config import REPO_ROOT, Settings
 from assistant.errors import InputError
 from assistant.llm import ChatModel, LLMClient, build_model
 from assistant.prompts import TemplateRegistry
 from assistant.schemas import ChatMessage, Message
+from assistant.segmentation import (
+    Progress,
+    SegmentModel,
+    build_segment_model,
+    dashboard_data,
+)
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
 
 CHAT_TEMPLATE = "chat"
+DEFAULT_ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"  # shipped real data
 # history sent to the model, newest first, until this many characters (small local context)
 HISTORY_CHARS = 3000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064]")
@@ -43,6 +53,8 @@ class AssistantService:
         self.store = store
         self.templates = templates
         self.llm = llm
+        self._segments: SegmentModel | None = None
+        self._segments_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -126,6 +138,53 @@ class AssistantService:
                 text = gen.text.strip() or "…"
                 self.store.add_message(session_id, "assistant", text, status=gen.outcome,
                                        llm_call_id=gen.call_id)
+
+    # -- segments -----------------------------------------------------------------
+    def segment_model(self) -> SegmentModel:
+        """The segments in use (loaded once; replaced after a rebuild)."""
+        with self._segments_lock:
+            if self._segments is None:
+                self._segments = SegmentModel.load(self.settings.artifacts_dir)
+            if self._segments is None:
+                raise InputError(
+                    "No segments have been built yet.",
+                    "Run: assistant segments build --orders data/online_retail.csv.gz "
+                    "(or Rebuild in the Segments tab).",
+                )
+            return self._segments
+
+    def has_segments(self) -> bool:
+        try:
+            self.segment_model()
+        except InputError:
+            return False
+        return True
+
+    def rebuild_segments(self, orders_path: Path, mapping: dict[str, str] | None = None,
+                         progress: Progress = None) -> dict[str, Any]:
+        """Build new segments; the ones in use stay until the new build has succeeded."""
+        summary = build_segment_model(Path(orders_path), self.settings.artifacts_dir,
+                                      mapping=mapping, progress=progress)
+        with self._segments_lock:
+            self._segments = None
+        return summary
+
+    def ensure_segments(self) -> dict[str, Any] | None:
+        """First run: build segments from the shipped real orders when none exist."""
+        if self.has_segments() or not DEFAULT_ORDERS.exists():
+            return None
+        log.info("building segments from %s (first run)", DEFAULT_ORDERS)
+        return self.rebuild_segments(DEFAULT_ORDERS)
+
+    def segments_dashboard(self) -> dict[str, Any]:
+        return dashboard_data(self.segment_model())
+
+    def segment_of_customer(self, customer_id: str) -> dict[str, Any]:
+        return self.segment_model().of_customer(customer_id)
+
+    def segment_from_answers(self, answers: dict[str, Any],
+                             customer_id: str | None = None) -> dict[str, Any]:
+        return self.segment_model().from_answers(answers, customer_id)
 
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
         msgs = self.store.messages(session_id)

@@ -18,6 +18,7 @@ import gradio as gr
 from assistant.errors import AssistantError
 from assistant.service import AssistantService, clean_message
 from assistant.ui.chat import error_bubble, feedback_values, to_chatbot
+from assistant.ui.segments import build_segments_tab
 
 log = logging.getLogger(__name__)
 
@@ -122,24 +123,27 @@ def create_app(service: AssistantService) -> gr.Blocks:
                                 secret=_browser_secret(service.settings.data_dir))
         pending = gr.State("")
         gr.Markdown(f"## {service.settings.shop_name} · Tailor")
-        with gr.Tabs(), gr.Tab("Chat", id="chat"):
-            chatbot = gr.Chatbot(
-                elem_id="tailor-chat",
-                label=f"{service.settings.shop_name} assistant",
-                height=520,
-                buttons=["copy"],
-                placeholder="**Hello!** Ask about gifts, occasions or your order. "
-                "Your conversation is saved: come back any time.",
-            )
-            with gr.Row():
-                box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
-                                 placeholder="Type a message and press Enter",
-                                 autofocus=True, max_lines=6)
-                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-            gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
-                        "Thumbs up/down under a reply help us improve.",
-                        elem_id="tailor-status")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chatbot = gr.Chatbot(
+                    elem_id="tailor-chat",
+                    label=f"{service.settings.shop_name} assistant",
+                    height=520,
+                    buttons=["copy"],
+                    placeholder="**Hello!** Ask about gifts, occasions or your order. "
+                    "Your conversation is saved: come back any time.",
+                )
+                with gr.Row():
+                    box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
+                                     placeholder="Type a message and press Enter",
+                                     autofocus=True, max_lines=6)
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
+                            "Thumbs up/down under a reply help us improve.",
+                            elem_id="tailor-status")
+            with gr.Tab("Segments", id="segments"):
+                seg_load, seg_inputs, seg_outputs = build_segments_tab(service)
         # hidden components behind the API-only events
         api_in = gr.Textbox(visible=False)
         api_out = gr.Textbox(visible=False)
@@ -151,6 +155,8 @@ def create_app(service: AssistantService) -> gr.Blocks:
         # -- events (every one has an api_name) ---------------------------------
         demo.load(restore, [saved], [session, chatbot, saved], api_name="restore",
                   api_visibility="undocumented", queue=False)
+        demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
+                  api_visibility="undocumented")
         hidden = {"api_visibility": "undocumented"}
         runs = []
         for trigger, name in ((box.submit, "submit"), (send.click, "send")):

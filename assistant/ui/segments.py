@@ -1,0 +1,182 @@
+"""The Segments tab (ops): plots of the built segments, the classifier's scores, a customer
+lookup and "rebuild from a file" with a progress bar. Figures are plotly; no business logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from assistant.errors import AssistantError, InputError
+from assistant.service import AssistantService
+
+EMPTY = ("**No segments yet.** Build them from the shipped orders "
+         "(`assistant segments build --orders data/online_retail.csv.gz`) or upload an "
+         "orders file below and press **Rebuild**.")
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """'customer=customer_id, amount=dollar_value' -> mapping (also one per line)."""
+    mapping: dict[str, str] = {}
+    for part in text.replace("\n", ",").split(","):
+        if not part.strip():
+            continue
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise InputError(f"'{part.strip()}' is not FIELD=COLUMN.",
+                             "Example: customer=customer_id, amount=dollar_value")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    clf = summary["classifier"]
+    k = summary["clusters"]["k"]
+    best = next(r for r in summary["clusters"]["scores"] if r["k"] == k)
+    rejected = ", ".join(f"{r.replace('_', ' ')} {n:,}" for r, n in summary["rejected"].items())
+    rows = "\n".join(
+        f"| {mode} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['brier']:.3f} |"
+        for mode, m in clf["by_mode"].items())
+    return (
+        f"**{summary['customers']:,} customers** from `{summary['source']}` · "
+        f"{summary['rows_used']:,} of {summary['rows_read']:,} rows used "
+        f"({summary['returns']:,} returns) · rejected: {rejected or 'none'}\n\n"
+        f"**Clusters:** k = {k} chosen by silhouette ({best['silhouette']:.3f}; "
+        f"Davies-Bouldin {best['davies_bouldin']:.3f}).\n\n"
+        f"**Segment classifier** ({clf['folds']}-fold CV over held-out customers; "
+        f"majority baseline accuracy {clf['baseline_accuracy']:.3f}):\n\n"
+        "| input | accuracy | macro-F1 | Brier |\n|---|---|---|---|\n" + rows
+    )
+
+
+def sizes_figure(data: dict[str, Any]) -> go.Figure:
+    sizes = data["sizes"]
+    fig = px.bar(x=sizes.index, y=sizes.values, labels={"x": "segment", "y": "customers"},
+                 color=sizes.index, title="Customers per RFM segment")
+    fig.update_layout(showlegend=False, height=360, margin={"t": 50, "b": 10})
+    return fig
+
+
+def rfm_figure(data: dict[str, Any]) -> go.Figure:
+    rfm = data["rfm"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Recency (days since last order)", "Frequency (orders, log scale)",
+        "Monetary (net spend £, log scale)"))
+    fig.add_trace(go.Histogram(x=rfm["recency_days"], nbinsx=40, name="recency"), 1, 1)
+    fig.add_trace(go.Histogram(x=rfm["frequency"], name="frequency"), 1, 2)
+    fig.add_trace(go.Histogram(x=rfm["monetary"].clip(lower=1), name="monetary"), 1, 3)
+    fig.update_xaxes(type="log", row=1, col=2)
+    fig.update_xaxes(type="log", row=1, col=3)
+    fig.update_layout(showlegend=False, height=320, margin={"t": 50, "b": 10})
+    return fig
+
+
+def projection_figure(data: dict[str, Any]) -> go.Figure:
+    proj = data["projection"].reset_index()
+    fig = px.scatter(proj, x="x", y="y", color="segment", hover_data=["customer", "cluster"],
+                     category_orders={"segment": data["segment_order"]}, opacity=0.7,
+                     title="Customers in 2-D (PCA of the clustering features)")
+    fig.update_traces(marker={"size": 5})
+    fig.update_layout(height=480, margin={"t": 50, "b": 10})
+    return fig
+
+
+def confusion_figure(summary: dict[str, Any], mode: str) -> go.Figure:
+    clf = summary["classifier"]
+    classes = clf["classes"]
+    fig = px.imshow(clf["confusion"][mode], x=classes, y=classes, text_auto=True,
+                    labels={"x": "predicted", "y": "true", "color": "people"},
+                    color_continuous_scale="Blues",
+                    title=f"Confusion matrix ({mode}, held-out customers)")
+    fig.update_layout(height=520, margin={"t": 50, "b": 10})
+    return fig
+
+
+def medians_table(data: dict[str, Any]) -> pd.DataFrame:
+    return data["medians"].round(1).reset_index().rename(columns={"rfm_segment": "segment"})
+
+
+def build_segments_tab(service: AssistantService) -> None:
+    """Render the tab inside the current Blocks."""
+
+    def load(mode: str):
+        try:
+            data = service.segments_dashboard()
+        except AssistantError as err:
+            empty = go.Figure()
+            return (EMPTY if isinstance(err, InputError) else err.for_user(), empty, empty,
+                    empty, pd.DataFrame(), empty)
+        return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
+                projection_figure(data), medians_table(data),
+                confusion_figure(data["summary"], mode))
+
+    def rebuild(file: str | None, mapping_text: str, mode: str,
+                progress: gr.Progress = gr.Progress()):  # noqa: B008 - gradio's idiom
+        if not file:
+            gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
+            return load(mode)
+        try:
+            service.rebuild_segments(file, parse_map(mapping_text or ""),
+                                     progress=lambda stage, done: progress(done, desc=stage))
+        except AssistantError as err:
+            gr.Warning(err.for_user() + " — the segments in use are unchanged.")
+            return load(mode)
+        gr.Info("Segments rebuilt.")
+        return load(mode)
+
+    def lookup(customer_id: str) -> dict[str, Any]:
+        try:
+            return service.segment_of_customer(customer_id)
+        except AssistantError as err:
+            return {"error": err.message, "hint": err.hint}
+
+    def from_answers(answers_json: str, customer_id: str) -> dict[str, Any]:
+        try:
+            answers = json.loads(answers_json or "{}")
+        except ValueError as exc:
+            return {"error": f"Answers are not valid JSON ({exc}).",
+                    "hint": 'Example: {"order_frequency": "every month or two"}'}
+        try:
+            return service.segment_from_answers(answers, customer_id.strip() or None)
+        except AssistantError as err:
+            return {"error": err.message, "hint": err.hint}
+
+    summary = gr.Markdown(EMPTY)
+    with gr.Row():
+        sizes = gr.Plot(label="Segment sizes")
+        projection = gr.Plot(label="2-D projection")
+    rfm = gr.Plot(label="RFM distributions")
+    medians = gr.Dataframe(label="Per-segment medians", interactive=False, wrap=True)
+    mode = gr.Radio(["both", "behaviour", "answers"], value="answers",
+                    label="Classifier input (answers = cold start)")
+    confusion = gr.Plot(label="Confusion matrix")
+    with gr.Accordion("Look up a customer / place a person from answers", open=False), gr.Row():
+        with gr.Column():
+            cust = gr.Textbox(label="Customer id", placeholder="17850")
+            lookup_btn = gr.Button("Segment of customer")
+        with gr.Column():
+            answers = gr.Code(label="Answers (JSON)", language="json",
+                              value='{"order_frequency": "every month or two",\n'
+                                    ' "spend_per_order": "£150-£300",\n'
+                                    ' "last_order": "within the last month"}')
+            answers_btn = gr.Button("Segment from answers")
+        result = gr.JSON(label="Result")
+    with gr.Accordion("Rebuild from an orders file", open=False):
+        upload = gr.File(label="Orders (CSV, CSV.gz, Parquet)", type="filepath",
+                         file_types=[".csv", ".gz", ".parquet"])
+        mapping = gr.Textbox(label="Column mapping (optional)",
+                             placeholder="customer=customer_id, timestamp=date, "
+                                         "amount=dollar_value")
+        rebuild_btn = gr.Button("Rebuild", variant="primary")
+
+    outputs = [summary, sizes, rfm, projection, medians, confusion]
+    gr.on([mode.change], load, [mode], outputs, api_name="segments_dashboard")
+    rebuild_btn.click(rebuild, [upload, mapping, mode], outputs, api_name="segments_rebuild")
+    lookup_btn.click(lookup, [cust], [result], api_name="segment_of_customer")
+    answers_btn.click(from_answers, [answers, cust], [result], api_name="segment_from_answers")
+    return load, [mode], outputs
