@@ -61,6 +61,9 @@ def save_bundle(root: Path, kind: str, *, models: dict[str, Any],
         for name, model in models.items():
             sio.dump(model, tmp / f"{name}.skops")
         for name, table in tables.items():
+            if table.attrs:  # Parquet stores attrs as JSON; ours go in the manifest
+                table = table.copy(deep=False)
+                table.attrs = {}
             table.to_parquet(tmp / f"{name}.parquet")
         full = {"kind": kind, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "libraries": library_versions(), "models": sorted(models),

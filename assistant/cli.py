@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from assistant.config import Settings, load_settings
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
@@ -128,17 +128,6 @@ def templates_check() -> None:
     typer.echo(f"{len(reg.templates)} template(s) OK")
 
 
-def _parse_map(pairs: list[str] | None) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for pair in pairs or []:
-        field, sep, column = pair.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise InputError(f"--map {pair!r} is not FIELD=COLUMN.",
-                             "Example: --map customer=customer_id --map amount=dollar_value")
-        mapping[field.strip()] = column.strip()
-    return mapping
-
-
 class _Bar:
     """tqdm progress bar on stderr driven by (stage, fraction) callbacks."""
 
@@ -184,13 +173,14 @@ def segments_build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest orders, compute features, discover segments, train the segment classifier."""
+    from assistant.behaviour import parse_map_options
     from assistant.segmentation import build_segment_model
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
     try:
-        summary = build_segment_model(orders, settings.artifacts_dir, mapping=_parse_map(map_),
-                                      progress=bar)
+        summary = build_segment_model(orders, settings.artifacts_dir,
+                                      mapping=parse_map_options(map_), progress=bar)
     finally:
         bar.close()
     if as_json:

@@ -151,6 +151,8 @@ def test_failed_save_keeps_previous_bundle(tmp_path):
     first = save_bundle(tmp_path, "segments", models={}, tables={}, manifest={"n": 1})
 
     class Boom:
+        attrs: dict = {}
+
         def to_parquet(self, path):
             raise RuntimeError("disk full")
 
