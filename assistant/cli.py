@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -67,8 +68,21 @@ def serve(
     service = AssistantService.from_settings(settings)
     log.info("Tailor: %s; data in %s", service.describe(), settings.data_dir)
     service.warm_up()
+    if settings.auto_build_segments:
+        threading.Thread(target=_first_run_segments, args=(service,), daemon=True,
+                         name="first-run-segments").start()
     log.info("open http://%s:%s", settings.host, settings.port)
     launch(service)
+
+
+def _first_run_segments(service: Any) -> None:
+    try:
+        summary = service.ensure_segments()
+        if summary:
+            log.info("segments built: %s customers, %s", summary["customers"],
+                     summary["segments"])
+    except AssistantError as err:
+        log.warning("segments not built: %s (%s)", err.message, err.hint)
 
 
 @app.command()

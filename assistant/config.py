@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         None, description="Chroma server URL (http://host:port); default: embedded on disk."
     )
     shop_name: str = Field("Tailor Gifts", description="Shop name used in templates.")
+    auto_build_segments: bool = Field(
+        True, description="At start, build segments from the shipped orders if none exist."
+    )
 
     @field_validator("llm_provider", mode="before")
     @classmethod

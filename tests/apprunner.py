@@ -27,7 +27,8 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, "TAILOR_DATA_DIR": str(data_dir), "TAILOR_PORT": str(self.port),
                     "TAILOR_LLM_PROVIDER": provider, "GRADIO_ANALYTICS_ENABLED": "False",
-                    "NO_PROXY": "127.0.0.1,localhost", **(env or {})}
+                    "NO_PROXY": "127.0.0.1,localhost", "TAILOR_AUTO_BUILD_SEGMENTS": "false",
+                    **(env or {})}
         self.log_path = data_dir / f"app-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -65,13 +66,15 @@ def sizes_figure(data: dict[str, Any]) -> go.Figure:
 def rfm_figure(data: dict[str, Any]) -> go.Figure:
     rfm = data["rfm"]
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "Recency (days since last order)", "Frequency (orders, log scale)",
-        "Monetary (net spend £, log scale)"))
+        "Recency (days since last order)", "Frequency (orders)", "Monetary (net spend £)"))
     fig.add_trace(go.Histogram(x=rfm["recency_days"], nbinsx=40, name="recency"), 1, 1)
-    fig.add_trace(go.Histogram(x=rfm["frequency"], name="frequency"), 1, 2)
-    fig.add_trace(go.Histogram(x=rfm["monetary"].clip(lower=1), name="monetary"), 1, 3)
-    fig.update_xaxes(type="log", row=1, col=2)
-    fig.update_xaxes(type="log", row=1, col=3)
+    # log-spaced values drawn on a linear axis of log10, labelled in real units
+    for col, values in ((2, rfm["frequency"]), (3, rfm["monetary"])):
+        logs = np.log10(values.clip(lower=1))
+        fig.add_trace(go.Histogram(x=logs, nbinsx=40), 1, col)
+        ticks = np.arange(0, np.ceil(logs.max()) + 1)
+        fig.update_xaxes(tickvals=ticks, ticktext=[f"{10 ** t:,.0f}" for t in ticks],
+                         row=1, col=col)
     fig.update_layout(showlegend=False, height=320, margin={"t": 50, "b": 10})
     return fig
 
@@ -86,10 +89,12 @@ def projection_figure(data: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def confusion_figure(summary: dict[str, Any], mode: str) -> go.Figure:
-    clf = summary["classifier"]
-    classes = clf["classes"]
-    fig = px.imshow(clf["confusion"][mode], x=classes, y=classes, text_auto=True,
+def confusion_figure(data: dict[str, Any], mode: str) -> go.Figure:
+    clf = data["summary"]["classifier"]
+    order = [c for c in data["segment_order"] if c in clf["classes"]]
+    pos = [clf["classes"].index(c) for c in order]
+    matrix = np.asarray(clf["confusion"][mode])[np.ix_(pos, pos)]
+    fig = px.imshow(matrix, x=order, y=order, text_auto=True,
                     labels={"x": "predicted", "y": "true", "color": "people"},
                     color_continuous_scale="Blues",
                     title=f"Confusion matrix ({mode}, held-out customers)")
@@ -113,7 +118,7 @@ def build_segments_tab(service: AssistantService) -> None:
                     empty, pd.DataFrame(), empty)
         return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
                 projection_figure(data), medians_table(data),
-                confusion_figure(data["summary"], mode))
+                confusion_figure(data, mode))
 
     def rebuild(file: str | None, mapping_text: str, mode: str,
                 progress: gr.Progress = gr.Progress()):  # noqa: B008 - gradio's idiom
