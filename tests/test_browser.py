@@ -130,3 +130,27 @@ def _wait_for(check, timeout: float = 20) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
+    """Ops upload real orders (the first 60,000 rows of the shipped file) and rebuild."""
+    import pandas as pd
+
+    from assistant.config import REPO_ROOT
+
+    orders = tmp_path / "orders.csv"
+    pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
+        orders, index=False)
+    with AppProcess(tmp_path / "data", provider="scripted") as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        page.goto(app.url)
+        page.get_by_role("tab", name="Segments").click()
+        page.get_by_text("No segments yet.").wait_for(timeout=20_000)
+        page.get_by_text("Rebuild from an orders file").click()
+        page.locator("#tailor-orders-upload input[type=file]").set_input_files(str(orders))
+        page.get_by_role("button", name="Rebuild", exact=True).click()
+        page.locator("text=/[0-9,]+ customers/").first.wait_for(timeout=120_000)
+        _wait_for(lambda: page.locator(".js-plotly-plot").count() >= 4, timeout=30)
+        assert page.get_by_text("Confusion matrix").count() >= 1
+        page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
+        page.close()

@@ -90,3 +90,32 @@ def test_openai_compatible_server_through_the_app(tmp_path):
             sent = fake.bodies[-1]["messages"]
             assert [m["content"] for m in sent[1:]] == [
                 "hi", "Happy to help with gifts.", "are you there?", "hello?"]
+
+
+def test_first_run_builds_segments_and_api_serves_them(tmp_path):
+    """No segments yet: the app builds them from the shipped real orders in the background;
+    the API then places a known customer and a person from answers."""
+    import time
+
+    with AppProcess(tmp_path / "data", provider="scripted",
+                    env={"TAILOR_AUTO_BUILD_SEGMENTS": "true"}) as app:
+        client = Client(app.url, verbose=False)
+        deadline = time.monotonic() + 240
+        while True:
+            seg = client.predict("17850", api_name="/segment_of_customer")
+            if "error" not in seg or time.monotonic() > deadline:
+                break
+            assert "No segments have been built yet" in seg["error"]
+            time.sleep(2)
+        assert seg["segment"] in {"At Risk", "Lost", "Hibernating", "Can't Lose Them"}, seg
+        assert seg["reasons"] and 0 < seg["probability"] <= 1
+        said = client.predict('{"order_frequency": "more than once a month", '
+                              '"last_order": "within the last month", '
+                              '"spend_per_order": "over £600"}', "",
+                              api_name="/segment_from_answers")
+        assert said["segment"] == "Champions" and said["source"] == "said"
+        bad = client.predict("{not json", "", api_name="/segment_from_answers")
+        assert "not valid JSON" in bad["error"] and bad["hint"]
+        unknown = client.predict("nobody", api_name="/segment_of_customer")
+        assert "No customer 'nobody'" in unknown["error"]
+        assert "segments built: 4338 customers" in app.log()

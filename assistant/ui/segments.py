@@ -173,6 +173,7 @@ def build_segments_tab(service: AssistantService) -> None:
         result = gr.JSON(label="Result")
     with gr.Accordion("Rebuild from an orders file", open=False):
         upload = gr.File(label="Orders (CSV, CSV.gz, Parquet)", type="filepath",
+                         elem_id="tailor-orders-upload",
                          file_types=[".csv", ".gz", ".parquet"])
         mapping = gr.Textbox(label="Column mapping (optional)",
                              placeholder="customer=customer_id, timestamp=date, "
