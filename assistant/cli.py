@@ -184,9 +184,13 @@ def segments_build(
     orders: Annotated[Path, typer.Option(help="Orders file: CSV, CSV.gz or Parquet.")],
     map_: Annotated[list[str] | None, typer.Option(
         "--map", help="FIELD=COLUMN for a different schema (repeatable).")] = None,
+    return_prefix: Annotated[str, typer.Option(
+        help="Order ids starting with this are returns ('' to rely on negative quantities).")
+    ] = "C",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Ingest orders, compute features, discover segments, train the segment classifier."""
+    """Ingest orders, compute features, discover segments, train the segment classifier.
+    Rejected rows are written to <data dir>/artifacts/last-rejects.csv with their reason."""
     from assistant.behaviour import parse_map_options
     from assistant.segmentation import build_segment_model
 
@@ -194,7 +198,8 @@ def segments_build(
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
     try:
         summary = build_segment_model(orders, settings.artifacts_dir,
-                                      mapping=parse_map_options(map_), progress=bar)
+                                      mapping=parse_map_options(map_),
+                                      return_prefix=return_prefix, progress=bar)
     finally:
         bar.close()
     if as_json:

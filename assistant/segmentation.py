@@ -365,8 +365,9 @@ def _noop(stage: str, done: float) -> None:
 
 
 def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
-                        mapping: dict[str, str] | None = None, k_range: range = K_RANGE,
-                        folds: int = 5, progress: Progress = None) -> dict[str, Any]:
+                        mapping: dict[str, str] | None = None, return_prefix: str = "C",
+                        k_range: range = K_RANGE, folds: int = 5,
+                        progress: Progress = None) -> dict[str, Any]:
     """Ingest -> features -> RFM + clusters -> classifier (evaluated, then fitted on all)
     -> a new artefact bundle. Returns the summary; nothing is replaced if a step fails."""
     from assistant.artifacts import save_bundle
@@ -377,7 +378,7 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
     progress = progress or _noop
     progress("reading orders", 0.0)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    ingest = load_orders(Path(orders_path), mapping,
+    ingest = load_orders(Path(orders_path), mapping, return_prefix=return_prefix,
                          rejects_path=artifacts_dir / "last-rejects.csv")
     orders = ingest.orders
     rules = load_group_rules()
