@@ -22,6 +22,7 @@ from assistant.ui.segments import build_segments_tab
 
 log = logging.getLogger(__name__)
 
+READY = "Type a message and press Enter"
 CSS = """
 #tailor-status {opacity: 0.75; font-size: 0.85em}
 """
@@ -42,8 +43,12 @@ def create_app(service: AssistantService) -> gr.Blocks:
 
     # -- callbacks: unpack state, call the service, format the result -------------
     def restore(saved_id: str | None):
+        """Page load: bring back this browser's conversation, then open the input (it stays
+        closed until then, so a first message cannot race the restored session)."""
         sid, msgs = service.resume(saved_id)
-        return sid, gr.Chatbot(value=to_chatbot(msgs), feedback_value=feedback_values(msgs)), sid
+        return (sid, gr.Chatbot(value=to_chatbot(msgs), feedback_value=feedback_values(msgs)),
+                sid, gr.Textbox(interactive=True, placeholder=READY),
+                gr.Button(interactive=True))
 
     def accept(text: str, sid: str | None, history: list):
         """Show the person's message at once; an unusable one stays in the box."""
@@ -135,9 +140,10 @@ def create_app(service: AssistantService) -> gr.Blocks:
                 )
                 with gr.Row():
                     box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
-                                     placeholder="Type a message and press Enter",
-                                     autofocus=True, max_lines=6)
-                    send = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                                     placeholder="Loading your conversation…",
+                                     interactive=False, autofocus=True, max_lines=6)
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=80,
+                                     interactive=False)
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
                             "Thumbs up/down under a reply help us improve.",
@@ -153,7 +159,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
         api_resume_btn = gr.Button(visible=False)
 
         # -- events (every one has an api_name) ---------------------------------
-        demo.load(restore, [saved], [session, chatbot, saved], api_name="restore",
+        demo.load(restore, [saved], [session, chatbot, saved, box, send], api_name="restore",
                   api_visibility="undocumented", queue=False)
         demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
                   api_visibility="undocumented")
