@@ -106,6 +106,11 @@ def medians_table(data: dict[str, Any]) -> pd.DataFrame:
     return data["medians"].round(1).reset_index().rename(columns={"rfm_segment": "segment"})
 
 
+def clusters_table(data: dict[str, Any]) -> pd.DataFrame:
+    prof = data["clusters"].drop(columns=["nearest_rfm"]).round(1)
+    return prof[["name", *[c for c in prof.columns if c != "name"]]]
+
+
 def build_segments_tab(service: AssistantService) -> None:
     """Render the tab inside the current Blocks."""
 
@@ -115,9 +120,9 @@ def build_segments_tab(service: AssistantService) -> None:
         except AssistantError as err:
             empty = go.Figure()
             return (EMPTY if isinstance(err, InputError) else err.for_user(), empty, empty,
-                    empty, pd.DataFrame(), empty)
+                    empty, pd.DataFrame(), pd.DataFrame(), empty)
         return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
-                projection_figure(data), medians_table(data),
+                projection_figure(data), medians_table(data), clusters_table(data),
                 confusion_figure(data, mode))
 
     def rebuild(file: str | None, mapping_text: str, mode: str,
@@ -157,6 +162,8 @@ def build_segments_tab(service: AssistantService) -> None:
         projection = gr.Plot(label="2-D projection")
     rfm = gr.Plot(label="RFM distributions")
     medians = gr.Dataframe(label="Per-segment medians", interactive=False, wrap=True)
+    clusters = gr.Dataframe(label="Clusters: size, feature medians, nearest RFM segment",
+                            interactive=False, wrap=True)
     mode = gr.Radio(["both", "behaviour", "answers"], value="answers",
                     label="Classifier input (answers = cold start)")
     confusion = gr.Plot(label="Confusion matrix")
@@ -180,7 +187,7 @@ def build_segments_tab(service: AssistantService) -> None:
                                          "amount=dollar_value")
         rebuild_btn = gr.Button("Rebuild", variant="primary")
 
-    outputs = [summary, sizes, rfm, projection, medians, confusion]
+    outputs = [summary, sizes, rfm, projection, medians, clusters, confusion]
     gr.on([mode.change], load, [mode], outputs, api_name="segments_dashboard")
     rebuild_btn.click(rebuild, [upload, mapping, mode], outputs, api_name="segments_rebuild")
     lookup_btn.click(lookup, [cust], [result], api_name="segment_of_customer")
