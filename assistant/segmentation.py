@@ -422,7 +422,8 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
         artifacts_dir, SEGMENTS_KIND,
         models={"classifier": classifier, "clusters": clusters.pipeline},
         tables={"customers": customers.reset_index(), "cluster_profiles": clusters.profiles,
-                "catalog": build_catalog(orders, rules)},
+                "catalog": build_catalog(orders, rules),
+                "answer_likelihoods": answer_likelihoods(rows)},
         manifest={"data_hash": ingest.source_hash, "summary": summary},
     )
     summary["artifacts"] = str(path)
@@ -446,6 +447,21 @@ class SegmentModel:
 
         bundle = load_bundle(artifacts_dir, SEGMENTS_KIND)
         return cls(bundle) if bundle else None
+
+    def planner(self, threshold: float = 0.8) -> QuestionPlanner | None:
+        """Adaptive question order (None for bundles built before it existed)."""
+        lik = self.bundle.tables.get("answer_likelihoods")
+        return QuestionPlanner(self.classifier, lik, threshold) if lik is not None else None
+
+    def observed_answers(self, customer_id: str) -> dict[str, Any]:
+        """What a returning customer's orders already answer (asked questions skip these)."""
+        row = self.behaviour_of(customer_id)
+        derived = true_answers(row.to_frame().T.astype({"country": object}))
+        answers: dict[str, Any] = {q: derived[q].iloc[0] for q in ANSWER_COLUMNS}
+        groups = [c.removeprefix(INTEREST_PREFIX) for c in derived.columns
+                  if c.startswith(INTEREST_PREFIX) and derived[c].iloc[0] > 0]
+        answers["interests"] = groups
+        return answers
 
     def behaviour_of(self, customer_id: str) -> pd.Series:
         key = str(customer_id).strip().removesuffix(".0")
@@ -507,3 +523,100 @@ def dashboard_data(model: SegmentModel, *, sample: int = 3000,
         "clusters": model.bundle.tables["cluster_profiles"],
         "segment_order": order,
     }
+
+
+# --------------------------------------------------------------------------- adaptive order
+ASK_ORDER = ["order_frequency", "spend_per_order", "last_order", "buyer_type", "region",
+             "interests"]  # the fixed order, and the questions the planner chooses among
+
+
+def _interest_sets(rows: pd.DataFrame) -> pd.Series:
+    cols = [c for c in rows.columns if c.startswith(INTEREST_PREFIX)]
+    if not cols:
+        return pd.Series("", index=rows.index)
+    flags = rows[cols].fillna(0).to_numpy() > 0
+    names = np.array([c.removeprefix(INTEREST_PREFIX) for c in cols], dtype=object)
+    return pd.Series(["|".join(names[f]) for f in flags], index=rows.index)
+
+
+def answer_likelihoods(rows: pd.DataFrame, *, top_sets: int = 12) -> pd.DataFrame:
+    """P(answer | segment) for each planner question, from the (noisy) training answers.
+    Interests are sets; the ``top_sets`` most common sets stand for that question."""
+    said = rows[rows["mode"] != "behaviour"].copy()
+    said["interests"] = _interest_sets(said)
+    common = said["interests"].value_counts().index[:top_sets]
+    parts = []
+    for q in ASK_ORDER:
+        col = said[[q, "segment"]].dropna()
+        if q == "interests":
+            col = col[col[q].isin(common)]
+        counts = col.groupby(["segment", q]).size().rename("n").reset_index()
+        counts["p"] = counts["n"] / counts.groupby("segment")["n"].transform("sum")
+        parts.append(counts.rename(columns={q: "value"}).assign(question=q))
+    return pd.concat(parts, ignore_index=True)[["question", "value", "segment", "p"]]
+
+
+class QuestionPlanner:
+    """Choose the next question by expected information gain on the classifier's segment
+    posterior; stop when the top segment's probability reaches ``threshold``."""
+
+    def __init__(self, classifier: Pipeline, likelihoods: pd.DataFrame,
+                 threshold: float = 0.8) -> None:
+        self.classifier = classifier
+        self.threshold = threshold
+        self.classes = [str(c) for c in classifier.classes_]
+        self.options: dict[str, list[str]] = {}
+        self.lik: dict[str, np.ndarray] = {}  # question -> (options x classes)
+        for q, part in likelihoods.groupby("question"):
+            table = part.pivot_table(index="value", columns="segment", values="p",
+                                     fill_value=0.0).reindex(columns=self.classes, fill_value=0)
+            self.options[str(q)] = [str(v) for v in table.index]
+            self.lik[str(q)] = table.to_numpy()
+
+    def posterior(self, answers: dict[str, Any], behaviour: pd.Series | None = None) -> np.ndarray:
+        return self.classifier.predict_proba(input_row(self.classifier, answers, behaviour))[0]
+
+    def gains(self, answers: dict[str, Any], candidates: list[str] | None = None,
+              behaviour: pd.Series | None = None) -> dict[str, float]:
+        """Expected entropy reduction (nats) of the segment posterior for each question."""
+        from scipy.stats import entropy
+
+        row = input_row(self.classifier, answers, behaviour)
+        prior = self.classifier.predict_proba(row)[0]
+        base = float(entropy(prior))
+        pool = ASK_ORDER if candidates is None else candidates
+        todo = [q for q in pool if q in self.lik and q not in answers]
+        if not todo:
+            return {}
+        # one batch: the current row repeated once per (question, possible answer)
+        sizes = [len(self.options[q]) for q in todo]
+        batch = row.loc[row.index.repeat(sum(sizes))].reset_index(drop=True)
+        interest_cols = [c for c in batch.columns if c.startswith(INTEREST_PREFIX)]
+        spans, at = {}, 0
+        for q, n in zip(todo, sizes, strict=True):
+            spans[q] = (at, at + n)
+            for i, value in enumerate(self.options[q]):
+                if q == "interests":
+                    chosen = {f"{INTEREST_PREFIX}{g}" for g in value.split("|") if g}
+                    for c in interest_cols:
+                        batch.at[at + i, c] = 1.0 if c in chosen else 0.0
+                else:
+                    batch.at[at + i, q] = value
+            at += n
+        post = self.classifier.predict_proba(batch)
+        out: dict[str, float] = {}
+        for q, (a, b) in spans.items():
+            p_x = self.lik[q] @ prior  # P(answer) = sum_s P(answer | s) P(s)
+            p_x = p_x / p_x.sum() if p_x.sum() > 0 else np.full(len(p_x), 1 / len(p_x))
+            expected = float(sum(px * entropy(row) for px, row in zip(p_x, post[a:b],
+                                                                     strict=True)))
+            out[q] = base - expected
+        return out
+
+    def next_question(self, answers: dict[str, Any], candidates: list[str] | None = None,
+                      behaviour: pd.Series | None = None) -> str | None:
+        """The most informative question, or None when confident enough (or nothing left)."""
+        if self.posterior(answers, behaviour).max() >= self.threshold:
+            return None
+        gains = self.gains(answers, candidates, behaviour)
+        return max(gains, key=gains.__getitem__) if gains else None

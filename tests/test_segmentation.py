@@ -178,3 +178,27 @@ def test_train_table_generic():
         train_table(t, "nope")
     with pytest.raises(InputError, match="only one class"):
         train_table(t.assign(label="x"), "label")
+
+
+def test_planner_orders_by_information_gain_and_stops_when_confident():
+    from assistant.segmentation import ASK_ORDER, QuestionPlanner, answer_likelihoods
+
+    f = features_frame(400)
+    rows = training_rows(f, rfm_scores(f)["rfm_segment"])
+    pipe = fit_classifier(rows)
+    lik = answer_likelihoods(rows)
+    assert set(lik["question"]) == set(ASK_ORDER)
+    sums = lik.groupby(["question", "segment"])["p"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0)
+    planner = QuestionPlanner(pipe, lik, threshold=0.99)
+    gains = planner.gains({})
+    assert set(gains) == set(ASK_ORDER)
+    first = planner.next_question({})
+    assert first == max(gains, key=gains.get)
+    # the answered question is not offered again; candidates restrict the choice
+    answered = {first: planner.options[first][0]} if first != "interests" else {first: []}
+    assert first not in planner.gains(answered)
+    assert planner.next_question({}, candidates=["region"]) == "region"
+    # confident enough (threshold 0) -> stop; nothing left -> stop
+    assert QuestionPlanner(pipe, lik, threshold=0.0).next_question({}) is None
+    assert planner.next_question({}, candidates=[]) is None
