@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         None, description="Chroma server URL (http://host:port); default: embedded on disk."
     )
     shop_name: str = Field("Tailor Gifts", description="Shop name used in templates.")
+    segment_confidence: float = Field(
+        0.6, gt=0, le=1,
+        description="The questionnaire stops asking segment questions at this probability.",
+    )
     auto_build_segments: bool = Field(
         True, description="At start, build segments from the shipped orders if none exist."
     )

@@ -286,7 +286,8 @@ def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPredictio
     contrib = coef * Z
     names = pipe[:-1].get_feature_names_out()
     order = np.argsort(contrib)[::-1]
-    reasons = [_reason_text(names[i], Z[i]) for i in order[:top * 2] if contrib[i] > 0][:top]
+    reasons = [_reason_text(names[i], Z[i]) for i in order[:top * 3]
+               if contrib[i] > 0 and "(no answer)" not in names[i]][:top]
     return SegmentPrediction(
         segment=str(pipe.classes_[best]), probability=float(proba[best]), reasons=reasons,
         probabilities={str(c): float(p) for c, p in zip(pipe.classes_, proba, strict=True)})

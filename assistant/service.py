@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import REPO_ROOT, Settings
-from assistant.errors import InputError
+from assistant.errors import AssistantError, InputError
 from assistant.llm import ChatModel, LLMClient, build_model
 from assistant.prompts import TemplateRegistry
+from assistant.questionnaire import (
+    Questionnaire,
+    QuestionnaireState,
+    answers_for_classifier,
+    load_spec,
+)
 from assistant.schemas import ChatMessage, Message
 from assistant.segmentation import (
+    ASK_ORDER,
     Progress,
     SegmentModel,
     build_segment_model,
@@ -53,6 +60,7 @@ class AssistantService:
         self.store = store
         self.templates = templates
         self.llm = llm
+        self.spec = load_spec()
         self._segments: SegmentModel | None = None
         self._segments_lock = threading.Lock()
 
@@ -185,6 +193,68 @@ class AssistantService:
     def segment_from_answers(self, answers: dict[str, Any],
                              customer_id: str | None = None) -> dict[str, Any]:
         return self.segment_model().from_answers(answers, customer_id)
+
+    # -- guided questionnaire --------------------------------------------------------
+    def _questionnaire(self, segments: SegmentModel | None) -> Questionnaire:
+        planner = segments.planner(self.settings.segment_confidence) if segments else None
+        if planner is None:
+            return Questionnaire(self.spec)
+
+        def chooser(state: QuestionnaireState, candidates: list[str]) -> str | None:
+            """Segment questions by information gain until the segment is confident, then
+            the rest in spec order; None (stop) when only segment questions remain."""
+            answers = answers_for_classifier(state)
+            segment_qs = [c for c in candidates if c in ASK_ORDER]
+            if segment_qs and planner.next_question(answers, segment_qs) is not None:
+                gains = planner.gains(answers, segment_qs)
+                return max(gains, key=gains.__getitem__)
+            others = [c for c in candidates if c not in ASK_ORDER]
+            return others[0] if others else None
+
+        return Questionnaire(self.spec, chooser)
+
+    def _segments_or_none(self) -> SegmentModel | None:
+        try:
+            return self.segment_model()
+        except AssistantError:
+            return None
+
+    def questionnaire(self, session_id: str, text: str | None = None) -> dict[str, Any]:
+        """Start or continue the guided questionnaire of a session; the state is saved after
+        every answer, so a restart resumes at the same question. Returns the turn plus the
+        "what we know" card (facts with their source, and the segment)."""
+        if not self.store.get_session(session_id):
+            raise InputError("Unknown session.", "Reload the page to start a new one.")
+        saved = self.store.load_questionnaire(session_id)
+        state = QuestionnaireState.model_validate_json(saved) if saved else QuestionnaireState()
+        segments = self._segments_or_none()
+        engine = self._questionnaire(segments)
+        turn = engine.start(state) if text is None else engine.handle(state, text)
+        self.store.save_questionnaire(session_id, state.model_dump_json())
+        return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
+
+    def questionnaire_edit(self, session_id: str, question_id: str, value: str) -> dict[str, Any]:
+        """Edit one fact from the card (or the summary)."""
+        saved = self.store.load_questionnaire(session_id)
+        if not saved:
+            raise InputError("There is no questionnaire in this session yet.",
+                             "Start it first.")
+        state = QuestionnaireState.model_validate_json(saved)
+        segments = self._segments_or_none()
+        engine = self._questionnaire(segments)
+        turn = engine.edit(state, question_id, value)
+        self.store.save_questionnaire(session_id, state.model_dump_json())
+        return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
+
+    def _card(self, engine: Questionnaire, state: QuestionnaireState,
+              segments: SegmentModel | None) -> dict[str, Any]:
+        facts = [{"question": item.question_id, "answer": item.answer, "source": item.source}
+                 for item in engine.summary(state) if item.question_id in state.answers]
+        card: dict[str, Any] = {"facts": facts, "segment": None}
+        answers = answers_for_classifier(state)
+        if segments and answers:
+            card["segment"] = segments.from_answers(answers)
+        return card
 
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
         msgs = self.store.messages(session_id)

@@ -58,6 +58,14 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 2: the guided questionnaire's state per chat session (saved after every answer)
+    """
+    CREATE TABLE questionnaire_states (
+        session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -178,6 +186,20 @@ class Store:
     def supersede(self, message_id: int) -> None:
         with self.connect() as conn:
             conn.execute("UPDATE messages SET superseded = 1 WHERE id = ?", (message_id,))
+
+    # -- questionnaire --------------------------------------------------------------
+    def load_questionnaire(self, session_id: str) -> str | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT state FROM questionnaire_states WHERE session_id = ?",
+                               (session_id,)).fetchone()
+        return row[0] if row else None
+
+    def save_questionnaire(self, session_id: str, state_json: str) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO questionnaire_states VALUES (?, ?, ?) ON CONFLICT(session_id) "
+                "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (session_id, state_json, _now()))
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:

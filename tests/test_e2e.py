@@ -119,3 +119,20 @@ def test_first_run_builds_segments_and_api_serves_them(tmp_path):
         unknown = client.predict("nobody", api_name="/segment_of_customer")
         assert "No customer 'nobody'" in unknown["error"]
         assert "segments built: 4338 customers" in app.log()
+
+
+def test_questionnaire_api_resumes_after_restart(tmp_path):
+    data = tmp_path / "data"
+    with AppProcess(data, provider="scripted") as app:
+        client = Client(app.url, verbose=False)
+        first = client.predict("", api_name="/questionnaire")["turn"]
+        assert first["question_id"] and first["message"]
+        second = client.predict(first["quick_replies"][0], api_name="/questionnaire")
+        assert second["card"]["facts"][0]["source"] == "said"
+        sid = client.predict(api_name="/session")
+    with AppProcess(data, provider="scripted", port=app.port) as again:
+        client = Client(again.url, verbose=False)
+        client.predict(sid, api_name="/resume")
+        resumed = client.predict("", api_name="/questionnaire")
+        assert resumed["turn"]["question_id"] == second["turn"]["question_id"]
+        assert resumed["card"]["facts"] == second["card"]["facts"]

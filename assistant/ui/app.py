@@ -111,6 +111,15 @@ def create_app(service: AssistantService) -> gr.Blocks:
             raise gr.Error(err.for_user()) from None
         yield reply, sid
 
+    def api_questionnaire(message: str, sid: str | None) -> tuple[dict, str]:
+        """The guided questionnaire for this client's session: an empty message starts or
+        repeats the current question; returns the turn and the "what we know" card."""
+        sid = sid or service.new_session()
+        try:
+            return service.questionnaire(sid, message if message.strip() else None), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
     def api_session(sid: str | None) -> tuple[str, str]:
         """This client's session id (created on first use)."""
         sid = sid or service.new_session()
@@ -157,6 +166,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
         api_chat_btn = gr.Button(visible=False)
         api_session_btn = gr.Button(visible=False)
         api_resume_btn = gr.Button(visible=False)
+        api_questionnaire_btn = gr.Button(visible=False)
 
         # -- events (every one has an api_name) ---------------------------------
         demo.load(restore, [saved], [session, chatbot, saved, box, send], api_name="restore",
@@ -181,6 +191,8 @@ def create_app(service: AssistantService) -> gr.Blocks:
         api_session_btn.click(api_session, [session], [api_out, session], api_name="session")
         api_resume_btn.click(api_resume, [api_in, session], [api_json, session],
                              api_name="resume")
+        api_questionnaire_btn.click(api_questionnaire, [api_in, session], [api_json, session],
+                                    api_name="questionnaire")
     return demo
 
 
