@@ -270,6 +270,7 @@ class QuestionnaireState(BaseModel):
     confirmed: bool = False  # the person confirmed the summary
     stopped_early: bool = False  # the chooser stopped before every question was asked
     extended: bool = False  # the person asked for the remaining questions after a stop
+    dismissed: bool = False  # the person chose to just chat (the card keeps what was said)
 
 
 class Progress(BaseModel):

@@ -272,7 +272,7 @@ def _reason_text(name: str, value: float) -> str:
     if block == "interests":
         return f"said interested in {feature.removeprefix(INTEREST_PREFIX).replace('_', ' ')}"
     if feature.startswith("missingindicator_"):
-        return f"no order history ({feature.removeprefix('missingindicator_')})"
+        return "no order history yet"
     return f"observed {feature.replace('_', ' ')}"
 
 
@@ -286,8 +286,17 @@ def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPredictio
     contrib = coef * Z
     names = pipe[:-1].get_feature_names_out()
     order = np.argsort(contrib)[::-1]
-    reasons = [_reason_text(names[i], Z[i]) for i in order[:top * 3]
-               if contrib[i] > 0 and "(no answer)" not in names[i]][:top]
+    unknown = {c for c in row.columns if row[c].isna().iloc[0]}
+    reasons: list[str] = []
+    for i in order[:top * 6]:
+        block, _, feature = names[i].partition("__")
+        if contrib[i] <= 0 or "(no answer)" in feature or (
+                block == "observed" and feature in unknown):  # imputed, not observed
+            continue
+        text = _reason_text(names[i], Z[i])
+        if text not in reasons:
+            reasons.append(text)
+    reasons = reasons[:top]
     return SegmentPrediction(
         segment=str(pipe.classes_[best]), probability=float(proba[best]), reasons=reasons,
         probabilities={str(c): float(p) for c, p in zip(pipe.classes_, proba, strict=True)})

@@ -233,6 +233,50 @@ class AssistantService:
         self.store.save_questionnaire(session_id, state.model_dump_json())
         return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
 
+    # the chat runs the questionnaire first; these words leave it for free chat
+    JUST_CHAT = "Just chat"
+    _JUST_CHAT_WORDS = {"just chat", "skip the questions", "stop the questions"}
+
+    def questionnaire_active(self, session_id: str) -> bool:
+        saved = self.store.load_questionnaire(session_id)
+        if not saved:
+            return True
+        state = QuestionnaireState.model_validate_json(saved)
+        return not (state.confirmed or state.dismissed)
+
+    def guided_view(self, session_id: str) -> dict[str, Any]:
+        """For the chat on (re)load: the current question with its quick replies and the
+        card. A new session's first question is saved as its first message."""
+        fresh = not self.store.messages(session_id)
+        out = self.questionnaire(session_id)
+        if fresh:
+            self.store.add_message(session_id, "assistant", out["turn"]["message"])
+        return out
+
+    def guided_reply(self, session_id: str, text: str) -> dict[str, Any]:
+        """One chat message while the questionnaire runs: saved with the reply."""
+        text = clean_message(text, limit=self.settings.max_message_chars)
+        self.store.add_message(session_id, "user", text)
+        if text.strip().lower() in self._JUST_CHAT_WORDS:
+            saved = self.store.load_questionnaire(session_id)
+            state = QuestionnaireState.model_validate_json(saved) if saved else \
+                QuestionnaireState()
+            state.dismissed = True
+            self.store.save_questionnaire(session_id, state.model_dump_json())
+            message = ("Sure, let's just chat. Ask me anything; what you told me so far is "
+                       "kept on the card.")
+            self.store.add_message(session_id, "assistant", message)
+            card = self._card(self._questionnaire(self._segments_or_none()), state,
+                              self._segments_or_none())
+            return {"turn": {"message": message, "quick_replies": [], "done": True,
+                             "confirmed": False, "question_id": None,
+                             "progress": {"answered": len(state.answers),
+                                          "total": len(state.answers)}},
+                    "card": card}
+        out = self.questionnaire(session_id, text)
+        self.store.add_message(session_id, "assistant", out["turn"]["message"])
+        return out
+
     def questionnaire_edit(self, session_id: str, question_id: str, value: str) -> dict[str, Any]:
         """Edit one fact from the card (or the summary)."""
         saved = self.store.load_questionnaire(session_id)

@@ -29,6 +29,12 @@ def browser():
         b.close()
 
 
+def just_chat(page) -> None:
+    """The chat opens with the guided questionnaire; its "Just chat" reply leaves it."""
+    page.get_by_role("button", name="Just chat").first.click(timeout=20_000)
+    page.get_by_text("Sure, let's just chat.").wait_for(timeout=20_000)
+
+
 def bot_texts(page) -> list[str]:
     """Assistant bubbles' text (Gradio's pending placeholder left out)."""
     texts = page.locator("#tailor-chat .message.bot").all_inner_texts()
@@ -39,14 +45,16 @@ def test_type_message_see_streamed_reply_and_resume_after_reload(browser, tmp_pa
     with AppProcess(tmp_path / "data") as app:
         page = browser.new_page()
         page.goto(app.url)
+        just_chat(page)
         box = page.locator("#tailor-input textarea")
+        before = len(bot_texts(page))
         box.fill("Hi! What is a good gift for a friend who loves tea?")
         box.press("Enter")
         # watch the reply grow: several distinct partial texts mean it streamed
         seen: list[str] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            texts = bot_texts(page)
+            texts = bot_texts(page)[before:]  # only the new reply
             if texts and texts[-1].strip() and (not seen or seen[-1] != texts[-1]):
                 seen.append(texts[-1])
             if len(seen) > 1 and page.locator(".generating").count() == 0 and \
@@ -80,13 +88,14 @@ def test_like_retry_and_clear_are_recorded(browser, tmp_path):
     with AppProcess(data, provider="scripted") as app:
         page = browser.new_page()
         page.goto(app.url)
+        just_chat(page)
         box = page.locator("#tailor-input textarea")
         box.fill("hello there")
         box.press("Enter")
         page.get_by_text("(scripted) You said: hello there").wait_for(timeout=20_000)
-        page.locator("#tailor-chat button[aria-label='Like']").click()
+        page.locator("#tailor-chat button[aria-label='Like']").last.click()
         _wait_for(lambda: _db_rows(data, "SELECT value FROM feedback") == [(1,)])
-        page.locator("#tailor-chat button[aria-label='Retry']").click()
+        page.locator("#tailor-chat button[aria-label='Retry']").last.click()
         _wait_for(lambda: _db_rows(
             data, "SELECT COUNT(*) FROM messages WHERE role='assistant' AND superseded=1"
         ) == [(1,)])
@@ -95,12 +104,14 @@ def test_like_retry_and_clear_are_recorded(browser, tmp_path):
         box.fill("   ")
         box.press("Enter")
         page.get_by_text("Your message is empty").first.wait_for(timeout=10_000)
-        assert _db_rows(data, "SELECT COUNT(*) FROM messages WHERE role='user'") == [(1,)]
-        assert bot_texts(page) == ["(scripted) You said: hello there"]  # chat left as it was
+        # users said "Just chat" and "hello there"; the blank message was not sent
+        assert _db_rows(data, "SELECT COUNT(*) FROM messages WHERE role='user'") == [(2,)]
+        assert bot_texts(page)[-1] == "(scripted) You said: hello there"  # chat left as it was
         # clear starts a new, empty conversation; the old one stays in SQLite
         # (the warning toast sits on top of the Clear button: dispatch the click to it)
         page.locator("#tailor-chat button[aria-label='Clear']").dispatch_event("click")
-        _wait_for(lambda: page.locator("#tailor-chat .message").count() == 0)
+        _wait_for(lambda: page.get_by_text("hello there").count() == 0)
+        page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
         _wait_for(lambda: _db_rows(data, "SELECT COUNT(*) FROM sessions")[0][0] >= 2)
         page.close()
 
@@ -110,14 +121,16 @@ def test_stop_keeps_the_partial_reply(browser, tmp_path):
     with AppProcess(data) as app:
         page = browser.new_page()
         page.goto(app.url)
+        just_chat(page)
         box = page.locator("#tailor-input textarea")
+        before = len(bot_texts(page))
         box.fill("Write a long story about a shop that sells candles, lanterns and cake tins.")
         box.press("Enter")
-        _wait_for(lambda: any(len(t) > 20 for t in bot_texts(page)), timeout=60)
+        _wait_for(lambda: any(len(t) > 20 for t in bot_texts(page)[before:]), timeout=60)
         page.get_by_role("button", name="Stop").click()
         _wait_for(lambda: _db_rows(
-            data, "SELECT status FROM messages WHERE role='assistant'") == [("stopped",)])
-        [(content,)] = _db_rows(data, "SELECT content FROM messages WHERE role='assistant'")
+            data, "SELECT status FROM messages WHERE llm_call_id IS NOT NULL") == [("stopped",)])
+        [(content,)] = _db_rows(data, "SELECT content FROM messages WHERE status='stopped'")
         assert len(content) > 10
         assert _db_rows(data, "SELECT outcome FROM llm_calls") == [("stopped",)]
         page.close()
@@ -153,4 +166,69 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         _wait_for(lambda: page.locator(".js-plotly-plot").count() >= 4, timeout=30)
         assert page.get_by_text("Confusion matrix").count() >= 1
         page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
+        page.close()
+
+
+def _options(page) -> list[str]:
+    """Quick-reply buttons under the last message (the way out to free chat left out)."""
+    labels = page.locator("#tailor-chat button").all_inner_texts()
+    return [t.strip() for t in labels if t.strip() and t.strip() != "Just chat"]
+
+
+def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser, tmp_path):
+    """A new user answers with quick replies and free text, corrects an answer, reloads
+    mid-way and resumes, confirms, and ends with a segment on the card with sources."""
+    import pandas as pd
+
+    from assistant.config import REPO_ROOT, load_settings
+    from assistant.llm import ScriptedModel
+    from assistant.service import AssistantService
+
+    data = tmp_path / "data"
+    orders = tmp_path / "orders.csv"
+    pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
+        orders, index=False)
+    AssistantService.from_settings(load_settings(data_dir=data, llm_provider="scripted"),
+                                   model=ScriptedModel()).rebuild_segments(orders)
+    with AppProcess(data, provider="scripted") as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.url)
+        card = page.locator("#tailor-card")
+        box = page.locator("#tailor-input textarea")
+        page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
+        for step in range(25):
+            answers = step + 1
+            bots = bot_texts(page)
+            count = len(bots)
+            last = bots[-1]
+            if "Segment:" in card.inner_text() and "Confirm" in _options(page):
+                break
+            options = [o for o in _options(page) if o not in ("Skip", "Don't know", "Go back")]
+            if step == 1 and options:  # free typing instead of a click
+                box.fill(options[0].lower())
+                box.press("Enter")
+            elif options:
+                page.get_by_role("button", name=options[0], exact=True).first.click()
+            else:
+                box.fill("about 40 pounds" if "budget" in last.lower() or "£" in last
+                         else "skip")
+                box.press("Enter")
+            _wait_for(lambda n=count: len(bot_texts(page)) > n, timeout=30)
+            if answers == 2:  # a correction at any time
+                box.fill("actually my region is Europe")
+                box.press("Enter")
+                _wait_for(lambda: "Europe" in card.inner_text(), timeout=30)
+            if answers == 3:  # reload mid-way: same question, same card
+                question, facts = bot_texts(page)[-1], card.inner_text()
+                page.reload()
+                page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
+                _wait_for(lambda q=question: bot_texts(page)[-1] == q, timeout=20)
+                assert card.inner_text() == facts
+        page.get_by_role("button", name="Confirm", exact=True).first.click()
+        _wait_for(lambda: "Just chat" not in page.locator("#tailor-chat").inner_text()
+                  or page.get_by_role("button", name="Just chat").count() == 0, timeout=30)
+        text = card.inner_text()
+        assert "Segment:" in text and "sure" in text
+        assert "you said" in text and "region: Europe" in text.replace("**", "")
+        page.screenshot(path=str(tmp_path / "questionnaire.png"))
         page.close()

@@ -27,3 +27,29 @@ def test_error_bubble_has_message_and_hint():
 def test_text_of_gradio6_parts():
     assert text_of([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "ab"
     assert text_of("plain") == "plain"
+
+
+def test_with_options_only_on_last_assistant_message():
+    from assistant.ui.chat import with_options
+
+    hist = [{"role": "assistant", "content": "q1"}, {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "q2"}]
+    out = with_options(hist, ["Yes", "No"])
+    assert out[-1]["options"] == [{"value": "Yes", "label": "Yes"}, {"value": "No", "label": "No"}]
+    assert "options" not in out[0] and "options" not in hist[-1]  # input left untouched
+    assert with_options(hist[:2], ["x"])[-1] == {"role": "user", "content": "a"}
+
+
+def test_card_markdown_facts_sources_segment_and_empty_state():
+    from assistant.ui.chat import card_markdown
+
+    empty = card_markdown({"facts": [], "segment": None}, {"answered": 0, "total": 8})
+    assert "Nothing yet" in empty and "0 of 8 answered" in empty
+    card = card_markdown({
+        "facts": [{"question": "budget", "answer": "£40", "source": "said"},
+                  {"question": "region", "answer": "Europe", "source": "edited"}],
+        "segment": {"segment": "Champions", "probability": 0.734,
+                    "reasons": ["said last order: within the last month"]}})
+    assert "**budget**: £40 · *you said*" in card and "*you changed*" in card
+    assert "Segment: Champions" in card and "73% sure" in card
+    assert "- said last order: within the last month" in card

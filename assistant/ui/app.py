@@ -17,7 +17,13 @@ import gradio as gr
 
 from assistant.errors import AssistantError
 from assistant.service import AssistantService, clean_message
-from assistant.ui.chat import error_bubble, feedback_values, to_chatbot
+from assistant.ui.chat import (
+    card_markdown,
+    error_bubble,
+    feedback_values,
+    to_chatbot,
+    with_options,
+)
 from assistant.ui.segments import build_segments_tab
 
 log = logging.getLogger(__name__)
@@ -40,15 +46,22 @@ def _browser_secret(data_dir: Path) -> str:
 
 def create_app(service: AssistantService) -> gr.Blocks:
     limit = service.settings.max_message_chars
+    FACT_CHOICES = [(q.text[:60], q.id) for q in service.spec.questions]  # noqa: N806
 
     # -- callbacks: unpack state, call the service, format the result -------------
     def restore(saved_id: str | None):
-        """Page load: bring back this browser's conversation, then open the input (it stays
-        closed until then, so a first message cannot race the restored session)."""
-        sid, msgs = service.resume(saved_id)
-        return (sid, gr.Chatbot(value=to_chatbot(msgs), feedback_value=feedback_values(msgs)),
+        """Page load: bring back this browser's conversation (and the questionnaire's current
+        question), then open the input (it stays closed until then, so a first message
+        cannot race the restored session)."""
+        sid, _ = service.resume(saved_id)
+        guided = service.guided_view(sid) if service.questionnaire_active(sid) else \
+            service.questionnaire(sid)
+        msgs = service.history(sid)
+        history = with_options(to_chatbot(msgs), _replies(sid, guided))
+        return (sid, gr.Chatbot(value=history, feedback_value=feedback_values(msgs)),
                 sid, gr.Textbox(interactive=True, placeholder=READY),
-                gr.Button(interactive=True))
+                gr.Button(interactive=True),
+                card_markdown(guided["card"], guided["turn"].get("progress")))
 
     def accept(text: str, sid: str | None, history: list):
         """Show the person's message at once; an unusable one stays in the box."""
@@ -61,14 +74,57 @@ def create_app(service: AssistantService) -> gr.Blocks:
         history = [*(history or []), {"role": "user", "content": cleaned}]
         return gr.Textbox(value=""), history, sid, sid, cleaned
 
-    def respond(pending: str, sid: str, history: list) -> Iterator[list]:
+    def respond(pending: str, sid: str, history: list) -> Iterator[tuple]:
         if not pending:  # the message was refused: leave the chat as it is
-            yield gr.skip()
+            yield gr.skip(), gr.skip()
             return
-        yield from _stream(service.chat(sid, pending), history)
+        if service.questionnaire_active(sid):
+            yield _guided(sid, pending, history)
+            return
+        for update in _stream(service.chat(sid, pending), history):
+            yield update, gr.skip()
+
+    def _guided(sid: str, text: str, history: list) -> tuple[list, str]:
+        try:
+            out = service.guided_reply(sid, text)
+        except AssistantError as err:
+            return [*history, error_bubble(err)], gr.skip()
+        bot = {"role": "assistant", "content": out["turn"]["message"]}
+        return (with_options([*history, bot], _replies(sid, out)),
+                card_markdown(out["card"], out["turn"].get("progress")))
+
+    def _replies(sid: str, guided: dict) -> list[str]:
+        """Quick replies while the questionnaire runs, plus the way out to free chat."""
+        if not service.questionnaire_active(sid):
+            return []
+        return [*guided["turn"]["quick_replies"], service.JUST_CHAT]
+
+    def pick(sid: str | None, history: list, evt: gr.SelectData) -> tuple[list, str]:
+        """A quick reply was clicked: it is the person's answer."""
+        value = str(evt.value)
+        history = [*(history or []), {"role": "user", "content": value}]
+        if not sid:
+            return history, gr.skip()
+        if not service.questionnaire_active(sid):
+            return history[:-1], gr.skip()
+        return _guided(sid, value, history)
+
+    def edit_fact(sid: str | None, question: str, value: str) -> tuple[list, str]:
+        if not sid or not question or not (value or "").strip():
+            gr.Warning("Pick a fact and type its new value.")
+            return gr.skip(), gr.skip()
+        try:
+            out = service.questionnaire_edit(sid, question, value)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return gr.skip(), gr.skip()
+        msgs = service.history(sid)
+        gr.Info(out["turn"]["message"][:200])
+        return (with_options(to_chatbot(msgs), _replies(sid, out)),
+                card_markdown(out["card"], out["turn"].get("progress")))
 
     def retry(sid: str | None, history: list) -> Iterator[list]:
-        if not sid:
+        if not sid or service.questionnaire_active(sid):
             yield gr.skip()
             return
         msgs = service.history(sid)
@@ -89,7 +145,9 @@ def create_app(service: AssistantService) -> gr.Blocks:
 
     def clear(sid: str | None):
         new = service.new_session()
-        return new, new, []
+        guided = service.guided_view(new)
+        history = with_options(to_chatbot(service.history(new)), _replies(new, guided))
+        return new, new, history, card_markdown(guided["card"], guided["turn"].get("progress"))
 
     def like(sid: str | None, data: gr.LikeData):
         if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
@@ -138,25 +196,32 @@ def create_app(service: AssistantService) -> gr.Blocks:
         pending = gr.State("")
         gr.Markdown(f"## {service.settings.shop_name} · Tailor")
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                chatbot = gr.Chatbot(
-                    elem_id="tailor-chat",
-                    label=f"{service.settings.shop_name} assistant",
-                    height=520,
-                    buttons=["copy"],
-                    placeholder="**Hello!** Ask about gifts, occasions or your order. "
-                    "Your conversation is saved: come back any time.",
-                )
-                with gr.Row():
-                    box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
-                                     placeholder="Loading your conversation…",
-                                     interactive=False, autofocus=True, max_lines=6)
-                    send = gr.Button("Send", variant="primary", scale=1, min_width=80,
-                                     interactive=False)
-                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-                gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
-                            "Thumbs up/down under a reply help us improve.",
-                            elem_id="tailor-status")
+            with gr.Tab("Chat", id="chat"), gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        elem_id="tailor-chat",
+                        label=f"{service.settings.shop_name} assistant",
+                        height=520,
+                        buttons=["copy"],
+                        placeholder="**Hello!** Ask about gifts, occasions or your order. "
+                        "Your conversation is saved: come back any time.",
+                    )
+                    with gr.Row():
+                        box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
+                                         placeholder="Loading your conversation…",
+                                         interactive=False, autofocus=True, max_lines=6)
+                        send = gr.Button("Send", variant="primary", scale=1, min_width=80,
+                                         interactive=False)
+                        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                    gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
+                                "Thumbs up/down under a reply help us improve.",
+                                elem_id="tailor-status")
+                with gr.Column(scale=2, min_width=260):
+                    card = gr.Markdown("### What we know", elem_id="tailor-card")
+                    with gr.Accordion("Change a fact", open=False):
+                        fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
+                        fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
+                        fact_btn = gr.Button("Update")
             with gr.Tab("Segments", id="segments"):
                 seg_load, seg_inputs, seg_outputs = build_segments_tab(service)
         # hidden components behind the API-only events
@@ -169,7 +234,8 @@ def create_app(service: AssistantService) -> gr.Blocks:
         api_questionnaire_btn = gr.Button(visible=False)
 
         # -- events (every one has an api_name) ---------------------------------
-        demo.load(restore, [saved], [session, chatbot, saved, box, send], api_name="restore",
+        demo.load(restore, [saved], [session, chatbot, saved, box, send, card],
+                  api_name="restore",
                   api_visibility="undocumented", queue=False)
         demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
                   api_visibility="undocumented")
@@ -179,12 +245,17 @@ def create_app(service: AssistantService) -> gr.Blocks:
             accepted = trigger(accept, [box, session, chatbot],
                                [box, chatbot, session, saved, pending],
                                api_name=f"{name}_accept", **hidden)
-            runs.append(accepted.then(respond, [pending, session, chatbot], [chatbot],
+            runs.append(accepted.then(respond, [pending, session, chatbot], [chatbot, card],
                                       api_name=f"{name}_respond", **hidden))
         runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
                                   **hidden))
         stop.click(None, None, None, cancels=runs, api_name="stop", **hidden)
-        chatbot.clear(clear, [session], [session, saved, chatbot], api_name="clear", **hidden)
+        chatbot.clear(clear, [session], [session, saved, chatbot, card], api_name="clear",
+                      **hidden)
+        chatbot.option_select(pick, [session, chatbot], [chatbot, card], api_name="pick",
+                              **hidden)
+        fact_btn.click(edit_fact, [session, fact_q, fact_v], [chatbot, card],
+                       api_name="edit_fact", **hidden)
         chatbot.like(like, [session], None, api_name="like", **hidden)
 
         api_chat_btn.click(api_chat, [api_in, session], [api_out, session], api_name="chat")

@@ -38,3 +38,38 @@ def text_of(content: object) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return ""
+
+
+SOURCE_BADGE = {"said": "you said", "edited": "you changed", "observed": "from your orders",
+                "inferred": "inferred"}
+
+
+def with_options(history: list[ChatbotMessage], quick_replies: list[str]) -> list[ChatbotMessage]:
+    """Attach quick replies to the last assistant message (Gradio renders them as buttons)."""
+    out = [dict(m) for m in history]
+    if quick_replies and out and out[-1].get("role") == "assistant":
+        out[-1]["options"] = [{"value": r, "label": r} for r in quick_replies]
+    return out
+
+
+def card_markdown(card: dict[str, object], progress: dict[str, int] | None = None) -> str:
+    """The "what we know" card: each fact with its source, then the segment."""
+    lines = ["### What we know"]
+    if progress and progress.get("total"):
+        done, total = progress["answered"], progress["total"]
+        filled = round(10 * done / total)
+        lines.append(f"`{'█' * filled}{'░' * (10 - filled)}` {done} of {total} answered")
+    facts = card.get("facts") or []
+    if not facts:
+        lines.append("*Nothing yet: your answers will show up here, and you can change "
+                     "them any time (\"actually my budget is 50\").*")
+    for fact in facts:  # type: ignore[union-attr]
+        name = str(fact["question"]).replace("_", " ")
+        badge = SOURCE_BADGE.get(str(fact["source"]), str(fact["source"]))
+        lines.append(f"- **{name}**: {fact['answer']} · *{badge}*")
+    seg = card.get("segment")
+    if isinstance(seg, dict):
+        lines.append(f"\n**Segment: {seg['segment']}** · *inferred, "
+                     f"{seg['probability']:.0%} sure*")
+        lines += [f"- {r}" for r in seg.get("reasons", [])]
+    return "\n".join(lines)
