@@ -184,6 +184,9 @@ def segments_build(
     orders: Annotated[Path, typer.Option(help="Orders file: CSV, CSV.gz or Parquet.")],
     map_: Annotated[list[str] | None, typer.Option(
         "--map", help="FIELD=COLUMN for a different schema (repeatable).")] = None,
+    reference_date: Annotated[str | None, typer.Option(
+        help="Recency and tenure are counted to this day (YYYY-MM-DD; default: the day "
+             "after the last order).")] = None,
     return_prefix: Annotated[str, typer.Option(
         help="Order ids starting with this are returns ('' to rely on negative quantities).")
     ] = "C",
@@ -199,7 +202,8 @@ def segments_build(
     try:
         summary = build_segment_model(orders, settings.artifacts_dir,
                                       mapping=parse_map_options(map_),
-                                      return_prefix=return_prefix, progress=bar)
+                                      return_prefix=return_prefix,
+                                      reference_date=reference_date, progress=bar)
     finally:
         bar.close()
     if as_json:

@@ -376,6 +376,7 @@ def _noop(stage: str, done: float) -> None:
 
 def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
                         mapping: dict[str, str] | None = None, return_prefix: str = "C",
+                        reference_date: str | None = None,
                         k_range: range = K_RANGE, folds: int = 5,
                         progress: Progress = None) -> dict[str, Any]:
     """Ingest -> features -> RFM + clusters -> classifier (evaluated, then fitted on all)
@@ -394,7 +395,8 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
     rules = load_group_rules()
     orders["group"] = assign_groups(orders["description"], rules)
     progress("computing features", 0.15)
-    features = build_features(orders, groups=sorted(rules.names))
+    features = build_features(orders, groups=sorted(rules.names),
+                              reference_date=reference_date)
     if len(features) < 20:
         raise InputError(f"Only {len(features)} customers have purchases; segments need 20+.",
                          "Use an orders file with more customers.")
@@ -417,6 +419,7 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
     sizes = rfm["rfm_segment"].value_counts()
     summary = {
         "source": str(orders_path),
+        "reference_date": str(features.attrs.get("reference_date", ""))[:10],
         "customers": int(len(features)),
         "rows_read": int(ingest.rows_read),
         "rows_used": int(ingest.rows_used),

@@ -33,6 +33,7 @@ def app_():
 def test_build_reports_real_customers_and_rejects(built):
     _, _, summary = built
     assert summary["rows_read"] == 541_909
+    assert summary["reference_date"] == "2011-12-10"  # the day after the last order
     assert 4_300 <= summary["customers"] <= 4_400
     assert summary["rejected"]["missing_customer"] == 135_080
     assert summary["returns"] > 8_000
@@ -84,6 +85,19 @@ def test_other_schema_with_map(tmp_path):
     summary = json.loads(result.stdout)
     assert 4_300 <= summary["customers"] <= 4_400
     assert summary["classifier"]["accuracy"] > 0.7
+
+
+def test_reference_date_option(tmp_path):
+    orders = tmp_path / "orders.csv"
+    pd.read_csv(ORDERS, nrows=30_000).to_csv(orders, index=False)
+    env = {"TAILOR_DATA_DIR": str(tmp_path / "data")}
+    result = runner.invoke(app_(), ["segments", "build", "--orders", str(orders), "--json",
+                                    "--reference-date", "2011-06-01"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["reference_date"] == "2011-06-01"
+    bad = runner.invoke(app_(), ["segments", "build", "--orders", str(orders),
+                                 "--reference-date", "2010-01-01"], env=env)
+    assert bad.exit_code == 2 and "hint:" in bad.stderr  # before the last purchase
 
 
 def test_train_any_table(tmp_path):
