@@ -271,6 +271,7 @@ class QuestionnaireState(BaseModel):
     stopped_early: bool = False  # the chooser stopped before every question was asked
     extended: bool = False  # the person asked for the remaining questions after a stop
     dismissed: bool = False  # the person chose to just chat (the card keeps what was said)
+    customer_id: str | None = None  # a returning customer linked to their order history
 
 
 class Progress(BaseModel):

@@ -277,6 +277,36 @@ class AssistantService:
         self.store.add_message(session_id, "assistant", out["turn"]["message"])
         return out
 
+    def identify(self, session_id: str, customer_id: str) -> dict[str, Any]:
+        """Link a returning customer to their orders: the questions their behaviour answers
+        are filled in (source "observed") and not asked; the segment uses both."""
+        if not self.store.get_session(session_id):
+            raise InputError("Unknown session.", "Reload the page to start a new one.")
+        segments = self.segment_model()
+        observed = segments.observed_answers(customer_id.strip())
+        saved = self.store.load_questionnaire(session_id)
+        state = QuestionnaireState.model_validate_json(saved) if saved else QuestionnaireState()
+        engine = self._questionnaire(segments)
+        state.customer_id = customer_id.strip()
+        filled = 0
+        turn = engine.start(state)
+        for q in ASK_ORDER:  # order_frequency before last_order, which depends on it
+            value = observed.get(q)
+            if value in (None, "", []):
+                continue
+            try:
+                turn = engine.edit(state, q, value, source="observed")
+            except InputError:  # not shown for these answers
+                continue
+            filled += 0 if turn.error else 1
+        self.store.save_questionnaire(session_id, state.model_dump_json())
+        message = (f"Welcome back! I found your order history and filled in {filled} "
+                   "answers from it (marked \"from your orders\" on the card). "
+                   + (self.spec.question(turn.question_id).text if turn.question_id else ""))
+        self.store.add_message(session_id, "assistant", message.strip())
+        return {"turn": {**turn.model_dump(), "message": message.strip()},
+                "card": self._card(engine, state, segments)}
+
     def questionnaire_edit(self, session_id: str, question_id: str, value: str) -> dict[str, Any]:
         """Edit one fact from the card (or the summary)."""
         saved = self.store.load_questionnaire(session_id)
@@ -296,8 +326,8 @@ class AssistantService:
                  for item in engine.summary(state) if item.question_id in state.answers]
         card: dict[str, Any] = {"facts": facts, "segment": None}
         answers = answers_for_classifier(state)
-        if segments and answers:
-            card["segment"] = segments.from_answers(answers)
+        if segments and (answers or state.customer_id):
+            card["segment"] = segments.from_answers(answers, state.customer_id)
         return card
 
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:

@@ -93,3 +93,25 @@ def test_edit_a_fact_from_the_card(built_dir):
 def test_unknown_session_is_refused(tmp_path):
     with pytest.raises(InputError):
         make(tmp_path).questionnaire("nope")
+
+
+def test_returning_customer_questions_answered_by_orders_are_not_asked(built_dir):
+    svc = make(built_dir)
+    customer = svc.segment_model().customers.index[0]
+    sid = svc.new_session()
+    svc.guided_view(sid)
+    out = svc.identify(sid, str(customer))
+    observed = {f["question"] for f in out["card"]["facts"] if f["source"] == "observed"}
+    assert {"order_frequency", "spend_per_order", "buyer_type", "region"} <= observed
+    assert "Welcome back" in out["turn"]["message"]
+    assert out["card"]["segment"]["source"] == "said + observed"
+    # the rest of the questionnaire never asks what the orders answered
+    turn = out["turn"]
+    for _ in range(12):
+        if turn["done"] or turn["question_id"] is None:
+            break
+        assert turn["question_id"] not in observed
+        answer = turn["quick_replies"][0] if turn["quick_replies"] else "skip"
+        turn = svc.questionnaire(sid, answer)["turn"]
+    with pytest.raises(InputError, match="No customer"):
+        svc.identify(sid, "no-such-customer")

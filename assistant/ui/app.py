@@ -99,6 +99,19 @@ def create_app(service: AssistantService) -> gr.Blocks:
             return []
         return [*guided["turn"]["quick_replies"], service.JUST_CHAT]
 
+    def identify(sid: str | None, customer_id: str) -> tuple[list, str]:
+        if not sid or not (customer_id or "").strip():
+            gr.Warning("Type the customer number from your orders (e.g. 17850).")
+            return gr.skip(), gr.skip()
+        try:
+            out = service.identify(sid, customer_id)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return gr.skip(), gr.skip()
+        msgs = service.history(sid)
+        return (with_options(to_chatbot(msgs), _replies(sid, out)),
+                card_markdown(out["card"], out["turn"].get("progress")))
+
     def pick(sid: str | None, history: list, evt: gr.SelectData) -> tuple[list, str]:
         """A quick reply was clicked: it is the person's answer."""
         value = str(evt.value)
@@ -218,6 +231,10 @@ def create_app(service: AssistantService) -> gr.Blocks:
                                 elem_id="tailor-status")
                 with gr.Column(scale=2, min_width=260):
                     card = gr.Markdown("### What we know", elem_id="tailor-card")
+                    with gr.Accordion("Ordered from us before?", open=False):
+                        cust_id = gr.Textbox(label="Customer number", placeholder="17850",
+                                             elem_id="tailor-customer-id")
+                        link_btn = gr.Button("Use my order history")
                     with gr.Accordion("Change a fact", open=False):
                         fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
                         fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
@@ -256,6 +273,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
                               **hidden)
         fact_btn.click(edit_fact, [session, fact_q, fact_v], [chatbot, card],
                        api_name="edit_fact", **hidden)
+        link_btn.click(identify, [session, cust_id], [chatbot, card], api_name="identify")
         chatbot.like(like, [session], None, api_name="like", **hidden)
 
         api_chat_btn.click(api_chat, [api_in, session], [api_out, session], api_name="chat")
