@@ -232,3 +232,36 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
         assert "you said" in text and "region: Europe" in text.replace("**", "")
         page.screenshot(path=str(tmp_path / "questionnaire.png"))
         page.close()
+
+
+def test_returning_customer_links_orders_and_card_shows_sources(browser, tmp_path):
+    import pandas as pd
+
+    from assistant.config import REPO_ROOT, load_settings
+    from assistant.llm import ScriptedModel
+    from assistant.service import AssistantService
+
+    data = tmp_path / "data"
+    orders = tmp_path / "orders.csv"
+    pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
+        orders, index=False)
+    AssistantService.from_settings(load_settings(data_dir=data, llm_provider="scripted"),
+                                   model=ScriptedModel()).rebuild_segments(orders)
+    with AppProcess(data, provider="scripted") as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.url)
+        page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
+        page.get_by_text("Ordered from us before?").click()
+        page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
+            "17850")
+        page.get_by_role("button", name="Use my order history").click()
+        page.get_by_text("Welcome back!").wait_for(timeout=20_000)
+        card = page.locator("#tailor-card")
+        _wait_for(lambda: card.inner_text().count("from your orders") >= 4, timeout=20)
+        assert "Segment:" in card.inner_text()
+        # an unknown number is a clear notice and changes nothing
+        page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
+            "nobody")
+        page.get_by_role("button", name="Use my order history").click()
+        page.get_by_text("No customer 'nobody'").first.wait_for(timeout=10_000)
+        page.close()
