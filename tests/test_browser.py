@@ -169,15 +169,8 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         page.close()
 
 
-def _options(page) -> list[str]:
-    """Quick-reply buttons under the last message (the way out to free chat left out)."""
-    labels = page.locator("#tailor-chat button").all_inner_texts()
-    return [t.strip() for t in labels if t.strip() and t.strip() != "Just chat"]
-
-
-def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser, tmp_path):
-    """A new user answers with quick replies and free text, corrects an answer, reloads
-    mid-way and resumes, confirms, and ends with a segment on the card with sources."""
+def prebuilt_segments(tmp_path):
+    """A data dir with segments built from the first 60,000 rows of the shipped orders."""
     import pandas as pd
 
     from assistant.config import REPO_ROOT, load_settings
@@ -190,6 +183,19 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
         orders, index=False)
     AssistantService.from_settings(load_settings(data_dir=data, llm_provider="scripted"),
                                    model=ScriptedModel()).rebuild_segments(orders)
+    return data
+
+
+def _options(page) -> list[str]:
+    """Quick-reply buttons under the last message (the way out to free chat left out)."""
+    labels = page.locator("#tailor-chat button").all_inner_texts()
+    return [t.strip() for t in labels if t.strip() and t.strip() != "Just chat"]
+
+
+def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser, tmp_path):
+    """A new user answers with quick replies and free text, corrects an answer, reloads
+    mid-way and resumes, confirms, and ends with a segment on the card with sources."""
+    data = prebuilt_segments(tmp_path)
     with AppProcess(data, provider="scripted") as app:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
@@ -235,18 +241,7 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
 
 
 def test_returning_customer_links_orders_and_card_shows_sources(browser, tmp_path):
-    import pandas as pd
-
-    from assistant.config import REPO_ROOT, load_settings
-    from assistant.llm import ScriptedModel
-    from assistant.service import AssistantService
-
-    data = tmp_path / "data"
-    orders = tmp_path / "orders.csv"
-    pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
-        orders, index=False)
-    AssistantService.from_settings(load_settings(data_dir=data, llm_provider="scripted"),
-                                   model=ScriptedModel()).rebuild_segments(orders)
+    data = prebuilt_segments(tmp_path)
     with AppProcess(data, provider="scripted") as app:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
