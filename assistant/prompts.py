@@ -28,7 +28,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.prompts.string import mustache_template_vars
@@ -38,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from assistant.errors import TemplateError
 from assistant.llm import GenerationParams
 from assistant.schemas import Message
+from assistant.yamlfile import line_of, read_yaml
 
 VarType = Literal["string", "integer", "number", "boolean", "list", "object", "messages"]
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -180,36 +180,12 @@ def _from_lc(m: BaseMessage) -> Message:
     return Message(role=role, content=str(m.content))
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at a pydantic error location (best effort)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def load_template(path: Path) -> PromptTemplate:
     """Parse and validate one template file; errors name the file and the line."""
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise TemplateError(
-            f"Template file {where} is not valid YAML: {problem}.",
-            "Fix the YAML at that line (indentation, quotes around text with ':' or '{').",
-        ) from None
+    data, root = read_yaml(
+        path, text, what="Template file", error=TemplateError,
+        hint="Fix the YAML at that line (indentation, quotes around text with ':' or '{').")
     if not isinstance(data, dict):
         raise TemplateError(f"Template file {path} must be a mapping (name:, messages:, ...).",
                             "See prompts/chat.yaml for the layout.")
@@ -219,7 +195,7 @@ def load_template(path: Path) -> PromptTemplate:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
-        line = _line_of(root, loc)
+        line = line_of(root, loc)
         field = ".".join(str(p) for p in loc) or "(top level)"
         raise TemplateError(
             f"Template file {path}:{line}: {field}: {err['msg']}"

@@ -50,11 +50,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assistant.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
 from assistant.errors import ConfigError, InputError
+from assistant.yamlfile import line_of, read_yaml
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "data" / "questionnaire.yaml"
 CLASSIFIER_QUESTIONS: tuple[str, ...] = (*ORDINAL_QUESTIONS, *CATEGORICAL_QUESTIONS, "interests")
@@ -196,9 +196,6 @@ class QuestionnaireSpec(BaseModel):
 def load_spec(path: Path | str | None = None) -> QuestionnaireSpec:
     """Read and validate a questionnaire spec; every problem is a ``ConfigError`` naming the
     file, the line, the question id and the field."""
-    # prompts.py pulls in LangChain: import its YAML line finder only when a file is read
-    from assistant.prompts import _line_of
-
     path = Path(path) if path is not None else DEFAULT_SPEC
     hint_layout = "The layout is documented at the top of data/questionnaire.yaml."
     try:
@@ -206,16 +203,9 @@ def load_spec(path: Path | str | None = None) -> QuestionnaireSpec:
     except OSError as exc:
         raise ConfigError(f"Cannot read the questionnaire spec {path}: {exc.strerror}.",
                           "Check the path (the default is data/questionnaire.yaml).") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"Questionnaire spec {where} is not valid YAML: {problem}.",
-                          "Fix the YAML at that line (indentation, quotes around text with "
-                          "':' or '#').") from None
+    data, root = read_yaml(path, text, what="Questionnaire spec", error=ConfigError,
+                           hint="Fix the YAML at that line (indentation, quotes around text "
+                           "with ':' or '#').")
     if not isinstance(data, dict):
         raise ConfigError(f"Questionnaire spec {path} must be a mapping with `questions:`.",
                           hint_layout)
@@ -228,7 +218,7 @@ def load_spec(path: Path | str | None = None) -> QuestionnaireSpec:
             loc, msg = cause.loc, cause.message
         else:
             loc, msg = tuple(err["loc"]), err["msg"]
-        line = _line_of(root, loc)
+        line = line_of(root, loc)
         where = f"{path}:{line}" if line else str(path)
         qid = "?"
         if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
