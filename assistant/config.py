@@ -82,8 +82,19 @@ class Settings(BaseSettings):
     auto_build_segments: bool = Field(
         True, description="At start, build segments from the shipped orders if none exist."
     )
+    questionnaire_model: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Let the model phrase questions and read several answers from one "
+        "sentence: auto = only with an OpenAI-compatible server (the embedded model is too "
+        "small), on, off. The deterministic parser is always the fallback.",
+    )
+    customer_emails: Path | None = Field(
+        None,
+        description="CSV with columns customer_id,email so returning customers can identify "
+        "by email (default: DATA_DIR/customer_emails.csv when it exists).",
+    )
 
-    @field_validator("llm_provider", mode="before")
+    @field_validator("llm_provider", "questionnaire_model", mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
         return v.strip().lower() if isinstance(v, str) else v
@@ -117,6 +128,16 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def customer_emails_path(self) -> Path:
+        return self.customer_emails or self.data_dir / "customer_emails.csv"
+
+    @property
+    def questionnaire_uses_model(self) -> bool:
+        if self.questionnaire_model == "auto":
+            return self.resolved_provider == "openai"
+        return self.questionnaire_model == "on"
 
     def describe(self) -> dict[str, object]:
         """Settings as a dict for logs and `assistant config`; secrets stay masked."""

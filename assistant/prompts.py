@@ -49,6 +49,8 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "messages": (list, tuple),
 }
+_EMPTY: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
+                          "list": list, "object": dict, "messages": list}
 # a plain {{name}} (not {{{name}}}, not a section) -> {{&name}}: no HTML escaping
 _PLAIN_VAR = re.compile(r"(?<!\{)\{\{\s*([A-Za-z_][\w.]*)\s*\}\}(?!\})")
 
@@ -85,6 +87,9 @@ class PromptTemplate(BaseModel):
     variables: dict[str, Variable] = Field(default_factory=dict)
     messages: list[TemplateMessage] = Field(min_length=1)
     parameters: GenerationParams = Field(default_factory=GenerationParams)
+    # fixed wording the app shows without the model (re-asks, summaries, ...): mustache
+    # snippets over the same declared variables, rendered with ``render_text``
+    texts: dict[str, str] = Field(default_factory=dict)
     version: str = ""
     source: str = ""
 
@@ -95,6 +100,8 @@ class PromptTemplate(BaseModel):
                 used.add(m.placeholder)
             else:
                 used |= mustache_template_vars(m.content or "")
+        for text in self.texts.values():
+            used |= _top_vars(text)
         return used
 
     def check(self) -> None:
@@ -115,6 +122,15 @@ class PromptTemplate(BaseModel):
                     f"'{m.placeholder}' must be declared with type: messages.",
                     f"Add `{m.placeholder}: {{type: messages}}` under variables.",
                 )
+        for key, text in self.texts.items():
+            try:
+                mustache_template_vars(text)
+            except ChevronError as exc:
+                raise TemplateError(
+                    f"Template '{self.name}' ({self.source}), texts.{key}: mustache syntax "
+                    f"error: {exc}",
+                    "Close every {{#section}} with {{/section}} and every {{ with }}.",
+                ) from None
         undeclared = sorted(self.used_variables() - set(self.variables))
         if undeclared:
             raise TemplateError(
@@ -152,7 +168,7 @@ class PromptTemplate(BaseModel):
                         f"({var.description or var.type}).",
                         f"Pass {name}=... when rendering, or give it a default in the file.",
                     )
-                value = [] if var.type == "messages" else ""
+                value = _EMPTY[var.type]()
             if not isinstance(value, _PY_TYPES[var.type]) or (
                 var.type in ("integer", "number") and isinstance(value, bool)
             ):
@@ -166,6 +182,46 @@ class PromptTemplate(BaseModel):
             filled[name] = value
         rendered = self._chat_template().format_messages(**filled)
         return [_from_lc(m) for m in rendered]
+
+
+    def text(self, key: str, **values: Any) -> str:
+        """Render one of the fixed ``texts``; every variable it uses needs a value."""
+        if key not in self.texts:
+            raise TemplateError(f"Template '{self.name}' has no text '{key}'.",
+                                f"Add `{key}:` under `texts:` in {self.source or 'the file'}.")
+        text = self.texts[key]
+        missing = sorted(v for v in _top_vars(text) if values.get(v) is None)
+        if missing:
+            raise TemplateError(
+                f"Template '{self.name}', text '{key}' needs a value for: {', '.join(missing)}.",
+                "Pass every variable the text uses.")
+        return render_mustache(text, values)
+
+
+def _top_vars(text: str) -> set[str]:
+    """Variables a mustache text uses at the top level (inside a {{#list}} section, names
+    refer to the list's items and are not template variables)."""
+    out: set[str] = set()
+    depth = 0
+    for tag in re.finditer(r"\{\{\{?\s*([#^/&!]?)\s*([\w.]+)\s*\}?\}\}", text):
+        kind, name = tag.groups()
+        if kind == "!":
+            continue
+        if kind == "/":
+            depth -= 1
+            continue
+        if depth == 0:
+            out.add(name.split(".")[0])
+        if kind in "#^" and kind:
+            depth += 1
+    return out
+
+
+def render_mustache(text: str, values: dict[str, Any]) -> str:
+    """Mustache without HTML escaping (the same rules as the chat templates)."""
+    from langchain_core.utils.mustache import render
+
+    return render(_PLAIN_VAR.sub(r"{{&\1}}", text), values)
 
 
 def _to_lc(m: Message | dict[str, str]) -> BaseMessage:

@@ -44,6 +44,7 @@ of an answer, except a free-text answer quoted in the summary, which is the pers
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -53,7 +54,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assistant.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
-from assistant.errors import ConfigError, InputError
+from assistant.config import REPO_ROOT
+from assistant.errors import ConfigError, InputError, TemplateError
+from assistant.prompts import PromptTemplate, load_template
 from assistant.yamlfile import line_of, read_yaml
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "data" / "questionnaire.yaml"
@@ -286,6 +289,8 @@ class Turn(BaseModel):
     reason: str | None = None  # the same, for people
     done: bool = False
     confirmed: bool = False
+    prefix: str = ""  # what came before the question in ``message`` (ack, re-ask, ...)
+    ask: str | None = None  # the question as asked (``message`` = prefix + ask)
 
 
 class ParseResult(BaseModel):
@@ -730,12 +735,61 @@ def _default_chooser(state: QuestionnaireState, candidates: list[str]) -> str | 
     return candidates[0]
 
 
+DEFAULT_WORDING = REPO_ROOT / "prompts" / "questionnaire.yaml"
+WORDING_KEYS = (
+    "ask_number", "welcome_back", "reask", "skip_after_failures", "ack", "ack_text",
+    "ack_skip", "ack_dont_know", "did_you_mean", "say_again", "first_question", "go_back",
+    "changed", "cleared", "cannot_change", "pruned", "updated", "summary",
+    "summary_not_understood", "just_chat", "identified", "noted",
+)
+
+#: How sure we are of a fact, by where it came from (shown on the "what we know" card).
+#: said/edited/observed are taken as given; "understood" is a model's reading of a longer
+#: sentence (checked by the parser); "inferred" is a rule over order history (e.g. buyer
+#: type from units per order).
+SOURCE_CONFIDENCE = {"said": 1.0, "edited": 1.0, "observed": 1.0, "understood": 0.8,
+                     "inferred": 0.7}
+
+
+class Wording:
+    """The questionnaire's fixed texts: the ``texts:`` of an ops-editable template
+    (prompts/questionnaire.yaml). Every key the engine uses must be there."""
+
+    def __init__(self, template: PromptTemplate) -> None:
+        missing = [k for k in WORDING_KEYS if k not in template.texts]
+        if missing:
+            raise TemplateError(
+                f"Template '{template.name}' ({template.source}) lacks text(s): "
+                + ", ".join(missing),
+                "Add them under `texts:` (see prompts/questionnaire.yaml as shipped).")
+        self.template = template
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Wording:
+        return cls(load_template(Path(path or DEFAULT_WORDING)))
+
+    def __call__(self, key: str, **values: Any) -> str:
+        return self.template.text(key, **values).strip()
+
+
+_SHIPPED_WORDING: Wording | None = None
+
+
+def shipped_wording() -> Wording:
+    global _SHIPPED_WORDING
+    if _SHIPPED_WORDING is None:
+        _SHIPPED_WORDING = Wording.load()
+    return _SHIPPED_WORDING
+
+
 class Questionnaire:
     """The state machine over a spec. Stateless itself: every call takes the state."""
 
-    def __init__(self, spec: QuestionnaireSpec, chooser: Chooser | None = None) -> None:
+    def __init__(self, spec: QuestionnaireSpec, chooser: Chooser | None = None,
+                 wording: Wording | None = None) -> None:
         self.spec = spec
         self.chooser = chooser or _default_chooser
+        self.say = wording or shipped_wording()
         self._aliases = sorted(((_norm(a), q.id) for q in spec.questions
                                 for a in [*q.aliases, q.id.replace("_", " ")]),
                                key=lambda aq: -len(aq[0]))
@@ -804,13 +858,18 @@ class Questionnaire:
         state.confirmed = False
         if qid not in state.asked:
             state.asked.append(qid)
-        text = q.text
-        if q.type == "number":
-            lo, hi = q.bounds
-            text += f" ({_fmt_money(lo, q.unit)}-{_fmt_money(hi, q.unit)})"
+        text = self.question_text(q)
         message = f"{prefix}\n\n{text}".strip() if prefix else text
         return Turn(message=message, question_id=qid, quick_replies=self._quick_replies(state, q),
-                    progress=self.progress(state), **extra)
+                    progress=self.progress(state), prefix=prefix, ask=text, **extra)
+
+    def question_text(self, q: Question) -> str:
+        """The question as asked (a number question shows its range)."""
+        if q.type != "number":
+            return q.text
+        lo, hi = q.bounds
+        return self.say("ask_number", question=q.text, low=_fmt_money(lo, q.unit),
+                        high=_fmt_money(hi, q.unit))
 
     def summary(self, state: QuestionnaireState) -> list[SummaryItem]:
         items = []
@@ -830,12 +889,10 @@ class Questionnaire:
         state.current = None
         state.done = True
         items = self.summary(state)
-        lines = "\n".join(f"- {i.question} → {i.answer}" for i in items if i.answer != "not asked")
         more = self.remaining(state)
-        body = (f"Here's what I understood:\n{lines}\n\nSay \"confirm\" if that's right, or tell "
-                "me what to change (e.g. \"change my budget to 40\").")
-        if more:
-            body += f" I can also ask {len(more)} more question(s): say \"more questions\"."
+        body = self.say("summary", more=len(more),
+                        items=[{"question": i.question, "answer": i.answer}
+                               for i in items if i.answer != "not asked"])
         message = f"{prefix}\n\n{body}".strip() if prefix else body
         replies = ["Confirm", "Go back"] + (["More questions"] if more else [])
         return Turn(message=message, quick_replies=replies, progress=self.progress(state),
@@ -864,7 +921,7 @@ class Questionnaire:
         """The first (or, on resume, the current) question or the summary."""
         if state.done:
             return self._summary_turn(state)
-        prefix = self.spec.intro if not state.asked else "Welcome back! Where were we:"
+        prefix = self.spec.intro if not state.asked else self.say("welcome_back")
         return self._advance(state, prefix)
 
     def _store(self, state: QuestionnaireState, qid: str, result: ParseResult,
@@ -882,11 +939,11 @@ class Questionnaire:
 
     def _ack(self, q: Question, result: ParseResult) -> str:
         if result.special == "dont_know":
-            return "No problem, I'll leave that open."
+            return self.say("ack_dont_know")
         if result.special == "skip":
-            return "No problem, let's skip that."
-        shown = q.type == "email" or q.type not in ("text",)
-        text = f"Got it: {format_answer(q, result.value)}." if shown else "Thanks, noted."
+            return self.say("ack_skip")
+        text = self.say("ack_text") if q.type == "text" else \
+            self.say("ack", answer=format_answer(q, result.value))
         return f"{text} {result.note}" if result.note else text
 
     def _reask(self, state: QuestionnaireState, q: Question, result: ParseResult) -> Turn:
@@ -894,18 +951,13 @@ class Questionnaire:
         state.failures[q.id] = n
         if n > FAILURES_BEFORE_OFFER and not q.required:
             self._store(state, q.id, ParseResult(special="skip"), "skipped after failed tries")
-            turn = self._advance(state, "Let's skip that one for now; you can come back to it "
-                                 "from the summary.")
+            turn = self._advance(state, self.say("skip_after_failures"))
             turn.error, turn.reason = result.error, result.reason
             return turn
-        parts = [f"Sorry, {result.reason}."]
-        if q.help:
-            parts.append(q.help)
-        if q.example:
-            parts.append(f'For example: "{q.example}".')
-        if n >= FAILURES_BEFORE_OFFER:
-            parts.append(f'You can also say "{SKIP_LABEL.lower()}" or "don\'t know".')
-        return self._ask(state, q.id, " ".join(parts), error=result.error, reason=result.reason)
+        text = self.say("reask", reason=result.reason or "I couldn't use that",
+                        help=q.help or "", example=q.example or "",
+                        offer_skip=n >= FAILURES_BEFORE_OFFER)
+        return self._ask(state, q.id, text, error=result.error, reason=result.reason)
 
     def _correction(self, state: QuestionnaireState, text: str
                     ) -> tuple[str, ParseResult, bool] | None:
@@ -936,18 +988,20 @@ class Questionnaire:
         state.pending = None
         if not before:
             if state.current:
-                return self._ask(state, state.current, "This is the first question.")
+                return self._ask(state, state.current, self.say("first_question"))
             return self._advance(state)
         prev = before[-1]
         q = self.spec.question(prev)
-        if prev in state.answers:
-            said = f"You said: {format_answer(q, state.answers[prev])}. What should it be?"
-        else:
-            said = "Let's try that one again."
-        return self._ask(state, prev, f"Sure, back one question. {said}")
+        answer = format_answer(q, state.answers[prev]) if prev in state.answers else ""
+        return self._ask(state, prev, self.say("go_back", answer=answer))
 
-    def handle(self, state: QuestionnaireState, text: str) -> Turn:
-        """One message from the person -> the next turn (mutates ``state``)."""
+    def handle(self, state: QuestionnaireState, text: str,
+               extracted: dict[str, Any] | None = None) -> Turn:
+        """One message from the person -> the next turn (mutates ``state``).
+
+        ``extracted``: answers a model read from the same message ({question id: value});
+        each is checked like a typed answer and kept only when it parses (source
+        "understood"); the deterministic parse of the current question wins."""
         raw = clean_text(text if isinstance(text, str) else str(text))
         t = _norm(raw)
         current = self.spec.question(state.current) if state.current else None
@@ -966,7 +1020,7 @@ class Questionnaire:
                 return self._advance(state, self._ack(q, result))
             state.pending = None
             if _NO.fullmatch(t) or t in ("no it isn't", "not that", "wrong"):
-                return self._ask(state, q.id, "OK. Could you say it another way?")
+                return self._ask(state, q.id, self.say("say_again"))
         if _GO_BACK.match(t):
             return self._go_back(state)
         fix = self._correction(state, raw)
@@ -979,17 +1033,17 @@ class Questionnaire:
                     q = self.spec.question(qid)
                     self._store(state, qid, result, "said")
                     dropped = self._prune(state)
-                    msg = (f"Got it, I've changed your {_name(q)} to "
-                           f"{format_answer(q, result.value)}." if result.ok
-                           else f"OK, I've cleared your {_name(q)}.")
+                    msg = (self.say("changed", name=_name(q),
+                                    answer=format_answer(q, result.value)) if result.ok
+                           else self.say("cleared", name=_name(q)))
                     if dropped:
-                        msg += " Some earlier answers no longer apply, so I removed them."
+                        msg += " " + self.say("pruned")
                     return self._advance(state, msg)
             elif qid != state.current and explicit:
                 q = self.spec.question(qid)
                 return self._status(state, result.error or "not_understood",
-                                    f"I couldn't change your {_name(q)}: "
-                                    f"{result.reason}")
+                                    self.say("cannot_change", name=_name(q),
+                                             reason=result.reason or "I didn't understand"))
         if state.done:
             if _CONFIRM.match(t):
                 turn = self._summary_turn(state, confirmed=True)
@@ -1001,7 +1055,7 @@ class Questionnaire:
                 state.extended = True
                 return self._advance(state)
             return self._summary_turn(
-                state, "Sorry, I didn't catch a change there.", error="not_understood",
+                state, self.say("summary_not_understood"), error="not_understood",
                 reason="say \"confirm\" or name what to change, e.g. \"change my region to "
                 "Europe\"")
         if current is None:
@@ -1010,15 +1064,63 @@ class Questionnaire:
         if (fix is not None and fix[0] == current.id and not result.ok
                 and (fix[1].ok or fix[1].special)):
             result = fix[1]  # "my budget is 50" answering the budget question
+        source = "said"
+        if extracted and not (result.ok or result.special) and current.id in extracted:
+            alt = self._coerce_loose(current, extracted[current.id])
+            if alt.ok:
+                result, source = alt, "understood"
+        noted = self._apply_extracted(state, extracted or {}, exclude=current.id)
+        if noted:
+            noted = self.say("noted", answer=noted)
         if result.confirm:
             state.pending = Pending(question_id=current.id, value=result.value)
             shown = format_answer(current, result.value)
-            return Turn(message=f'Did you mean "{shown}"?', question_id=current.id,
+            return Turn(message=self.say("did_you_mean", answer=shown), question_id=current.id,
                         quick_replies=["Yes", "No"], progress=self.progress(state))
         if result.ok or result.special:
-            self._store(state, current.id, result, "said")
-            return self._advance(state, self._ack(current, result))
-        return self._reask(state, current, result)
+            self._store(state, current.id, result, source)
+            return self._advance(state, " ".join(filter(None, [self._ack(current, result),
+                                                               noted])))
+        turn = self._reask(state, current, result)
+        if noted:
+            turn.message, turn.prefix = f"{noted} {turn.message}", f"{noted} {turn.prefix}"
+        return turn
+
+    def _apply_extracted(self, state: QuestionnaireState, extracted: dict[str, Any],
+                         exclude: str | None) -> str:
+        """Store the valid extracted answers to questions not answered yet (spec order, so
+        branching sees earlier ones); returns them formatted ("region Europe, budget £50")."""
+        kept = []
+        for q in self.spec.questions:
+            if q.id == exclude or q.id not in extracted or q.id in state.answers \
+                    or not self.is_shown(state, q.id):
+                continue
+            result = self._coerce_loose(q, extracted[q.id])
+            if result.ok:
+                self._store(state, q.id, result, "understood")
+                kept.append(f"{_name(q)} {format_answer(q, result.value)}")
+        if kept:
+            self._prune(state)
+        return ", ".join(kept)
+
+    def _coerce_loose(self, q: Question, value: Any) -> ParseResult:
+        """A model's value: the typed value, else its text through the parser."""
+        if value is None or value == "" or value == []:
+            return _failure("empty", "no value")
+        result = self._coerce(q, value)
+        if result.ok:
+            return result
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        result = parse_answer(q, str(value))
+        return result if result.ok and not result.confirm else _failure("invalid", "no match")
+
+    def dismiss(self, state: QuestionnaireState) -> Turn:
+        """The person chose to just chat: stop asking (the card keeps what was said)."""
+        state.dismissed = True
+        state.current = None
+        state.pending = None
+        return Turn(message=self.say("just_chat"), progress=self.progress(state), done=True)
 
     def _status(self, state: QuestionnaireState, code: str, reason: str) -> Turn:
         """Re-show where we are (question or summary) with a reason; no failure counted."""
@@ -1047,9 +1149,10 @@ class Questionnaire:
         if state.current == q.id:
             state.current = None
         dropped = self._prune(state)
-        msg = f"Updated: {q.text} {format_answer(q, result.value) if result.ok else 'skipped'}."
+        msg = self.say("updated", question=q.text,
+                       answer=format_answer(q, result.value) if result.ok else "skipped")
         if dropped:
-            msg += " Some answers no longer apply, so I removed them."
+            msg += " " + self.say("pruned")
         return self._advance(state, msg)
 
     def _coerce(self, q: Question, value: Any) -> ParseResult:
@@ -1092,3 +1195,56 @@ def answers_for_classifier(state: QuestionnaireState) -> dict[str, Any]:
             value = state.answers[qid]
             out[qid] = list(value) if qid == "interests" else value
     return out
+
+
+# --------------------------------------------------------------------------- the model's part
+_MAX_PHRASING = 200
+_LEAK = re.compile(r"\{\{|\}\}|<<<|>>>|\bsystem\b|\binstruction|\bprompt\b", re.IGNORECASE)
+PHRASING_MIN_SIMILARITY = 0.5  # MiniLM cosine, spec text vs phrasing (measured: good
+# paraphrases 0.57-0.83, an unrelated question 0.22, off-topic chatter -0.03)
+
+
+def check_phrasing(original: str, raw: str, similarity: Callable[[str, str], float]) -> str:
+    """The model's phrasing of a question, or "" when it must not be shown: empty, long,
+    not a question, template debris, or off-topic (embedding similarity to the original)."""
+    lines = [ln.strip() for ln in (raw or "").splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    text = re.sub(r"^(?:question|rewritten|rephrased)\s*:\s*", "", lines[0], flags=re.I)
+    text = text.strip().strip('"“”\'').strip()
+    if not (8 <= len(text) <= _MAX_PHRASING) or not text.endswith("?") or _LEAK.search(text):
+        return ""
+    return text if similarity(original, text) >= PHRASING_MIN_SIMILARITY else ""
+
+
+def describe_questions(spec: QuestionnaireSpec, ids: list[str]) -> str:
+    """One line per question for the extraction prompt: id, kind and allowed values."""
+    lines = []
+    for qid in ids:
+        q = spec.question(qid)
+        values = " | ".join(f'"{o.value}"' for o in q.options)
+        kind = {
+            "single": f"one of {values}",
+            "multi": f"several of {values}",
+            "number": f"a number in {q.unit or 'units'} from {q.bounds[0]:g} to "
+                      f"{q.bounds[1]:g}" if q.type == "number" else "",
+            "yes_no": "true or false",
+            "text": "short free text",
+            "email": "an email address",
+        }[q.type]
+        lines.append(f"- {q.id}: {q.text} ({kind})")
+    return "\n".join(lines)
+
+
+def parse_extraction(raw: str, allowed: list[str]) -> dict[str, Any]:
+    """The JSON object in a model's reply, keeping only the allowed question ids."""
+    start, end = (raw or "").find("{"), (raw or "").rfind("}")
+    if start < 0 or end <= start:
+        return {}
+    try:
+        data = json.loads(raw[start:end + 1])
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if k in allowed and v not in (None, "", [])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -10,15 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from assistant.behaviour import read_table
 from assistant.config import REPO_ROOT, Settings
 from assistant.errors import AssistantError, InputError
 from assistant.llm import ChatModel, LLMClient, build_model
 from assistant.prompts import TemplateRegistry
 from assistant.questionnaire import (
+    SOURCE_CONFIDENCE,
     Questionnaire,
     QuestionnaireState,
+    Turn,
+    Wording,
     answers_for_classifier,
+    check_phrasing,
+    describe_questions,
     load_spec,
+    parse_extraction,
 )
 from assistant.schemas import ChatMessage, Message
 from assistant.segmentation import (
@@ -33,6 +41,8 @@ from assistant.store import Store
 log = logging.getLogger(__name__)
 
 CHAT_TEMPLATE = "chat"
+WORDING_TEMPLATE = "questionnaire"
+EXTRACTION_TEMPLATE = "answer_extraction"
 DEFAULT_ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"  # shipped real data
 # history sent to the model, newest first, until this many characters (small local context)
 HISTORY_CHARS = 3000
@@ -63,12 +73,16 @@ class AssistantService:
         self.spec = load_spec()
         self._segments: SegmentModel | None = None
         self._segments_lock = threading.Lock()
+        self._phrased: dict[tuple[str, str], str] = {}  # (question, template version)
+        self._embedder = None  # loaded on first phrasing check
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
         """Build every part from settings; templates are validated here (fail fast)."""
         templates = TemplateRegistry(settings.prompts_dir)
-        templates.get(CHAT_TEMPLATE)
+        for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE):
+            templates.get(name)
+        Wording(templates.get(WORDING_TEMPLATE))
         store = Store(settings.db_path)
         model = model or build_model(settings)
         where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
@@ -195,10 +209,17 @@ class AssistantService:
         return self.segment_model().from_answers(answers, customer_id)
 
     # -- guided questionnaire --------------------------------------------------------
+    # the chat runs the questionnaire first; these words leave it for free chat
+    JUST_CHAT = "Just chat"
+    _JUST_CHAT_WORDS = {"just chat", "skip the questions", "stop the questions"}
+
+    def _wording(self) -> Wording:
+        return Wording(self.templates.get(WORDING_TEMPLATE))
+
     def _questionnaire(self, segments: SegmentModel | None) -> Questionnaire:
         planner = segments.planner(self.settings.segment_confidence) if segments else None
         if planner is None:
-            return Questionnaire(self.spec)
+            return Questionnaire(self.spec, wording=self._wording())
 
         def chooser(state: QuestionnaireState, candidates: list[str]) -> str | None:
             """Segment questions by information gain until the segment is confident, then
@@ -211,7 +232,7 @@ class AssistantService:
             others = [c for c in candidates if c not in ASK_ORDER]
             return others[0] if others else None
 
-        return Questionnaire(self.spec, chooser)
+        return Questionnaire(self.spec, chooser, wording=self._wording())
 
     def _segments_or_none(self) -> SegmentModel | None:
         try:
@@ -219,23 +240,34 @@ class AssistantService:
         except AssistantError:
             return None
 
+    def _load_state(self, session_id: str) -> QuestionnaireState:
+        if not self.store.get_session(session_id):
+            raise InputError("Unknown session.", "Reload the page to start a new one.")
+        saved = self.store.load_questionnaire(session_id)
+        return QuestionnaireState.model_validate_json(saved) if saved else QuestionnaireState()
+
+    def _save_state(self, session_id: str, state: QuestionnaireState) -> None:
+        self.store.save_questionnaire(session_id, state.model_dump_json())
+
+    def _out(self, session_id: str, engine: Questionnaire, state: QuestionnaireState,
+             turn: Turn, segments: SegmentModel | None) -> dict[str, Any]:
+        turn = self._phrase(session_id, engine, turn)
+        return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
+
     def questionnaire(self, session_id: str, text: str | None = None) -> dict[str, Any]:
         """Start or continue the guided questionnaire of a session; the state is saved after
         every answer, so a restart resumes at the same question. Returns the turn plus the
         "what we know" card (facts with their source, and the segment)."""
-        if not self.store.get_session(session_id):
-            raise InputError("Unknown session.", "Reload the page to start a new one.")
-        saved = self.store.load_questionnaire(session_id)
-        state = QuestionnaireState.model_validate_json(saved) if saved else QuestionnaireState()
+        state = self._load_state(session_id)
         segments = self._segments_or_none()
         engine = self._questionnaire(segments)
-        turn = engine.start(state) if text is None else engine.handle(state, text)
-        self.store.save_questionnaire(session_id, state.model_dump_json())
-        return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
-
-    # the chat runs the questionnaire first; these words leave it for free chat
-    JUST_CHAT = "Just chat"
-    _JUST_CHAT_WORDS = {"just chat", "skip the questions", "stop the questions"}
+        if text is None:
+            turn = engine.start(state)
+        else:
+            turn = engine.handle(state, text, self._extract(session_id, engine, state, text))
+            turn = self._link_by_email(engine, state, segments, turn)
+        self._save_state(session_id, state)
+        return self._out(session_id, engine, state, turn, segments)
 
     def questionnaire_active(self, session_id: str) -> bool:
         saved = self.store.load_questionnaire(session_id)
@@ -258,77 +290,219 @@ class AssistantService:
         text = clean_message(text, limit=self.settings.max_message_chars)
         self.store.add_message(session_id, "user", text)
         if text.strip().lower() in self._JUST_CHAT_WORDS:
-            saved = self.store.load_questionnaire(session_id)
-            state = QuestionnaireState.model_validate_json(saved) if saved else \
-                QuestionnaireState()
-            state.dismissed = True
-            self.store.save_questionnaire(session_id, state.model_dump_json())
-            message = ("Sure, let's just chat. Ask me anything; what you told me so far is "
-                       "kept on the card.")
-            self.store.add_message(session_id, "assistant", message)
-            card = self._card(self._questionnaire(self._segments_or_none()), state,
-                              self._segments_or_none())
-            return {"turn": {"message": message, "quick_replies": [], "done": True,
-                             "confirmed": False, "question_id": None,
-                             "progress": {"answered": len(state.answers),
-                                          "total": len(state.answers)}},
-                    "card": card}
-        out = self.questionnaire(session_id, text)
+            state = self._load_state(session_id)
+            segments = self._segments_or_none()
+            engine = self._questionnaire(segments)
+            turn = engine.dismiss(state)
+            self._save_state(session_id, state)
+            out = {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
+        else:
+            out = self.questionnaire(session_id, text)
         self.store.add_message(session_id, "assistant", out["turn"]["message"])
         return out
 
-    def identify(self, session_id: str, customer_id: str) -> dict[str, Any]:
-        """Link a returning customer to their orders: the questions their behaviour answers
-        are filled in (source "observed") and not asked; the segment uses both."""
-        if not self.store.get_session(session_id):
-            raise InputError("Unknown session.", "Reload the page to start a new one.")
-        segments = self.segment_model()
-        observed = segments.observed_answers(customer_id.strip())
-        saved = self.store.load_questionnaire(session_id)
-        state = QuestionnaireState.model_validate_json(saved) if saved else QuestionnaireState()
+    def respond(self, session_id: str, text: str) -> Iterator[str]:
+        """What the chat box does: an answer while the questionnaire runs (one chunk: the
+        next question), else a streamed model reply."""
+        if self.questionnaire_active(session_id):
+            yield self.guided_reply(session_id, text)["turn"]["message"]
+            return
+        yield from self.chat(session_id, text)
+
+    def pending_question(self, session_id: str) -> dict[str, Any]:
+        """The question waiting for an answer (``/question``): id, text, type, options,
+        progress; ``id`` is None at the summary or after the questionnaire."""
+        state = self._load_state(session_id)
+        segments = self._segments_or_none()
         engine = self._questionnaire(segments)
-        state.customer_id = customer_id.strip()
-        filled = 0
+        turn = engine.start(state) if not (state.confirmed or state.dismissed) else None
+        self._save_state(session_id, state)
+        progress = engine.progress(state).model_dump()
+        if turn is None or turn.question_id is None:
+            return {"id": None, "text": turn.message if turn else "", "type": None,
+                    "options": [], "quick_replies": turn.quick_replies if turn else [],
+                    "progress": progress, "done": True,
+                    "confirmed": state.confirmed, "dismissed": state.dismissed}
+        q = self.spec.question(turn.question_id)
+        return {"id": q.id, "text": self._phrase(session_id, engine, turn).ask or q.text,
+                "type": q.type, "required": q.required,
+                "options": [{"value": o.value, "label": o.display} for o in q.options],
+                "quick_replies": turn.quick_replies, "help": q.help, "example": q.example,
+                "progress": progress, "done": False, "confirmed": False, "dismissed": False}
+
+    def profile(self, session_id: str) -> dict[str, Any]:
+        """The "what we know" card of a session (``/profile``)."""
+        state = self._load_state(session_id)
+        segments = self._segments_or_none()
+        engine = self._questionnaire(segments)
+        return self._card(engine, state, segments)
+
+    def answer(self, session_id: str, question_id: str, value: Any) -> dict[str, Any]:
+        """A direct answer to one question (``/answer``): the pending question is answered
+        like a chat message; any other shown question is edited. Saved in the chat too."""
+        state = self._load_state(session_id)
+        if question_id not in self.spec.ids:
+            raise InputError(f"There is no question '{question_id}'.",
+                             "Ask /question for the pending one; ids: "
+                             + ", ".join(self.spec.ids) + ".")
+        text = value if isinstance(value, str) else json.dumps(value)
+        if state.current == question_id and not state.pending and isinstance(value, str):
+            return self.guided_reply(session_id, value)
+        out = self.questionnaire_edit(session_id, question_id, value)
+        self.store.add_message(session_id, "user", f"{question_id}: {text}"[:500])
+        self.store.add_message(session_id, "assistant", out["turn"]["message"])
+        return out
+
+    def identify(self, session_id: str, who: str) -> dict[str, Any]:
+        """Link a returning customer to their orders, by customer number or email: the
+        questions their behaviour answers are filled in (source "observed", or "inferred"
+        for rules over orders) and not asked; the segment uses both."""
+        state = self._load_state(session_id)
+        segments = self.segment_model()
+        customer_id = self.customer_by_email(who) if "@" in who else who.strip()
+        engine = self._questionnaire(segments)
+        filled = self._fill_observed(engine, state, segments, customer_id)
         turn = engine.start(state)
+        self._save_state(session_id, state)
+        message = self._wording()("identified", count=filled)
+        turn.message = f"{message}\n\n{turn.ask or turn.message}".strip()
+        self.store.add_message(session_id, "assistant", turn.message)
+        return self._out(session_id, engine, state, turn, segments)
+
+    # facts a rule over the order history guesses (not what the person did)
+    _INFERRED = {"buyer_type", "interests"}
+
+    def _fill_observed(self, engine: Questionnaire, state: QuestionnaireState,
+                       segments: SegmentModel, customer_id: str) -> int:
+        observed = segments.observed_answers(customer_id)  # InputError when unknown
+        state.customer_id = customer_id
+        filled = 0
         for q in ASK_ORDER:  # order_frequency before last_order, which depends on it
             value = observed.get(q)
-            if value in (None, "", []):
+            if value in (None, "", []) or not engine.is_shown(state, q):
                 continue
-            try:
-                turn = engine.edit(state, q, value, source="observed")
-            except InputError:  # not shown for these answers
-                continue
+            source = "inferred" if q in self._INFERRED else "observed"
+            turn = engine.edit(state, q, value, source=source)
             filled += 0 if turn.error else 1
-        self.store.save_questionnaire(session_id, state.model_dump_json())
-        message = (f"Welcome back! I found your order history and filled in {filled} "
-                   "answers from it (marked \"from your orders\" on the card). "
-                   + (self.spec.question(turn.question_id).text if turn.question_id else ""))
-        self.store.add_message(session_id, "assistant", message.strip())
-        return {"turn": {**turn.model_dump(), "message": message.strip()},
-                "card": self._card(engine, state, segments)}
+        return filled
 
-    def questionnaire_edit(self, session_id: str, question_id: str, value: str) -> dict[str, Any]:
+    def customer_by_email(self, email: str) -> str:
+        """The customer number of an email in the shop's customer list (ops provide it:
+        customer_emails.csv with customer_id,email)."""
+        path = self.settings.customer_emails_path
+        email = email.strip().lower()
+        if not path.exists():
+            raise InputError("This shop has not loaded customer emails yet.",
+                             "Use your customer number instead (it is on your invoices).")
+        table = read_table(path)
+        if not {"customer_id", "email"} <= set(table.columns):
+            raise InputError(f"{path.name} needs the columns customer_id and email.",
+                             "Ask the shop to fix the customer list.")
+        hits = table.loc[table["email"].astype(str).str.strip().str.lower() == email,
+                         "customer_id"]
+        if hits.empty:
+            raise InputError("No customer with that email.",
+                             "Check the spelling, or use your customer number.")
+        return str(hits.iloc[0]).strip().removesuffix(".0")
+
+    def _link_by_email(self, engine: Questionnaire, state: QuestionnaireState,
+                       segments: SegmentModel | None, turn: Turn) -> Turn:
+        """An email answer that belongs to a known customer links their orders."""
+        email = state.answers.get("email")
+        if not email or state.customer_id or segments is None:
+            return turn
+        try:
+            customer_id = self.customer_by_email(str(email))
+            filled = self._fill_observed(engine, state, segments, customer_id)
+        except InputError:
+            return turn
+        nxt = engine.start(state)
+        nxt.message = (f"{turn.prefix}\n\n" if turn.prefix else "") + \
+            self._wording()("identified", count=filled) + f"\n\n{nxt.ask or nxt.message}"
+        return nxt
+
+    def questionnaire_edit(self, session_id: str, question_id: str, value: Any
+                           ) -> dict[str, Any]:
         """Edit one fact from the card (or the summary)."""
-        saved = self.store.load_questionnaire(session_id)
-        if not saved:
+        if not self.store.load_questionnaire(session_id):
             raise InputError("There is no questionnaire in this session yet.",
                              "Start it first.")
-        state = QuestionnaireState.model_validate_json(saved)
+        state = self._load_state(session_id)
         segments = self._segments_or_none()
         engine = self._questionnaire(segments)
         turn = engine.edit(state, question_id, value)
-        self.store.save_questionnaire(session_id, state.model_dump_json())
-        return {"turn": turn.model_dump(), "card": self._card(engine, state, segments)}
+        self._save_state(session_id, state)
+        return self._out(session_id, engine, state, turn, segments)
 
     def _card(self, engine: Questionnaire, state: QuestionnaireState,
               segments: SegmentModel | None) -> dict[str, Any]:
-        facts = [{"question": item.question_id, "answer": item.answer, "source": item.source}
+        facts = [{"question": item.question_id, "label": item.question, "answer": item.answer,
+                  "value": state.answers[item.question_id], "source": item.source,
+                  "confidence": SOURCE_CONFIDENCE.get(item.source, 1.0)}
                  for item in engine.summary(state) if item.question_id in state.answers]
-        card: dict[str, Any] = {"facts": facts, "segment": None}
+        progress = engine.progress(state)
+        card: dict[str, Any] = {"facts": facts, "segment": None,
+                                "answered": progress.answered, "total": progress.total,
+                                "customer_id": state.customer_id}
         answers = answers_for_classifier(state)
         if segments and (answers or state.customer_id):
             card["segment"] = segments.from_answers(answers, state.customer_id)
         return card
+
+    # -- the model's part in the questionnaire (only when configured) ----------------
+    def _phrase(self, session_id: str, engine: Questionnaire, turn: Turn) -> Turn:
+        """Let the model phrase the question; keep the spec's text when it fails or drifts."""
+        if not (self.settings.questionnaire_uses_model and turn.question_id and turn.ask):
+            return turn
+        q = self.spec.question(turn.question_id)
+        if q.type == "number":  # the range is part of the meaning: keep it exact
+            return turn
+        tpl = self.templates.get(WORDING_TEMPLATE)
+        key = (q.id, tpl.version)
+        phrased = self._phrased.get(key)
+        if phrased is None:
+            try:
+                raw = self.llm.complete(tpl.render(shop_name=self.settings.shop_name,
+                                                   question=q.text), tpl.parameters,
+                                        template_name=tpl.name, template_version=tpl.version,
+                                        session_id=session_id)
+                phrased = check_phrasing(q.text, raw, self._similarity)
+            except AssistantError as err:
+                log.warning("question phrasing failed (%s); showing the spec's text", err)
+                phrased = ""
+            self._phrased[key] = phrased
+        if not phrased:
+            return turn
+        message = f"{turn.prefix}\n\n{phrased}".strip() if turn.prefix else phrased
+        return turn.model_copy(update={"message": message, "ask": phrased})
+
+    def _similarity(self, a: str, b: str) -> float:
+        if self._embedder is None:
+            from assistant.embeddings import MiniLMEmbedder
+
+            self._embedder = MiniLMEmbedder()
+        va, vb = self._embedder.embed([a, b])
+        return float(va @ vb)
+
+    def _extract(self, session_id: str, engine: Questionnaire, state: QuestionnaireState,
+                 text: str) -> dict[str, Any] | None:
+        """Several answers from one sentence, read by the model (None when off or failed;
+        the engine checks every value)."""
+        if not (self.settings.questionnaire_uses_model and state.current and not state.done
+                and len(text.split()) >= 4):
+            return None
+        open_qs = [qid for qid in engine.eligible(state)
+                   if qid not in state.answers and qid not in state.skipped]
+        tpl = self.templates.get(EXTRACTION_TEMPLATE)
+        try:
+            raw = self.llm.complete(
+                tpl.render(questions=describe_questions(self.spec, open_qs), message=text),
+                tpl.parameters, template_name=tpl.name, template_version=tpl.version,
+                session_id=session_id)
+        except AssistantError as err:
+            log.warning("answer extraction failed (%s); using the parser only", err)
+            return None
+        return parse_extraction(raw, open_qs)
 
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
         msgs = self.store.messages(session_id)

@@ -7,11 +7,20 @@ from tests.apprunner import AppProcess
 
 pytestmark = pytest.mark.e2e
 
+JUST_CHAT = ["Just chat", "Sure, let's just chat. Ask me anything; what you told me so far "
+             "is kept on the card."]
+
+
+def just_chat(client: Client) -> None:
+    """/chat runs the guided questionnaire first, as the chat box does; leave it."""
+    assert client.predict("Just chat", api_name="/chat") == JUST_CHAT[1]
+
 
 def test_chat_with_local_model_survives_restart(tmp_path):
     data = tmp_path / "data"
     with AppProcess(data) as app:
         client = Client(app.url, verbose=False)
+        just_chat(client)
         reply = client.predict("Hello! Can you suggest a gift for my mother?", api_name="/chat")
         assert isinstance(reply, str) and len(reply.strip()) > 10
         sid = client.predict(api_name="/session")
@@ -25,12 +34,14 @@ def test_chat_with_local_model_survives_restart(tmp_path):
     with AppProcess(data, port=app.port) as again:
         client = Client(again.url, verbose=False)
         history = client.predict(sid, api_name="/resume")
+        assert [m["content"] for m in history[:2]] == JUST_CHAT
+        history = history[2:]
         assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
         assert history[0]["content"] == "Hello! Can you suggest a gift for my mother?"
         assert history[1]["content"] == reply.strip()
         # the conversation goes on in the resumed session
         client.predict("One more question.", api_name="/chat")
-        assert len(client.predict(sid, api_name="/resume")) == 6
+        assert len(client.predict(sid, api_name="/resume")) == 8
 
 
 def test_bad_input_gets_clear_error_and_app_keeps_running(tmp_path):
@@ -40,6 +51,7 @@ def test_bad_input_gets_clear_error_and_app_keeps_running(tmp_path):
             client.predict("   ", api_name="/chat")
         with pytest.raises(Exception, match="20,000 characters"):
             client.predict("y" * 20_000, api_name="/chat")
+        just_chat(client)
         assert "You said: still here" in client.predict("still here", api_name="/chat")
 
 
@@ -74,6 +86,7 @@ def test_openai_compatible_server_through_the_app(tmp_path):
         with AppProcess(tmp_path / "data", provider="auto", env=env) as app:
             assert "provider=openai model=fake-model" in app.log()
             client = Client(app.url, verbose=False)
+            just_chat(client)
             fake.script([reply("Happy to help with gifts.")])
             assert client.predict("hi", api_name="/chat") == "Happy to help with gifts."
             sid = client.predict(api_name="/session")
@@ -84,12 +97,12 @@ def test_openai_compatible_server_through_the_app(tmp_path):
             assert len(fake.chat_requests) == 3
             history = client.predict(sid, api_name="/resume")
             assert [m["content"] for m in history] == [
-                "hi", "Happy to help with gifts.", "are you there?"]
+                *JUST_CHAT, "hi", "Happy to help with gifts.", "are you there?"]
             fake.script([reply("Back again.")])
             assert client.predict("hello?", api_name="/chat") == "Back again."
             sent = fake.bodies[-1]["messages"]
             assert [m["content"] for m in sent[1:]] == [
-                "hi", "Happy to help with gifts.", "are you there?", "hello?"]
+                *JUST_CHAT, "hi", "Happy to help with gifts.", "are you there?", "hello?"]
 
 
 def test_first_run_builds_segments_and_api_serves_them(tmp_path):
@@ -136,3 +149,30 @@ def test_questionnaire_api_resumes_after_restart(tmp_path):
         resumed = client.predict("", api_name="/questionnaire")
         assert resumed["turn"]["question_id"] == second["turn"]["question_id"]
         assert resumed["card"]["facts"] == second["card"]["facts"]
+
+
+def test_questionnaire_through_chat_question_answer_and_profile(tmp_path):
+    """The questionnaire API as an HTTP client sees it (gradio_client)."""
+    with AppProcess(tmp_path / "data", provider="scripted") as app:
+        client = Client(app.url, verbose=False)
+        q = client.predict(api_name="/question")
+        assert q["id"] == "buyer_type" and q["type"] == "single" and q["options"]
+        reply = client.predict(q["options"][0]["label"], api_name="/chat")
+        assert reply.startswith("Got it")
+        nxt = client.predict(api_name="/question")
+        assert nxt["id"] != q["id"] and nxt["progress"]["answered"] == 1
+        reply = client.predict("budget", "about 40 quid", api_name="/answer")
+        assert "£40" in reply
+        # a correction in free text, at any time
+        reply = client.predict("actually my budget is 50", api_name="/chat")
+        assert "changed your budget to £50" in reply
+        bad = client.predict("budget", "a zillion", api_name="/answer")
+        assert "Sorry" in bad
+        card = client.predict(api_name="/profile")
+        facts = {f["question"]: f for f in card["facts"]}
+        assert facts["buyer_type"]["source"] == "said"
+        assert facts["budget"]["value"] == {"min": 50, "max": 50}
+        assert all(0 < f["confidence"] <= 1 for f in card["facts"])
+        assert card["answered"] >= 2 and card["total"] > card["answered"]
+        with pytest.raises(Exception, match="no question 'shoe_size'"):
+            client.predict("shoe_size", "42", api_name="/answer")

@@ -101,8 +101,13 @@ def test_returning_customer_questions_answered_by_orders_are_not_asked(built_dir
     sid = svc.new_session()
     svc.guided_view(sid)
     out = svc.identify(sid, str(customer))
-    observed = {f["question"] for f in out["card"]["facts"] if f["source"] == "observed"}
+    facts = {f["question"]: f for f in out["card"]["facts"]}
+    observed = {q for q, f in facts.items() if f["source"] in ("observed", "inferred")}
     assert {"order_frequency", "spend_per_order", "buyer_type", "region"} <= observed
+    # measured facts are certain; rules over orders (buyer type) are marked inferred
+    assert facts["region"]["source"] == "observed" and facts["region"]["confidence"] == 1.0
+    assert facts["buyer_type"]["source"] == "inferred"
+    assert facts["buyer_type"]["confidence"] < 1.0
     assert "Welcome back" in out["turn"]["message"]
     assert out["card"]["segment"]["source"] == "said + observed"
     # the rest of the questionnaire never asks what the orders answered
@@ -115,3 +120,80 @@ def test_returning_customer_questions_answered_by_orders_are_not_asked(built_dir
         turn = svc.questionnaire(sid, answer)["turn"]
     with pytest.raises(InputError, match="No customer"):
         svc.identify(sid, "no-such-customer")
+
+
+def test_question_profile_and_answer_apis(tmp_path):
+    svc = make(tmp_path)
+    sid = svc.new_session()
+    q = svc.pending_question(sid)
+    assert q["id"] == "buyer_type" and q["type"] == "single" and not q["done"]
+    assert [o["value"] for o in q["options"]] == ["for myself or as gifts", "for my business"]
+    assert q["progress"]["answered"] == 0 and q["progress"]["total"] > 5
+    # a direct answer to the pending question, then a change of it by id
+    out = svc.answer(sid, "buyer_type", "for my business")
+    assert "Got it" in out["turn"]["message"]
+    assert svc.pending_question(sid)["progress"]["answered"] == 1
+    svc.answer(sid, "region", "France")  # not pending: an edit
+    card = svc.profile(sid)
+    got = {f["question"]: f for f in card["facts"]}
+    assert got["buyer_type"]["source"] == "said" and got["buyer_type"]["confidence"] == 1.0
+    assert got["region"]["value"] == "Europe" and got["region"]["source"] == "edited"
+    assert card["answered"] == 2 and card["total"] >= card["answered"]
+    # both answers were saved in the conversation, so the chat shows them on reload
+    assert any("region" in m.content for m in svc.history(sid) if m.role == "user")
+    with pytest.raises(InputError, match="no question 'shoe_size'"):
+        svc.answer(sid, "shoe_size", "42")
+    bad = svc.answer(sid, "budget", "a zillion")
+    assert bad["turn"]["error"]
+    assert "budget" not in {f["question"] for f in svc.profile(sid)["facts"]}
+
+
+def test_respond_runs_the_questionnaire_then_the_model(tmp_path):
+    svc = make(tmp_path)
+    sid = svc.new_session()
+    first = "".join(svc.respond(sid, "hello"))  # nothing asked yet: the first question
+    assert first.endswith(svc.spec.question("buyer_type").text)
+    assert "Got it" in "".join(svc.respond(sid, "for myself"))
+    assert "".join(svc.respond(sid, "Just chat")).startswith("Sure, let's just chat")
+    assert svc.pending_question(sid)["dismissed"]
+    assert "(scripted) You said: hello" in "".join(svc.respond(sid, "hello"))
+
+
+def test_returning_customer_identifies_by_email(built_dir, tmp_path):
+    svc = make(built_dir)
+    customer = str(svc.segment_model().customers.index[1])
+    sid = svc.new_session()
+    with pytest.raises(InputError, match="not loaded customer emails"):
+        svc.identify(sid, "jo@example.com")
+    emails = tmp_path / "emails.csv"
+    emails.write_text(f"customer_id,email\n{customer},Jo@Example.com\n")
+    svc.settings.customer_emails = emails
+    with pytest.raises(InputError, match="No customer with that email"):
+        svc.identify(sid, "someone@else.org")
+    out = svc.identify(sid, " jo@example.COM ")
+    assert out["card"]["customer_id"] == customer
+    assert {"observed", "inferred"} & {f["source"] for f in out["card"]["facts"]}
+
+
+def test_email_answer_links_a_known_customer(built_dir, tmp_path):
+    svc = make(built_dir)
+    customer = str(svc.segment_model().customers.index[2])
+    emails = tmp_path / "emails.csv"
+    emails.write_text(f"customer_id,email\n{customer},sam@example.com\n")
+    svc.settings.customer_emails = emails
+    sid = svc.new_session()
+    svc.guided_view(sid)
+    out = svc.questionnaire_edit(sid, "email", "sam@example.com")
+    assert out["card"]["customer_id"] is None  # an edit from the card does not link
+    sid = svc.new_session()
+    svc.guided_view(sid)
+    turn = svc.questionnaire(sid)["turn"]
+    for _ in range(15):
+        if turn["question_id"] == "email" or turn["question_id"] is None:
+            break
+        answer = turn["quick_replies"][0] if turn["quick_replies"] else "skip"
+        turn = svc.questionnaire(sid, answer)["turn"]
+    assert turn["question_id"] == "email", turn
+    out = svc.questionnaire(sid, "sam@example.com")
+    assert out["card"]["customer_id"] == customer
+    assert "found your order history" in out["turn"]["message"]

@@ -101,7 +101,7 @@ def create_app(service: AssistantService) -> gr.Blocks:
 
     def identify(sid: str | None, customer_id: str) -> tuple[list, str]:
         if not sid or not (customer_id or "").strip():
-            gr.Warning("Type the customer number from your orders (e.g. 17850).")
+            gr.Warning("Type your customer number (e.g. 17850) or the email you order with.")
             return gr.skip(), gr.skip()
         try:
             out = service.identify(sid, customer_id)
@@ -171,11 +171,13 @@ def create_app(service: AssistantService) -> gr.Blocks:
             gr.Warning(err.for_user())
 
     def api_chat(message: str, sid: str | None) -> Iterator[tuple[str, str]]:
-        """Send a message in this client's session; streams, returns the full reply."""
+        """Send a message in this client's session, as the chat box does: while the guided
+        questionnaire runs the reply is its next question ("Just chat" leaves it); after it,
+        the model's reply streams. Returns the full reply."""
         sid = sid or service.new_session()
         reply = ""
         try:
-            for delta in service.chat(sid, message):
+            for delta in service.respond(sid, message):
                 reply += delta
                 yield reply, sid
         except AssistantError as err:
@@ -188,6 +190,33 @@ def create_app(service: AssistantService) -> gr.Blocks:
         sid = sid or service.new_session()
         try:
             return service.questionnaire(sid, message if message.strip() else None), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    def api_question(sid: str | None) -> tuple[dict, str]:
+        """The pending question of this client's session: id, text, type, options,
+        progress (id is null at the summary or once the questionnaire is over)."""
+        sid = sid or service.new_session()
+        try:
+            return service.pending_question(sid), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    def api_profile(sid: str | None) -> tuple[dict, str]:
+        """The "what we know" card: facts with source and confidence, the segment with its
+        probability and reasons, answered/total."""
+        sid = sid or service.new_session()
+        try:
+            return service.profile(sid), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    def api_answer(question_id: str, value: str, sid: str | None) -> tuple[str, str]:
+        """Answer one question directly (the pending one, or change an earlier answer);
+        returns the reply, as /chat does."""
+        sid = sid or service.new_session()
+        try:
+            return service.answer(sid, question_id.strip(), value)["turn"]["message"], sid
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
@@ -232,8 +261,8 @@ def create_app(service: AssistantService) -> gr.Blocks:
                 with gr.Column(scale=2, min_width=260):
                     card = gr.Markdown("### What we know", elem_id="tailor-card")
                     with gr.Accordion("Ordered from us before?", open=False):
-                        cust_id = gr.Textbox(label="Customer number", placeholder="17850",
-                                             elem_id="tailor-customer-id")
+                        cust_id = gr.Textbox(label="Customer number or email",
+                                             placeholder="17850", elem_id="tailor-customer-id")
                         link_btn = gr.Button("Use my order history")
                     with gr.Accordion("Change a fact", open=False):
                         fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
@@ -244,11 +273,15 @@ def create_app(service: AssistantService) -> gr.Blocks:
         # hidden components behind the API-only events
         api_in = gr.Textbox(visible=False)
         api_out = gr.Textbox(visible=False)
+        api_qid = gr.Textbox(visible=False)
         api_json = gr.JSON(visible=False)
         api_chat_btn = gr.Button(visible=False)
         api_session_btn = gr.Button(visible=False)
         api_resume_btn = gr.Button(visible=False)
         api_questionnaire_btn = gr.Button(visible=False)
+        api_question_btn = gr.Button(visible=False)
+        api_profile_btn = gr.Button(visible=False)
+        api_answer_btn = gr.Button(visible=False)
 
         # -- events (every one has an api_name) ---------------------------------
         demo.load(restore, [saved], [session, chatbot, saved, box, send, card],
@@ -282,6 +315,10 @@ def create_app(service: AssistantService) -> gr.Blocks:
                              api_name="resume")
         api_questionnaire_btn.click(api_questionnaire, [api_in, session], [api_json, session],
                                     api_name="questionnaire")
+        api_question_btn.click(api_question, [session], [api_json, session], api_name="question")
+        api_profile_btn.click(api_profile, [session], [api_json, session], api_name="profile")
+        api_answer_btn.click(api_answer, [api_qid, api_in, session], [api_out, session],
+                             api_name="answer")
     return demo
 
 

@@ -41,7 +41,7 @@ def text_of(content: object) -> str:
 
 
 SOURCE_BADGE = {"said": "you said", "edited": "you changed", "observed": "from your orders",
-                "inferred": "inferred"}
+                "inferred": "guessed from your orders", "understood": "read from your message"}
 
 
 def with_options(history: list[ChatbotMessage], quick_replies: list[str]) -> list[ChatbotMessage]:
@@ -66,7 +66,9 @@ def card_markdown(card: dict[str, object], progress: dict[str, int] | None = Non
     for fact in facts:  # type: ignore[union-attr]
         name = str(fact["question"]).replace("_", " ")
         badge = SOURCE_BADGE.get(str(fact["source"]), str(fact["source"]))
-        lines.append(f"- **{name}**: {fact['answer']} · *{badge}*")
+        conf = fact.get("confidence", 1.0)
+        sure = f", {conf:.0%} sure" if isinstance(conf, float) and conf < 1.0 else ""
+        lines.append(f"- **{name}**: {fact['answer']} · *{badge}{sure}*")
     seg = card.get("segment")
     if isinstance(seg, dict):
         lines.append(f"\n**Segment: {seg['segment']}** · *inferred, "
