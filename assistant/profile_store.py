@@ -23,6 +23,8 @@ from assistant.embeddings import MiniLMEmbedder
 from assistant.errors import EmbeddingMismatchError, InputError
 
 MAX_BATCH = 5000  # Chroma refuses batches above ~5461
+# HNSW parameters for new collections; chosen by measurement (bench/recommend.py)
+DEFAULT_HNSW: dict[str, int] = {"ef_construction": 200, "max_neighbors": 32, "ef_search": 100}
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
@@ -77,7 +79,10 @@ class VectorStore:
         return cls(make_client(settings), embedder)
 
     def collection(self, name: str, *, hnsw: dict[str, int] | None = None):
-        """Get or create a collection; refuse one made with another embedding model."""
+        """Get or create a collection; refuse one made with another embedding model.
+        ``hnsw``: index parameters for a new collection (``ef_construction``,
+        ``max_neighbors`` = M, ``ef_search``); default ``DEFAULT_HNSW`` (measured, see
+        bench/recommend.py)."""
         if not _NAME.match(name):
             raise InputError(f"'{name}' is not a valid collection name.",
                              "Use 3-512 characters from letters, digits, '.', '_' and '-'.")
@@ -95,27 +100,49 @@ class VectorStore:
                     "embedding model it was built with.",
                 )
             return coll
-        metadata: dict[str, Any] = {"embedding_model": model_id, "embedding_dim": dim,
-                                    "hnsw:space": "cosine"}
-        for key, value in (hnsw or {}).items():
-            metadata[f"hnsw:{key}"] = value
-        return self.client.create_collection(name, embedding_function=self.ef, metadata=metadata)
+        metadata: dict[str, Any] = {"embedding_model": model_id, "embedding_dim": dim}
+        config = {"space": "cosine", **(DEFAULT_HNSW if hnsw is None else hnsw)}
+        return self.client.create_collection(name, embedding_function=self.ef,
+                                             metadata=metadata,
+                                             configuration={"hnsw": config})
+
+    def drop(self, name: str) -> None:
+        if name in {c.name for c in self.client.list_collections()}:
+            self.client.delete_collection(name)
+
+    def count(self, name: str) -> int:
+        return self.collection(name).count()
 
     def upsert(self, name: str, ids: list[str], documents: list[str],
-               metadatas: list[dict[str, Any]] | None = None) -> int:
+               metadatas: list[dict[str, Any]] | None = None,
+               embeddings: Any = None) -> int:
+        """Add or replace records (chunked below Chroma's batch limit); ``embeddings``
+        (precomputed, same model) skips embedding the documents again."""
         coll = self.collection(name)
         for start in range(0, len(ids), MAX_BATCH):
             end = start + MAX_BATCH
             coll.upsert(ids=ids[start:end], documents=documents[start:end],
-                        metadatas=metadatas[start:end] if metadatas else None)
+                        metadatas=metadatas[start:end] if metadatas else None,
+                        embeddings=embeddings[start:end] if embeddings is not None else None)
         return len(ids)
 
-    def query(self, name: str, text: str, k: int = 5,
-              where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query(self, name: str, text: str | None = None, k: int = 5,
+              where: dict[str, Any] | None = None, *,
+              embedding: Any = None) -> list[dict[str, Any]]:
+        """Nearest records to a text (or a precomputed embedding), best first."""
         coll = self.collection(name)
-        res = coll.query(query_texts=[text], n_results=k, where=where)
+        if embedding is not None:
+            res = coll.query(query_embeddings=[embedding], n_results=k, where=where)
+        else:
+            res = coll.query(query_texts=[text or ""], n_results=k, where=where)
         return [
             {"id": i, "document": d, "metadata": m, "distance": dist}
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
                                      res["distances"][0], strict=True)
         ]
+
+    def get(self, name: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Records by id (missing ids are left out)."""
+        res = self.collection(name).get(ids=ids, include=["documents", "metadatas"])
+        return {i: {"document": d, "metadata": m}
+                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"], strict=True)}

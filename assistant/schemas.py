@@ -56,3 +56,4 @@ class LLMCall(BaseModel):
     completion_tokens: int | None = None
     outcome: str
     error: str | None = None
+    grounding: str | None = None  # "ok" or what the grounding check found unsupported

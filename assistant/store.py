@@ -7,6 +7,7 @@ A connection per operation keeps the store safe to use from Gradio's worker thre
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,28 @@ MIGRATIONS: list[str] = [
         state TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+    """,
+    # 3: profiles (the structured part beside the Chroma embedding), reactions to
+    #    recommended items, and grounding failures of generated texts
+    """
+    CREATE TABLE profiles (
+        session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+        customer_id TEXT,
+        segment TEXT,
+        document TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        behaviour TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE item_feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        item TEXT NOT NULL,
+        value TEXT NOT NULL CHECK (value IN ('like', 'dislike', 'not_for_me')),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX item_feedback_session ON item_feedback(session_id, id);
+    ALTER TABLE llm_calls ADD COLUMN grounding TEXT;
     """,
 ]
 
@@ -200,6 +223,47 @@ class Store:
                 "INSERT INTO questionnaire_states VALUES (?, ?, ?) ON CONFLICT(session_id) "
                 "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (session_id, state_json, _now()))
+
+    # -- profiles -------------------------------------------------------------------
+    def save_profile(self, session_id: str, *, document: str, facts: dict,
+                     customer_id: str | None, segment: str | None,
+                     behaviour: dict | None) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) "
+                "DO UPDATE SET customer_id = excluded.customer_id, segment = excluded.segment, "
+                "document = excluded.document, facts = excluded.facts, "
+                "behaviour = excluded.behaviour, updated_at = excluded.updated_at",
+                (session_id, customer_id, segment, document, json.dumps(facts, default=str),
+                 json.dumps(behaviour, default=str) if behaviour is not None else None,
+                 _now()))
+
+    def load_profile(self, session_id: str) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM profiles WHERE session_id = ?",
+                               (session_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["facts"] = json.loads(out["facts"])
+        out["behaviour"] = json.loads(out["behaviour"]) if out["behaviour"] else None
+        return out
+
+    def add_item_feedback(self, session_id: str, item: str, value: str) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT INTO item_feedback (session_id, item, value, created_at) "
+                         "VALUES (?, ?, ?, ?)", (session_id, item, value, _now()))
+
+    def item_feedback(self, session_id: str) -> dict[str, str]:
+        """The latest reaction per item of a session."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT item, value FROM item_feedback WHERE session_id = ? "
+                                "ORDER BY id", (session_id,)).fetchall()
+        return {r["item"]: r["value"] for r in rows}
+
+    def set_grounding(self, call_id: int, verdict: str) -> None:
+        with self.connect() as conn:
+            conn.execute("UPDATE llm_calls SET grounding = ? WHERE id = ?", (verdict, call_id))
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:
