@@ -22,6 +22,15 @@ templates_app = typer.Typer(help="Prompt templates in prompts/.", no_args_is_hel
 app.add_typer(templates_app, name="templates")
 segments_app = typer.Typer(help="Customer segments from order data.", no_args_is_help=True)
 app.add_typer(segments_app, name="segments")
+users_app = typer.Typer(help="Staff users (agent, ops, admin) of the desk and studio.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+help_app = typer.Typer(help="Help base (Bitext passages in Chroma) and the intent classifier.",
+                       no_args_is_help=True)
+app.add_typer(help_app, name="help")
+recommend_app = typer.Typer(help="Recommenders and their offline evaluation.",
+                            no_args_is_help=True)
+app.add_typer(recommend_app, name="recommend")
 
 log = logging.getLogger("assistant")
 
@@ -244,6 +253,216 @@ def segments_show(
 
     service = AssistantService.from_settings(_settings())
     typer.echo(json.dumps(service.segment_of_customer(customer), indent=2))
+
+
+# --------------------------------------------------------------------------- users
+def _user_store() -> Any:
+    from assistant.users import UserStore
+
+    return UserStore.from_settings(_settings())
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+@friendly
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -).")],
+    role: Annotated[str, typer.Option(help="agent, ops or admin.")] = "agent",
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of stdin.")] = False,
+) -> None:
+    """Add a user; the password is asked twice (hidden) unless --password-stdin."""
+    from assistant.users import check_role, normalize_name
+
+    normalize_name(name)
+    check_role(role)  # refuse bad input before asking for a password
+    user = _user_store().add(name, _read_password(password_stdin), role)
+    typer.echo(f"added {user.name} ({user.role})")
+
+
+@users_app.command("list")
+@friendly
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List users with their roles (never their password hashes)."""
+    users = _user_store().list()
+    if as_json:
+        typer.echo(json.dumps([u.public() for u in users], indent=2))
+        return
+    if not users:
+        typer.echo("no users yet: assistant users add NAME --role agent")
+    for user in users:
+        typer.echo(f"{user.name:<24} {user.role:<6} added {user.created_at}")
+
+
+@users_app.command("remove")
+@friendly
+def users_remove(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Remove a user."""
+    user = _user_store().remove(name)
+    typer.echo(f"removed {user.name}")
+
+
+@users_app.command("passwd")
+@friendly
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of stdin.")] = False,
+) -> None:
+    """Set a user's password."""
+    from assistant.errors import InputError
+    from assistant.users import normalize_name
+
+    store = _user_store()
+    if store.get(normalize_name(name)) is None:  # refuse before asking for a password
+        raise InputError(f"No user named '{normalize_name(name)}'.",
+                         "See the names with: assistant users list")
+    user = store.set_password(name, _read_password(password_stdin))
+    typer.echo(f"password changed for {user.name}")
+
+
+# --------------------------------------------------------------------------- help base
+@help_app.command("build")
+@friendly
+def help_build(
+    data: Annotated[Path | None, typer.Option(help="Bitext CSV (default: the shipped copy).")
+                    ] = None,
+    shop: Annotated[Path | None, typer.Option(help="Shop settings (default: data/shop.yaml).")
+                    ] = None,
+    per_intent: Annotated[int, typer.Option(min=1, max=500, help="Passages kept per intent.")
+                          ] = 20,
+    force: Annotated[bool, typer.Option(help="Rebuild even when nothing changed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Fill the Bitext responses from data/shop.yaml and index them in Chroma.
+
+    Skipped when the data, the shop file and the options are unchanged."""
+    from assistant.helpbase import HelpBase, build_helpbase
+
+    base = HelpBase.from_settings(_settings())
+    bar = _Bar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        summary = build_helpbase(base, csv_path=data, shop_path=shop, per_intent=per_intent,
+                                 force=force, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    elif summary["skipped"]:
+        typer.echo(f"help base up to date ({summary['passages']} passages, build "
+                   f"{summary['build']})")
+    else:
+        left = ", ".join(f"{k} {v}" for k, v in summary["left_out"].items()) or "none"
+        typer.echo(f"{summary['passages']} passages for {summary['intents']} intents from "
+                   f"{summary['rows']:,} responses (left out: {left}); build {summary['build']}")
+
+
+@help_app.command("search")
+@friendly
+def help_search(
+    text: Annotated[str, typer.Argument(help="A ticket or question.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    intent: Annotated[str | None, typer.Option(help="Only passages of this intent.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The help passages nearest a text."""
+    from dataclasses import asdict
+
+    from assistant.helpbase import HelpBase
+
+    hits = HelpBase.from_settings(_settings()).search(text, k, intent)
+    if as_json:
+        typer.echo(json.dumps([asdict(p) for p in hits], indent=2))
+        return
+    for n, p in enumerate(hits, start=1):
+        typer.echo(f"[{n}] {p.score:.3f} {p.intent} ({p.category}) {p.id}\n"
+                   f"    {p.text[:200].replace(chr(10), ' ')}...")
+
+
+@help_app.command("train")
+@friendly
+def help_train(
+    data: Annotated[Path | None, typer.Option(help="Bitext CSV (default: the shipped copy).")
+                    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Train the intent classifier; print held-out accuracy and macro-F1."""
+    from assistant.intents import train_intents
+
+    summary = train_intents(_settings().artifacts_dir, data)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    held = summary["held_out"]
+    typer.echo(f"{summary['rows']:,} instructions, {summary['intents']} intents; held-out "
+               f"({held['test_rows']} rows): accuracy {held['accuracy']:.4f}  macro-F1 "
+               f"{held['macro_f1']:.4f}")
+    worst = sorted(held["per_intent"].items(), key=lambda kv: kv[1]["f1"])[:3]
+    typer.echo("lowest F1: " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in worst))
+    typer.echo(f"saved: {summary['artifacts']}")
+
+
+@help_app.command("classify")
+@friendly
+def help_classify(text: Annotated[str, typer.Argument(help="A ticket.")]) -> None:
+    """Intent of a ticket with its confidence and the top 3, as JSON."""
+    from assistant.intents import IntentClassifier
+
+    pred = IntentClassifier.load(_settings().artifacts_dir).predict(text)
+    typer.echo(json.dumps(pred._asdict(), indent=2))
+
+
+
+@recommend_app.command("evaluate")
+@friendly
+def recommend_evaluate(
+    interactions: Annotated[Path, typer.Option(
+        help="User-item file: orders or ratings/events (CSV, CSV.gz or Parquet).")],
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="FIELD=COLUMN for user, item, time, rating, description (repeatable).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="chronological or random-per-user.")
+                     ] = "chronological",
+    split_date: Annotated[str | None, typer.Option(
+        help="chronological: train before this day, test from it (YYYY-MM-DD; default: "
+             "the day that leaves the last quarter of the interactions for the test).")
+    ] = None,
+    test_fraction: Annotated[float, typer.Option(
+        help="random-per-user: share of each user's items held out.")] = 0.25,
+    k: Annotated[int, typer.Option("--k", min=1, help="Length of each list.")] = 10,
+    exclude_seen: Annotated[bool | None, typer.Option(
+        "--exclude-seen/--include-seen",
+        help="Only items new to the user, or already-bought ones allowed (default: both).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random split and survey noise.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Every recommender side by side (precision, recall, NDCG, MAP, hit rate @k, catalog
+    coverage, novelty), plus the cold start; the hybrid's weights are tuned on a validation
+    split inside the training data. JSON: {"recommenders": {name: {metric: value}} (repeats
+    allowed), "recommenders_new_items": {...} (already-bought excluded), "cold_start": {...}}."""
+    from assistant.behaviour import parse_map_options
+    from assistant.evaluation import evaluate, format_report, load_interactions
+
+    settings = _settings()
+    bar = _Bar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        bar("reading interactions", 0.0)
+        data = load_interactions(interactions, parse_map_options(map_))
+        settings_seen = (False, True) if exclude_seen is None else (exclude_seen,)
+        report = evaluate(data, split=split, split_date=split_date,
+                          test_fraction=test_fraction, k=k, exclude_seen=settings_seen,
+                          seed=seed, cache_dir=settings.data_dir / "cache", progress=bar)
+    finally:
+        bar.close()
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
 if __name__ == "__main__":
