@@ -8,6 +8,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from assistant.segmentation import (
     dashboard_data,
 )
 from assistant.store import Store
+from assistant.users import User, UserStore, has_role
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,31 @@ class AssistantService:
         model = model or build_model(settings)
         where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
         return cls(settings, store, templates, LLMClient(model, store, where=where))
+
+    # -- staff (Agent desk, Segments, Prompt studio) ------------------------------------
+    @cached_property
+    def users(self) -> UserStore:
+        return UserStore.from_settings(self.settings)
+
+    def authenticate(self, name: str, password: str) -> bool:
+        """Gradio's login check for the staff app: any known user with the right password
+        (what each role may do is checked per action by ``require_role``)."""
+        try:
+            return self.users.verify(name, password) is not None
+        except AssistantError:
+            return False
+
+    def require_role(self, name: str | None, role: str) -> User:
+        """The signed-in staff user, if they hold ``role`` (admin holds every role)."""
+        user = self.users.get(name) if name else None
+        if user is None:
+            raise InputError("Please sign in.", "Open /staff/ and sign in with your account.")
+        if not has_role(user, role):
+            raise InputError(
+                f"Your account '{user.name}' has the role {user.role}; this needs {role}.",
+                f"Ask an admin: assistant users add NAME --role {role} (or sign in with an "
+                f"{role} account).")
+        return user
 
     def warm_up(self) -> None:
         """Load what the first reply needs (the local model) before serving."""

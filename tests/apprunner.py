@@ -70,3 +70,14 @@ class AppProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+PASSWORD = "correct-horse-42"
+
+
+def add_user(data_dir: Path, name: str, role: str, password: str = PASSWORD) -> None:
+    """A staff user in the app's users file (what `assistant users add` writes)."""
+    from assistant.users import USERS_FILE, UserStore
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    UserStore(data_dir / USERS_FILE).add(name, password, role)

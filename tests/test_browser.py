@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.apprunner import AppProcess
+from tests.apprunner import PASSWORD, AppProcess, add_user
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +33,15 @@ def just_chat(page) -> None:
     """The chat opens with the guided questionnaire; its "Just chat" reply leaves it."""
     page.get_by_role("button", name="Just chat").first.click(timeout=20_000)
     page.get_by_text("Sure, let's just chat.").wait_for(timeout=20_000)
+
+
+def login(page, url: str, name: str, password: str = PASSWORD) -> None:
+    """Gradio's login form of the staff app."""
+    page.goto(url + "staff/")
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text(f"Signed in as {name}").wait_for(timeout=30_000)
 
 
 def bot_texts(page) -> list[str]:
@@ -154,9 +163,18 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
     orders = tmp_path / "orders.csv"
     pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
         orders, index=False)
+    add_user(tmp_path / "data", "olivia", "ops")
+    add_user(tmp_path / "data", "alex", "agent")
     with AppProcess(tmp_path / "data", provider="scripted") as app:
+        # an agent signs in: the Segments tab refuses clearly
         page = browser.new_page(viewport={"width": 1280, "height": 1800})
-        page.goto(app.url)
+        login(page, app.url, "alex")
+        page.get_by_role("tab", name="Segments").click()
+        page.get_by_text("Segments need the ops role").wait_for(timeout=20_000)
+        page.close()
+        # ops sign in and rebuild
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        login(page, app.url, "olivia")
         page.get_by_role("tab", name="Segments").click()
         page.get_by_text("No segments yet.").wait_for(timeout=20_000)
         page.get_by_text("Rebuild from an orders file").click()

@@ -3,7 +3,7 @@
 import pytest
 from gradio_client import Client
 
-from tests.apprunner import AppProcess
+from tests.apprunner import PASSWORD, AppProcess, add_user
 
 pytestmark = pytest.mark.e2e
 
@@ -110,9 +110,10 @@ def test_first_run_builds_segments_and_api_serves_them(tmp_path):
     the API then places a known customer and a person from answers."""
     import time
 
+    add_user(tmp_path / "data", "olivia", "ops")
     with AppProcess(tmp_path / "data", provider="scripted",
                     env={"TAILOR_AUTO_BUILD_SEGMENTS": "true"}) as app:
-        client = Client(app.url, verbose=False)
+        client = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
         deadline = time.monotonic() + 240
         while True:
             seg = client.predict("17850", api_name="/segment_of_customer")
@@ -176,3 +177,29 @@ def test_questionnaire_through_chat_question_answer_and_profile(tmp_path):
         assert card["answered"] >= 2 and card["total"] > card["answered"]
         with pytest.raises(Exception, match="no question 'shoe_size'"):
             client.predict("shoe_size", "42", api_name="/answer")
+
+
+def test_staff_app_needs_login_and_the_right_role(tmp_path):
+    """The chat stays public; /staff needs a login (HTTP and gradio_client), and each
+    action checks the role."""
+    import urllib.error
+    import urllib.request
+
+    data = tmp_path / "data"
+    add_user(data, "alex", "agent")
+    add_user(data, "olivia", "ops")
+    with AppProcess(data, provider="scripted") as app:
+        assert Client(app.url, verbose=False).predict(api_name="/question")["id"]
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(app.url + "staff/config")
+        assert denied.value.code == 401
+        with pytest.raises(Exception, match="credentials were not provided"):
+            Client(app.url + "staff/", verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(app.url + "staff/", auth=("alex", "wrong-password"), verbose=False)
+        agent = Client(app.url + "staff/", auth=("alex", PASSWORD), verbose=False)
+        refused = agent.predict("17850", api_name="/segment_of_customer")
+        assert refused["error"] == "Your account 'alex' has the role agent; this needs ops."
+        ops = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
+        assert "No segments have been built yet" in ops.predict(
+            "17850", api_name="/segment_of_customer")["error"]

@@ -1,4 +1,5 @@
-"""The Gradio app: ``create_app(service)`` returns Blocks without launching.
+"""The public end-user app (Chat): ``create_chat_app(service)`` returns Blocks without
+launching; ``ui/server.py`` mounts it at ``/`` beside the staff app at ``/staff``.
 
 Per-browser state lives in ``gr.State`` (the session id) mirrored into ``gr.BrowserState``
 (encrypted localStorage), so a page reload or an app restart resumes the conversation from
@@ -24,7 +25,6 @@ from assistant.ui.chat import (
     to_chatbot,
     with_options,
 )
-from assistant.ui.segments import build_segments_tab
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _browser_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def create_app(service: AssistantService) -> gr.Blocks:
+def create_chat_app(service: AssistantService) -> gr.Blocks:
     limit = service.settings.max_message_chars
     FACT_CHOICES = [(q.text[:60], q.id) for q in service.spec.questions]  # noqa: N806
 
@@ -237,39 +237,37 @@ def create_app(service: AssistantService) -> gr.Blocks:
                                 secret=_browser_secret(service.settings.data_dir))
         pending = gr.State("")
         gr.Markdown(f"## {service.settings.shop_name} · Tailor")
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat"), gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        elem_id="tailor-chat",
-                        label=f"{service.settings.shop_name} assistant",
-                        height=520,
-                        buttons=["copy"],
-                        placeholder="**Hello!** Ask about gifts, occasions or your order. "
-                        "Your conversation is saved: come back any time.",
-                    )
-                    with gr.Row():
-                        box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
-                                         placeholder="Loading your conversation…",
-                                         interactive=False, autofocus=True, max_lines=6)
-                        send = gr.Button("Send", variant="primary", scale=1, min_width=80,
-                                         interactive=False)
-                        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-                    gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
-                                "Thumbs up/down under a reply help us improve.",
-                                elem_id="tailor-status")
-                with gr.Column(scale=2, min_width=260):
-                    card = gr.Markdown("### What we know", elem_id="tailor-card")
-                    with gr.Accordion("Ordered from us before?", open=False):
-                        cust_id = gr.Textbox(label="Customer number or email",
-                                             placeholder="17850", elem_id="tailor-customer-id")
-                        link_btn = gr.Button("Use my order history")
-                    with gr.Accordion("Change a fact", open=False):
-                        fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
-                        fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
-                        fact_btn = gr.Button("Update")
-            with gr.Tab("Segments", id="segments"):
-                seg_load, seg_inputs, seg_outputs = build_segments_tab(service)
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    elem_id="tailor-chat",
+                    label=f"{service.settings.shop_name} assistant",
+                    height=520,
+                    buttons=["copy"],
+                    placeholder="**Hello!** Ask about gifts, occasions or your order. "
+                    "Your conversation is saved: come back any time.",
+                )
+                with gr.Row():
+                    box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
+                                     placeholder="Loading your conversation…",
+                                     interactive=False, autofocus=True, max_lines=6)
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=80,
+                                     interactive=False)
+                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
+                            "Thumbs up/down under a reply help us improve. "
+                            "Staff: [sign in](/staff/).",
+                            elem_id="tailor-status")
+            with gr.Column(scale=2, min_width=260):
+                card = gr.Markdown("### What we know", elem_id="tailor-card")
+                with gr.Accordion("Ordered from us before?", open=False):
+                    cust_id = gr.Textbox(label="Customer number or email",
+                                         placeholder="17850", elem_id="tailor-customer-id")
+                    link_btn = gr.Button("Use my order history")
+                with gr.Accordion("Change a fact", open=False):
+                    fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
+                    fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
+                    fact_btn = gr.Button("Update")
         # hidden components behind the API-only events
         api_in = gr.Textbox(visible=False)
         api_out = gr.Textbox(visible=False)
@@ -287,8 +285,6 @@ def create_app(service: AssistantService) -> gr.Blocks:
         demo.load(restore, [saved], [session, chatbot, saved, box, send, card],
                   api_name="restore",
                   api_visibility="undocumented", queue=False)
-        demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
-                  api_visibility="undocumented")
         hidden = {"api_visibility": "undocumented"}
         runs = []
         for trigger, name in ((box.submit, "submit"), (send.click, "send")):
@@ -319,18 +315,4 @@ def create_app(service: AssistantService) -> gr.Blocks:
         api_profile_btn.click(api_profile, [session], [api_json, session], api_name="profile")
         api_answer_btn.click(api_answer, [api_qid, api_in, session], [api_out, session],
                              api_name="answer")
-    return demo
-
-
-def launch(service: AssistantService, *, block: bool = True) -> gr.Blocks:
-    demo = create_app(service)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=service.settings.host,
-        server_port=service.settings.port,
-        show_error=False,
-        prevent_thread_lock=not block,
-        css=CSS,
-        footer_links=["api"],
-    )
     return demo

@@ -114,8 +114,9 @@ def clusters_table(data: dict[str, Any]) -> pd.DataFrame:
 def build_segments_tab(service: AssistantService) -> None:
     """Render the tab inside the current Blocks."""
 
-    def load(mode: str):
+    def load(mode: str, request: gr.Request):
         try:
+            service.require_role(request.username, "ops")
             data = service.segments_dashboard()
         except AssistantError as err:
             empty = go.Figure()
@@ -125,27 +126,34 @@ def build_segments_tab(service: AssistantService) -> None:
                 projection_figure(data), medians_table(data), clusters_table(data),
                 confusion_figure(data, mode))
 
-    def rebuild(file: str | None, mapping_text: str, mode: str,
+    def rebuild(file: str | None, mapping_text: str, mode: str, request: gr.Request,
                 progress: gr.Progress = gr.Progress()):  # noqa: B008 - gradio's idiom
         if not file:
             gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
-            return load(mode)
+            return load(mode, request)
         try:
+            service.require_role(request.username, "ops")
             service.rebuild_segments(file, parse_map(mapping_text or ""),
                                      progress=lambda stage, done: progress(done, desc=stage))
         except AssistantError as err:
             gr.Warning(err.for_user() + " — the segments in use are unchanged.")
-            return load(mode)
+            return load(mode, request)
         gr.Info("Segments rebuilt.")
-        return load(mode)
+        return load(mode, request)
 
-    def lookup(customer_id: str) -> dict[str, Any]:
+    def lookup(customer_id: str, request: gr.Request) -> dict[str, Any]:
         try:
+            service.require_role(request.username, "ops")
             return service.segment_of_customer(customer_id)
         except AssistantError as err:
             return {"error": err.message, "hint": err.hint}
 
-    def from_answers(answers_json: str, customer_id: str) -> dict[str, Any]:
+    def from_answers(answers_json: str, customer_id: str, request: gr.Request
+                     ) -> dict[str, Any]:
+        try:
+            service.require_role(request.username, "ops")
+        except AssistantError as err:
+            return {"error": err.message, "hint": err.hint}
         try:
             answers = json.loads(answers_json or "{}")
         except ValueError as exc:

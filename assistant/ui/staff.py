@@ -1,0 +1,61 @@
+"""The staff app (``/staff``, behind a login): the Agent desk and the Segments dashboard
+(and, later, the Prompt studio). Gradio's login admits any known staff user; every action
+then checks the role it needs on the server (``service.require_role``), so a wrong role gets
+a clear refusal, through the browser and through ``gradio_client`` alike."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from assistant.service import AssistantService
+from assistant.ui.segments import build_segments_tab
+from assistant.users import has_role
+
+ROLE_TABS = {"desk": "agent", "segments": "ops"}
+NEEDS = {"agent": "the Agent desk needs the **agent** role",
+         "ops": "Segments need the **ops** role"}
+
+
+def signed_in_banner(name: str, role: str) -> str:
+    return (f"Signed in as **{name}** ({role}). [Sign out](/staff/logout) · "
+            "[Customer chat](/)")
+
+
+def refusal(name: str, role: str, needs: str) -> str:
+    return (f"### Not available to your account\n'{name}' has the role **{role}**; "
+            f"{NEEDS[needs]}. Ask an admin to run `assistant users add NAME --role {needs}`, "
+            "or sign in with another account.")
+
+
+def create_staff_app(service: AssistantService) -> gr.Blocks:
+    def who(request: gr.Request):
+        """On load: who is signed in, and which tabs they may use."""
+        user = service.users.get(request.username or "")
+        if user is None:  # removed while signed in
+            return ("Your account no longer exists. [Sign out](/staff/logout)",
+                    *(gr.update(visible=False) for _ in range(4)))
+        updates = []
+        for role in ROLE_TABS.values():
+            allowed = has_role(user, role)
+            updates += [gr.update(visible=allowed),
+                        gr.update(visible=not allowed,
+                                  value="" if allowed else refusal(user.name, user.role, role))]
+        return (signed_in_banner(user.name, user.role), *updates)
+
+    with gr.Blocks(title="Tailor · staff") as demo:
+        gr.Markdown(f"## {service.settings.shop_name} · Tailor staff")
+        banner = gr.Markdown("Signing in…", elem_id="tailor-staff-banner")
+        with gr.Tabs():
+            with gr.Tab("Agent desk", id="desk"):
+                desk_refusal = gr.Markdown(visible=False, elem_id="tailor-desk-refusal")
+                with gr.Column(visible=False) as desk_body:
+                    gr.Markdown("The Agent desk is being built (issue 6).")
+            with gr.Tab("Segments", id="segments"):
+                seg_refusal = gr.Markdown(visible=False, elem_id="tailor-segments-refusal")
+                with gr.Column(visible=False) as seg_body:
+                    seg_load, seg_inputs, seg_outputs = build_segments_tab(service)
+        demo.load(who, None, [banner, desk_body, desk_refusal, seg_body, seg_refusal],
+                  api_name="whoami", api_visibility="undocumented", queue=False)
+        demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
+                  api_visibility="undocumented")
+    return demo
