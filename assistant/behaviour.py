@@ -105,7 +105,7 @@ REJECT_REASONS = (
     "duplicate_row",  # exact duplicate (every column) of an earlier row
 )
 
-# Known column names per canonical field, compared after _norm() (first match wins).
+# Known column names per canonical field, compared after column_key() (first match wins).
 ALIASES: dict[str, tuple[str, ...]] = {
     "customer": (
         "customer", "customerid", "customerno", "customernumber", "custid", "user",
@@ -487,7 +487,7 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- columns
 
 
-def _norm(name: str) -> str:
+def column_key(name: str) -> str:
     return re.sub(r"[\s_\-\.]+", "", str(name)).lower()
 
 
@@ -500,7 +500,7 @@ def _resolve_columns(
     """canonical field -> source column (None when absent)."""
     by_norm: dict[str, str] = {}
     for col in found:
-        by_norm.setdefault(_norm(col), col)
+        by_norm.setdefault(column_key(col), col)
     columns: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
     taken: set[str] = set()
     for fld, col in (mapping or {}).items():
@@ -510,7 +510,7 @@ def _resolve_columns(
                 f"Unknown field {fld!r} in the column mapping.",
                 "Map one of: " + ", ".join(CANONICAL_FIELDS) + " (e.g. --map customer=ClientRef).",
             )
-        source = col if col in found else by_norm.get(_norm(col))
+        source = col if col in found else by_norm.get(column_key(col))
         if source is None:
             raise InputError(
                 f"Column {col!r} (mapped to {key}) is not in {filename}; columns found: "
@@ -562,7 +562,7 @@ def _guess_column(fld: str, free: list[str], sample: pd.DataFrame | None) -> str
     """The unassigned column most likely to hold ``fld`` (for the hint), else 'COLUMN'."""
     if not free:
         return "COLUMN"
-    pool = {_norm(c): c for c in free}
+    pool = {column_key(c): c for c in free}
     for alias in ALIASES[fld]:
         for key, col in pool.items():
             if alias in key or (len(key) >= 3 and key in alias):
@@ -571,12 +571,12 @@ def _guess_column(fld: str, free: list[str], sample: pd.DataFrame | None) -> str
         for col in free:
             values = sample[col]
             if fld == "timestamp" and not is_numeric_dtype(values):
-                text = _text(values).dropna()
+                text = clean_strings(values).dropna()
                 if len(text) and any(
                     _to_dt(text, fmt).notna().mean() >= 0.8 for fmt in _DATE_FORMATS[:7]
                 ):
                     return col
-            if fld in ("amount", "unit_price") and _to_number(values).notna().mean() >= 0.8:
+            if fld in ("amount", "unit_price") and to_number(values).notna().mean() >= 0.8:
                 return col
     close = get_close_matches(fld.replace("_", ""), list(pool), n=1, cutoff=0.5)
     if close:
@@ -587,7 +587,7 @@ def _guess_column(fld: str, free: list[str], sample: pd.DataFrame | None) -> str
 # --------------------------------------------------------------------------- validation
 
 
-def _text(s: pd.Series, *, null_tokens: bool = True) -> pd.Series:
+def clean_strings(s: pd.Series, *, null_tokens: bool = True) -> pd.Series:
     """Strip; empty (and null-looking tokens) -> <NA>. Returns a 'string' series."""
     s = s.astype("string").str.strip()
     if null_tokens:
@@ -595,9 +595,9 @@ def _text(s: pd.Series, *, null_tokens: bool = True) -> pd.Series:
     return s.mask(s == "")
 
 
-def _ident(s: pd.Series) -> pd.Series:
+def clean_ids(s: pd.Series) -> pd.Series:
     """An id column: text, with float formatting from spreadsheets undone (17850.0 -> 17850)."""
-    s = _text(s)
+    s = clean_strings(s)
     floaty = s.str.fullmatch(r"-?\d+\.0+").fillna(False).astype(bool)
     if floaty.any():
         s = s.copy()
@@ -614,11 +614,11 @@ def _collapse_spaces(s: pd.Series) -> pd.Series:
     return s
 
 
-def _to_number(s: pd.Series) -> pd.Series:
+def to_number(s: pd.Series) -> pd.Series:
     """Numbers from numbers or text ('2.55', '2,55', '1.234,50', '£3.00', '1,234'); NaN if not."""
     if is_numeric_dtype(s) and s.dtype != bool:
         return s.astype("float64")
-    t = _text(s)
+    t = clean_strings(s)
     try:  # fast path: every present value is a plain number
         out = pd.Series(pc.cast(pa.array(t.array), pa.float64()).to_numpy(zero_copy_only=False),
                         index=t.index, dtype="float64")
@@ -640,7 +640,7 @@ def _to_number(s: pd.Series) -> pd.Series:
     return out.replace([np.inf, -np.inf], np.nan)
 
 
-def _parse_dates(s: pd.Series, column: str) -> pd.Series:
+def parse_dates(s: pd.Series, column: str) -> pd.Series:
     """datetime64[ns] (naive, UTC when offsets were given); NaT where unparseable."""
     if is_datetime64_any_dtype(s):
         out = s
@@ -653,7 +653,7 @@ def _parse_dates(s: pd.Series, column: str) -> pd.Series:
         unit = "ms" if num.abs().median() > 1e11 else "s"
         out = pd.to_datetime(num, unit=unit, errors="coerce", utc=True)
     else:
-        text = _text(s, null_tokens=True)
+        text = clean_strings(s, null_tokens=True)
         present = text.dropna()
         if present.empty:
             raise InputError(
@@ -666,7 +666,7 @@ def _parse_dates(s: pd.Series, column: str) -> pd.Series:
         sample = uniq.sample(min(len(uniq), _DATE_SAMPLE), random_state=0)
         unit = _epoch_unit(sample)
         if unit is not None:  # unix time in seconds or milliseconds
-            numbers = _to_number(present)
+            numbers = to_number(present)
             low, high = _EPOCH_RANGE[unit]
             in_range = numbers.between(low, high)
             out[present.index] = pd.to_datetime(numbers.where(in_range), unit=unit, utc=True)
@@ -730,18 +730,18 @@ def _validate(
         name = columns[fld]
         return raw[name] if name is not None else None
 
-    customer = _ident(col("customer"))
-    timestamp = _parse_dates(col("timestamp"), str(columns["timestamp"]))
+    customer = clean_ids(col("customer"))
+    timestamp = parse_dates(col("timestamp"), str(columns["timestamp"]))
 
     desc_src = col("description")
     description = (
-        _collapse_spaces(_text(desc_src, null_tokens=False))
+        _collapse_spaces(clean_strings(desc_src, null_tokens=False))
         if desc_src is not None
         else pd.Series(pd.NA, index=idx, dtype="string")
     )
     item_src = col("item")
     if item_src is not None:
-        item = _ident(item_src)
+        item = clean_ids(item_src)
         missing_item = item.isna()
     else:
         item = description.fillna("unknown").mask(description.fillna("") == "", "unknown")
@@ -752,9 +752,9 @@ def _validate(
         )
 
     qty_src, price_src, amount_src = col("quantity"), col("unit_price"), col("amount")
-    quantity = _to_number(qty_src) if qty_src is not None else None
-    price = _to_number(price_src) if price_src is not None else None
-    amount = _to_number(amount_src) if amount_src is not None else None
+    quantity = to_number(qty_src) if qty_src is not None else None
+    price = to_number(price_src) if price_src is not None else None
+    amount = to_number(amount_src) if amount_src is not None else None
 
     bad_qty = quantity.isna() if quantity is not None else pd.Series(False, index=idx)
     bad_price = price.isna() if price is not None else pd.Series(False, index=idx)
@@ -783,7 +783,7 @@ def _validate(
 
     order_src = col("order_id")
     if order_src is not None:
-        order_id = _ident(order_src)
+        order_id = clean_ids(order_src)
         prefixed = (
             order_id.str.startswith(return_prefix).fillna(False).astype(bool)
             if return_prefix
@@ -824,7 +824,7 @@ def _validate(
         notes.append("no order id column: order_id = customer@timestamp")
     country_src = col("country")
     if country_src is not None:
-        country = _text(country_src, null_tokens=False).fillna("Unknown")
+        country = clean_strings(country_src, null_tokens=False).fillna("Unknown")
     else:
         country = pd.Series("Unknown", index=idx, dtype="string")
         notes.append("no country column: country = 'Unknown'")

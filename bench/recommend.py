@@ -1,0 +1,120 @@
+"""Latency per recommendation request (no language model) for every recommender, at the
+real data's size and at 100,000 profiles, against popularity in the same run.
+
+    .venv/bin/python bench/recommend.py [--requests 200] [--scales 1,100000] [--k 10]
+                                        [--cache var/cache] [--data PATH]
+
+Data: data/online_retail.csv.gz through assistant.evaluation.load_interactions (every
+customer, all dates), profiles as the evaluation builds them (RFM segment, answers derived
+from the orders). Scale "1" is that data (about 4,300 customers); a number N is N synthetic
+profiles made by resampling the real customers with replacement (seeded): their purchase
+rows, recency rows and profiles are copied under new ids, the catalog stays the real one.
+
+A request is one ``recommend(query, k, exclude_seen=True)`` call, reasons and score parts
+included: "returning" queries a random known customer, "cold" a person known only by the
+answers of a random real customer (interests, budget band, buyer type, region, segment).
+Recommenders take turns request by request, so a change in the machine's load hits them
+alike. Printed: fit time, then p50 / p95 in milliseconds per recommender and kind, and each
+p50 as a ratio to popularity's (the in-run baseline). Content embeds the catalog once
+(MiniLM, cached in --cache); the stated interests' embeddings are memoised per text, as in
+the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from assistant import evaluation as ev  # noqa: E402
+from assistant.recommend import (  # noqa: E402
+    HybridRecommender,
+    Query,
+    TrainingData,
+    default_components,
+)
+
+
+def scaled(data: TrainingData, n_users: int, seed: int = 0) -> TrainingData:
+    """``n_users`` profiles resampled from ``data``'s customers (with replacement)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(data.users), n_users)
+    users = pd.Index([f"s{i}" for i in range(n_users)], name="user")
+    profiles = data.profiles.iloc[pick].copy()
+    profiles.index = users
+    recency = data.recency[pick] if data.recency is not None else None
+    return TrainingData(users, data.items, data.matrix[pick].tocsr(), data.catalog, profiles,
+                        recency)
+
+
+def queries(data: TrainingData, n: int, seed: int = 1) -> dict[str, list[Query]]:
+    rng = np.random.default_rng(seed)
+    known = rng.integers(0, len(data.users), n)
+    said = data.profiles.iloc[rng.integers(0, len(data.users), n)]
+    cold = [Query(interests=tuple(row.interests), segment=row.segment,
+                  answers={k: v for k, v in (("spend_per_order", row.spend_per_order),
+                                             ("buyer_type", row.buyer_type),
+                                             ("region", row.region)) if v})
+            for row in said.itertuples()]
+    return {"returning": [Query(user=str(data.users[i])) for i in known], "cold": cold}
+
+
+def run(data: TrainingData, label: str, n: int, k: int, cache: Path) -> None:
+    start = time.perf_counter()
+    hybrid = HybridRecommender(default_components(cache_dir=cache)).fit_data(data)
+    fit = time.perf_counter() - start
+    models = {**hybrid.components_, "hybrid": hybrid}
+    print(f"\n{label}: {len(data.users):,} profiles, {len(data.items):,} items, "
+          f"{data.matrix.nnz:,} user-item pairs; fit (all components) {fit:.2f} s")
+    asked = queries(data, n)
+    for model in models.values():  # warm-up: first-call costs are not request latency
+        model.recommend(asked["returning"][0], k=k)
+        model.recommend(asked["cold"][0], k=k)
+    times = {name: {kind: [] for kind in asked} for name in models}
+    for i in range(n):
+        for kind, qs in asked.items():
+            for name, model in models.items():
+                t = time.perf_counter()
+                model.recommend(qs[i], k=k, exclude_seen=True)
+                times[name][kind].append((time.perf_counter() - t) * 1000)
+    base = {kind: np.percentile(times["popularity"][kind], 50) for kind in asked}
+    print(f"  {'recommender':<12}" + "".join(
+        f"{kind + ' p50':>15}{'p95':>9}{'x pop':>8}" for kind in asked) + "   (ms)")
+    for name, by_kind in times.items():
+        cells = ""
+        for kind, values in by_kind.items():
+            p50, p95 = np.percentile(values, [50, 95])
+            cells += f"{p50:>15.2f}{p95:>9.2f}{p50 / base[kind]:>8.1f}"
+        print(f"  {name:<12}{cells}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--scales", default="1,100000")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "online_retail.csv.gz")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    loaded = ev.load_interactions(args.data)
+    context = ev.build_context(loaded, loaded.events)
+    print(f"loaded and profiled {args.data.name} in {time.perf_counter() - start:.1f} s")
+    for scale in (int(s) for s in args.scales.split(",")):
+        if scale == 1:
+            run(context.data, "real data", args.requests, args.k, args.cache)
+        else:
+            run(scaled(context.data, scale), f"x resampled to {scale:,}", args.requests,
+                args.k, args.cache)
+
+
+if __name__ == "__main__":
+    main()
