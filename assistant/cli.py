@@ -85,6 +85,7 @@ def serve(
 
 
 def _first_run_segments(service: Any) -> None:
+    """In the background after start: what the first visitors need, built once."""
     try:
         summary = service.ensure_segments()
         if summary:
@@ -92,6 +93,14 @@ def _first_run_segments(service: Any) -> None:
                      summary["segments"])
     except AssistantError as err:
         log.warning("segments not built: %s (%s)", err.message, err.hint)
+    try:
+        service.recommender()
+        log.info("recommender ready")
+        n = service.ensure_customer_profiles()
+        if n:
+            log.info("indexed %s customer profiles in Chroma", n)
+    except AssistantError as err:
+        log.warning("recommendations not ready: %s (%s)", err.message, err.hint)
 
 
 @app.command()

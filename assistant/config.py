@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         "sentence: auto = only with an OpenAI-compatible server (the embedded model is too "
         "small), on, off. The deterministic parser is always the fallback.",
     )
+    orders: Path | None = Field(
+        None,
+        description="The shop's orders file the recommender and the desk use (default: the "
+        "shipped data/online_retail.csv.gz).",
+    )
+    cache: Path | None = Field(
+        None, description="Cache of computed embeddings (default: DATA_DIR/cache); safe to "
+        "share between data dirs and to delete.",
+    )
+    exclude_seen: bool = Field(
+        True, description="Recommendations leave out items the customer already bought."
+    )
+    recommendations: int = Field(5, ge=1, le=20, description="Cards shown in the chat.")
     customer_emails: Path | None = Field(
         None,
         description="CSV with columns customer_id,email so returning customers can identify "
@@ -128,6 +141,14 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def orders_path(self) -> Path:
+        return self.orders or REPO_ROOT / "data" / "online_retail.csv.gz"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache or self.data_dir / "cache"
 
     @property
     def customer_emails_path(self) -> Path:

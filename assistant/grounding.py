@@ -211,13 +211,16 @@ def check(text: str, facts: Facts) -> Verdict:
 
 def _check_products(text: str, facts: Facts) -> list[Flag]:
     allowed = {c.name.lower() for c in facts.products}
+    named = _name_spans(text, [c.name for c in facts.products], min_words=1)
     others = [n for n in facts.catalog if n.lower() not in allowed]
+    # other catalog names of 3+ words (shorter ones are everyday phrases), outside the spans
+    # of the items that may be named ("vintage christmas" inside an allowed item's name)
     flags = [Flag("product", text[s:e], s, e, "not among the items recommended")
-             for _, s, e in _name_spans(text, others)]
+             for _, s, e in _name_spans(text, others, min_words=3)
+             if not any(s < ne and ns < e for _, ns, ne in named)]
     if not facts.products:  # not a product text: amounts are checked as amounts
         return flags
     # a price must be the price of a candidate named in the same sentence
-    named = _name_spans(text, [c.name for c in facts.products], min_words=1)
     prices = {c.name: c.price for c in facts.products}
     for sent in _SENTENCE.finditer(text):
         in_sent = [n for n, s, e in named if sent.start() <= s < sent.end()]

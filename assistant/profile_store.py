@@ -24,7 +24,7 @@ from assistant.errors import EmbeddingMismatchError, InputError
 
 MAX_BATCH = 5000  # Chroma refuses batches above ~5461
 # HNSW parameters for new collections; chosen by measurement (bench/recommend.py)
-DEFAULT_HNSW: dict[str, int] = {"ef_construction": 200, "max_neighbors": 32, "ef_search": 100}
+DEFAULT_HNSW: dict[str, int] = {"ef_construction": 200, "max_neighbors": 16, "ef_search": 200}
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 

@@ -265,6 +265,7 @@ class QuestionnaireState(BaseModel):
     extended: bool = False  # the person asked for the remaining questions after a stop
     dismissed: bool = False  # the person chose to just chat (the card keeps what was said)
     customer_id: str | None = None  # a returning customer linked to their order history
+    suggested: bool = False  # recommendations were shown after the summary was confirmed
 
 
 class Progress(BaseModel):

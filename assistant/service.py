@@ -12,10 +12,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from assistant.behaviour import read_table
+import pandas as pd
+
+from assistant.behaviour import load_orders, read_table
 from assistant.config import REPO_ROOT, Settings
 from assistant.errors import AssistantError, InputError
 from assistant.llm import ChatModel, LLMClient, build_model
+from assistant.profile_store import VectorStore
+from assistant.profiles import ProfileIndex
 from assistant.prompts import TemplateRegistry
 from assistant.questionnaire import (
     SOURCE_CONFIDENCE,
@@ -29,6 +33,7 @@ from assistant.questionnaire import (
     load_spec,
     parse_extraction,
 )
+from assistant.recommendations import FEEDBACK_VALUES, Profile, Recommendations
 from assistant.schemas import ChatMessage, Message
 from assistant.segmentation import (
     ASK_ORDER,
@@ -45,10 +50,21 @@ log = logging.getLogger(__name__)
 CHAT_TEMPLATE = "chat"
 WORDING_TEMPLATE = "questionnaire"
 EXTRACTION_TEMPLATE = "answer_extraction"
+RECOMMEND_TEMPLATE = "recommendation"
 DEFAULT_ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"  # shipped real data
+# a streamed chunk starting with this replaces everything streamed before it
+REPLACE = "\x00replace\x00"
 # history sent to the model, newest first, until this many characters (small local context)
 HISTORY_CHARS = 3000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064]")
+
+
+def final_text(stream: Iterator[str]) -> str:
+    """The text a stream ends with (a REPLACE chunk replaces what came before)."""
+    text = ""
+    for chunk in stream:
+        text = chunk.removeprefix(REPLACE) if chunk.startswith(REPLACE) else text + chunk
+    return text
 
 
 def clean_message(text: str | None, *, limit: int) -> str:
@@ -77,12 +93,16 @@ class AssistantService:
         self._segments_lock = threading.Lock()
         self._phrased: dict[tuple[str, str], str] = {}  # (question, template version)
         self._embedder = None  # loaded on first phrasing check
+        self._orders: pd.DataFrame | None = None
+        self._recs: Recommendations | None = None
+        self._profiles: ProfileIndex | None = None
+        self._data_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
         """Build every part from settings; templates are validated here (fail fast)."""
         templates = TemplateRegistry(settings.prompts_dir)
-        for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE):
+        for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE, RECOMMEND_TEMPLATE):
             templates.get(name)
         Wording(templates.get(WORDING_TEMPLATE))
         store = Store(settings.db_path)
@@ -216,6 +236,8 @@ class AssistantService:
                                       mapping=mapping, progress=progress)
         with self._segments_lock:
             self._segments = None
+        with self._data_lock:
+            self._recs = None  # refit with the new segments' profiles on next use
         return summary
 
     def ensure_segments(self) -> dict[str, Any] | None:
@@ -294,7 +316,9 @@ class AssistantService:
             turn = engine.handle(state, text, self._extract(session_id, engine, state, text))
             turn = self._link_by_email(engine, state, segments, turn)
         self._save_state(session_id, state)
-        return self._out(session_id, engine, state, turn, segments)
+        out = self._out(session_id, engine, state, turn, segments)
+        self._update_profile(session_id, state, out["card"])
+        return out
 
     def questionnaire_active(self, session_id: str) -> bool:
         saved = self.store.load_questionnaire(session_id)
@@ -330,11 +354,37 @@ class AssistantService:
 
     def respond(self, session_id: str, text: str) -> Iterator[str]:
         """What the chat box does: an answer while the questionnaire runs (one chunk: the
-        next question), else a streamed model reply."""
+        next question; after the confirmed summary, the recommendations follow), else a
+        streamed model reply."""
         if self.questionnaire_active(session_id):
             yield self.guided_reply(session_id, text)["turn"]["message"]
+            if self.suggestion_due(session_id):
+                yield "\n\n" + final_text(self.suggest(session_id))
             return
         yield from self.chat(session_id, text)
+
+    def suggestion_due(self, session_id: str) -> bool:
+        """The summary was just confirmed and no recommendations were shown yet."""
+        saved = self.store.load_questionnaire(session_id)
+        if not saved:
+            return False
+        state = QuestionnaireState.model_validate_json(saved)
+        return state.confirmed and not state.suggested
+
+    def recommender_ready(self) -> bool:
+        return self._recs is not None
+
+    def shown_recommendations(self, session_id: str) -> list[dict[str, Any]]:
+        """On reload: the cards again, once they were shown (and the model is ready)."""
+        saved = self.store.load_questionnaire(session_id)
+        if not saved or not self.recommender_ready():
+            return []
+        if not QuestionnaireState.model_validate_json(saved).suggested:
+            return []
+        try:
+            return self.recommend(session_id)["items"]
+        except AssistantError:
+            return []
 
     def pending_question(self, session_id: str) -> dict[str, Any]:
         """The question waiting for an answer (``/question``): id, text, type, options,
@@ -394,7 +444,9 @@ class AssistantService:
         message = self._wording()("identified", count=filled)
         turn.message = f"{message}\n\n{turn.ask or turn.message}".strip()
         self.store.add_message(session_id, "assistant", turn.message)
-        return self._out(session_id, engine, state, turn, segments)
+        out = self._out(session_id, engine, state, turn, segments)
+        self._update_profile(session_id, state, out["card"])
+        return out
 
     # facts a rule over the order history guesses (not what the person did)
     _INFERRED = {"buyer_type", "interests"}
@@ -459,7 +511,9 @@ class AssistantService:
         engine = self._questionnaire(segments)
         turn = engine.edit(state, question_id, value)
         self._save_state(session_id, state)
-        return self._out(session_id, engine, state, turn, segments)
+        out = self._out(session_id, engine, state, turn, segments)
+        self._update_profile(session_id, state, out["card"])
+        return out
 
     def _card(self, engine: Questionnaire, state: QuestionnaireState,
               segments: SegmentModel | None) -> dict[str, Any]:
@@ -475,6 +529,166 @@ class AssistantService:
         if segments and (answers or state.customer_id):
             card["segment"] = segments.from_answers(answers, state.customer_id)
         return card
+
+    # -- profiles and recommendations -------------------------------------------------
+    def orders(self) -> pd.DataFrame:
+        """The shop's clean orders (loaded once; TAILOR_ORDERS, default the shipped data)."""
+        with self._data_lock:
+            if self._orders is None:
+                self._orders = load_orders(self.settings.orders_path).orders
+            return self._orders
+
+    def recommender(self) -> Recommendations:
+        """The fitted recommender (built on first use; a few seconds on the shipped data)."""
+        orders = self.orders()
+        segments = self._segments_or_none()
+        with self._data_lock:
+            if self._recs is None:
+                customers = segments.customers if segments else None
+                self._recs = Recommendations.fit(orders, customers, self.settings.cache_dir)
+            return self._recs
+
+    def profile_index(self) -> ProfileIndex:
+        if self._profiles is None:
+            self._profiles = ProfileIndex(VectorStore.from_settings(self.settings), self.spec)
+        return self._profiles
+
+    def _update_profile(self, session_id: str, state: QuestionnaireState,
+                        card: dict[str, Any]) -> None:
+        """Every change of a person's answers: the profile in SQLite and in Chroma. A
+        failure here is logged and never breaks the chat."""
+        segment = (card.get("segment") or {}).get("segment")
+        liked = [i for i, v in self.store.item_feedback(session_id).items() if v == "like"]
+        names = self._item_names(liked)
+        facts = {f["question"]: {"value": f["value"], "source": f["source"],
+                                 "confidence": f["confidence"]} for f in card["facts"]}
+        behaviour = None
+        if state.customer_id and (seg := self._segments_or_none()):
+            try:
+                row = seg.behaviour_of(state.customer_id)
+                behaviour = {k: row[k] for k in ("recency_days", "frequency", "monetary")
+                             if k in row}
+            except InputError:
+                behaviour = None
+        try:
+            document = self.profile_index().upsert_session(
+                session_id, dict(state.answers), segment=segment,
+                customer_id=state.customer_id, liked=names)
+            self.store.save_profile(session_id, document=document, facts=facts,
+                                    customer_id=state.customer_id, segment=segment,
+                                    behaviour=behaviour)
+        except Exception:  # noqa: BLE001 - the profile index must not break the chat
+            log.exception("could not update the profile of session %s", session_id)
+
+    def _item_names(self, items: list[str]) -> list[str]:
+        if not items or self._recs is None:
+            return []
+        cat = self._recs.catalog.set_index("item")["description"]
+        return [str(cat.get(i, i)).lower() for i in items]
+
+    def _rec_profile(self, session_id: str) -> Profile:
+        state = self._load_state(session_id)
+        segments = self._segments_or_none()
+        card = self._card(self._questionnaire(segments), state, segments)
+        saved = self.store.load_profile(session_id)
+        return Profile(answers=dict(state.answers),
+                       segment=(card.get("segment") or {}).get("segment"),
+                       customer_id=state.customer_id,
+                       feedback=self.store.item_feedback(session_id),
+                       description=saved["document"] if saved else "")
+
+    def recommend(self, session_id: str, k: int | None = None) -> dict[str, Any]:
+        """Cards for a session (``/recommend``): items with id, name, price, score, reasons.
+        ``popular`` is true when nothing is known yet (the items are then labelled so)."""
+        profile = self._rec_profile(session_id)
+        recs = self.recommender().recommend(profile, k or self.settings.recommendations,
+                                            exclude_seen=self.settings.exclude_seen)
+        items = [{**r.as_dict(), "id": r.item} for r in recs]
+        return {"items": items, "popular": not profile.known or all(r.fallback for r in recs)}
+
+    def suggest(self, session_id: str) -> Iterator[str]:
+        """The personal message with the cards, streamed; saved in the conversation. The
+        model's text is shown only when grounding passes; otherwise the deterministic
+        message (same items, same reasons) replaces it, and the failure is logged."""
+        engine = self.recommender()
+        state = self._load_state(session_id)
+        if state.confirmed and not state.suggested:
+            state.suggested = True
+            self._save_state(session_id, state)
+        profile = self._rec_profile(session_id)
+        recs = engine.recommend(profile, self.settings.recommendations,
+                                exclude_seen=self.settings.exclude_seen)
+        tpl = self.templates.get(RECOMMEND_TEMPLATE)
+        popular = not profile.known or all(r.fallback for r in recs)
+        fallback = engine.fallback_message(tpl, recs, popular)
+        if popular or not recs:
+            self.store.add_message(session_id, "assistant", fallback)
+            yield fallback
+            return
+        prompt = tpl.render(shop_name=self.settings.shop_name,
+                            profile=profile.description or "(nothing yet)",
+                            items=engine.items_for_template(recs), popular=False)
+        gen = self.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
+                                template_version=tpl.version, session_id=session_id)
+        text = ""
+        try:
+            for delta in gen:
+                text += delta
+                yield delta
+        except AssistantError as err:
+            log.warning("recommendation message failed (%s); deterministic message", err)
+            text = ""
+        verdict = engine.check_message(text, recs) if text.strip() else None
+        if gen.call_id is not None:
+            self.store.set_grounding(gen.call_id, "ok" if verdict and verdict.ok else
+                                     verdict.summary() if verdict else "no text")
+        if verdict is None or not verdict.ok:
+            if verdict is not None:
+                log.info("grounding failed for %s %s: %s", tpl.name, tpl.version,
+                         verdict.summary())
+            yield REPLACE + fallback
+            text = fallback
+        self.store.add_message(session_id, "assistant", text.strip(), llm_call_id=gen.call_id)
+
+    def item_feedback(self, session_id: str, item: str, value: str) -> dict[str, Any]:
+        """Like / dislike / not for me on a card: saved, the profile updated, and the next
+        recommendations (a disliked item never comes back)."""
+        if value not in FEEDBACK_VALUES:
+            raise InputError(f"'{value}' is not a reaction.",
+                             "Use one of: " + ", ".join(FEEDBACK_VALUES) + ".")
+        if not self.store.get_session(session_id):
+            raise InputError("Unknown session.", "Reload the page to start a new one.")
+        if item not in set(self.recommender().catalog["item"].astype(str)):
+            raise InputError(f"There is no item '{item}'.", "Use an id from /recommend.")
+        self.store.add_item_feedback(session_id, item, value)
+        state = self._load_state(session_id)
+        segments = self._segments_or_none()
+        self._update_profile(session_id, state,
+                             self._card(self._questionnaire(segments), state, segments))
+        return self.recommend(session_id)
+
+    def similar_customers(self, session_id: str, k: int = 5,
+                          same_segment: bool = False) -> list[dict[str, Any]]:
+        """Known customers whose profile is nearest to this session's (Chroma), optionally
+        only within the same segment (a metadata filter)."""
+        saved = self.store.load_profile(session_id)
+        if not saved:
+            return []
+        where = {"segment": saved["segment"]} if same_segment and saved["segment"] else None
+        return [{"customer_id": cid, "similarity": round(sim, 4)}
+                for cid, sim in self.profile_index().similar_customers(saved["document"], k,
+                                                                       where)]
+
+    def ensure_customer_profiles(self) -> int:
+        """Index the customers' profiles once (0 when already there or no segments)."""
+        if not self.has_segments() or self.profile_index().customers_indexed():
+            return 0
+        return self.index_customer_profiles()
+
+    def index_customer_profiles(self) -> int:
+        """(Re)index the profiles of the order data's customers in Chroma."""
+        segments = self.segment_model()
+        return self.profile_index().index_customers(segments.customers, self.orders())
 
     # -- the model's part in the questionnaire (only when configured) ----------------
     def _phrase(self, session_id: str, engine: Questionnaire, turn: Turn) -> Turn:

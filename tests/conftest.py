@@ -17,12 +17,20 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of computed embeddings for the whole run (catalog descriptions are
+    embedded once, not once per test)."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedding_cache: Path) -> None:
     """No test sees the developer's TAILOR_*/OPENAI_* variables or .env file."""
     for key in list(os.environ):
         if key.startswith("TAILOR_") or key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("TAILOR_CACHE", str(embedding_cache))
     monkeypatch.chdir(tmp_path)
 
 

@@ -85,3 +85,10 @@ def test_highlight_wraps_flagged_spans():
     text = "Your order 123456 cost £5."
     out = highlight(text, check(text, draft_facts()))
     assert out == "Your order **[123456]** cost **[£5]**."
+
+
+def test_other_catalog_names_inside_an_allowed_name_are_not_flagged():
+    facts = Facts(products=[Candidate("PAPER CHAIN KIT VINTAGE CHRISTMAS", 2.95)],
+                  catalog=["PAPER CHAIN KIT VINTAGE CHRISTMAS", "KIT VINTAGE CHRISTMAS",
+                           "GIFT BAG"])
+    assert check("The Paper Chain Kit Vintage Christmas at £2.95 and a gift bag.", facts).ok

@@ -17,11 +17,12 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.errors import AssistantError
-from assistant.service import AssistantService, clean_message
+from assistant.service import REPLACE, AssistantService, clean_message
 from assistant.ui.chat import (
     card_markdown,
     error_bubble,
     feedback_values,
+    rec_markdown,
     to_chatbot,
     with_options,
 )
@@ -61,7 +62,8 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (sid, gr.Chatbot(value=history, feedback_value=feedback_values(msgs)),
                 sid, gr.Textbox(interactive=True, placeholder=READY),
                 gr.Button(interactive=True),
-                card_markdown(guided["card"], guided["turn"].get("progress")))
+                card_markdown(guided["card"], guided["turn"].get("progress")),
+                service.shown_recommendations(sid))
 
     def accept(text: str, sid: str | None, history: list):
         """Show the person's message at once; an unusable one stays in the box."""
@@ -92,6 +94,62 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         bot = {"role": "assistant", "content": out["turn"]["message"]}
         return (with_options([*history, bot], _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
+
+    def maybe_suggest(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
+        """After the summary is confirmed: the recommendations, written for the person."""
+        if not sid or not service.suggestion_due(sid):
+            yield gr.skip(), gr.skip()
+            return
+        yield from _suggest(sid, history)
+
+    def suggest_now(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
+        if not sid:
+            yield gr.skip(), gr.skip()
+            return
+        yield from _suggest(sid, history)
+
+    def _suggest(sid: str, history: list) -> Iterator[tuple[list, list]]:
+        history = list(history or [])
+        waiting = {"role": "assistant", "content": "",
+                   "metadata": {"title": "Picking a few things for you…", "status": "pending"}}
+        yield [*history, waiting], gr.skip()
+        try:
+            items = service.recommend(sid)["items"]
+            text = ""
+            for chunk in service.suggest(sid):
+                text = chunk.removeprefix(REPLACE) if chunk.startswith(REPLACE) else text + chunk
+                yield [*history, {"role": "assistant", "content": text}], gr.skip()
+        except AssistantError as err:
+            yield [*history, error_bubble(err)], gr.skip()
+            return
+        yield [*history, {"role": "assistant", "content": text}], items
+
+    def react(sid: str | None, item: str, value: str) -> list:
+        try:
+            out = service.item_feedback(sid or "", item, value)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return gr.skip()
+        gr.Info({"like": "Noted: more like this.", "dislike": "Noted: less like this.",
+                 "not_for_me": "Removed: it won't come back."}[value])
+        return out["items"]
+
+    def api_recommend(sid: str | None) -> tuple[dict, str]:
+        """Recommendations for this client's session: items with id, name, price, score,
+        reasons (popular items, labelled so, while nothing is known)."""
+        sid = sid or service.new_session()
+        try:
+            return service.recommend(sid), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    def api_item_feedback(item: str, value: str, sid: str | None) -> tuple[dict, str]:
+        """like | dislike | not_for_me on an item; returns the new recommendations."""
+        sid = sid or service.new_session()
+        try:
+            return service.item_feedback(sid, item.strip(), value.strip()), sid
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
 
     def _replies(sid: str, guided: dict) -> list[str]:
         """Quick replies while the questionnaire runs, plus the way out to free chat."""
@@ -160,7 +218,8 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         new = service.new_session()
         guided = service.guided_view(new)
         history = with_options(to_chatbot(service.history(new)), _replies(new, guided))
-        return new, new, history, card_markdown(guided["card"], guided["turn"].get("progress"))
+        return (new, new, history, card_markdown(guided["card"], guided["turn"].get("progress")),
+                [])
 
     def like(sid: str | None, data: gr.LikeData):
         if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
@@ -236,6 +295,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         saved = gr.BrowserState(None, storage_key="tailor-session",
                                 secret=_browser_secret(service.settings.data_dir))
         pending = gr.State("")
+        recs = gr.State([])
         gr.Markdown(f"## {service.settings.shop_name} · Tailor")
         with gr.Row():
             with gr.Column(scale=3):
@@ -268,6 +328,26 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
                     fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
                     fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
                     fact_btn = gr.Button("Update")
+                gr.Markdown("### Suggestions for you")
+                suggest_btn = gr.Button("Show suggestions", size="sm",
+                                        elem_id="tailor-suggest")
+
+                @gr.render(inputs=[recs, session])
+                def cards(items: list, sid: str | None):
+                    if not items:
+                        gr.Markdown("*Answer a few questions (or press Show suggestions) and "
+                                    "I'll pick things for you.*", elem_id="tailor-recs-empty")
+                        return
+                    for item in items:
+                        with gr.Group(elem_classes=["tailor-rec"]):
+                            gr.Markdown(rec_markdown(item))
+                            with gr.Row():
+                                for label, value in (("👍", "like"), ("👎", "dislike"),
+                                                     ("Not for me", "not_for_me")):
+                                    btn = gr.Button(label, size="sm", min_width=40)
+                                    btn.click(react, [session, gr.State(item["id"]),
+                                                      gr.State(value)], [recs],
+                                              api_visibility="undocumented")
         # hidden components behind the API-only events
         api_in = gr.Textbox(visible=False)
         api_out = gr.Textbox(visible=False)
@@ -280,9 +360,11 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         api_question_btn = gr.Button(visible=False)
         api_profile_btn = gr.Button(visible=False)
         api_answer_btn = gr.Button(visible=False)
+        api_recommend_btn = gr.Button(visible=False)
+        api_item_btn = gr.Button(visible=False)
 
         # -- events (every one has an api_name) ---------------------------------
-        demo.load(restore, [saved], [session, chatbot, saved, box, send, card],
+        demo.load(restore, [saved], [session, chatbot, saved, box, send, card, recs],
                   api_name="restore",
                   api_visibility="undocumented", queue=False)
         hidden = {"api_visibility": "undocumented"}
@@ -291,15 +373,21 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             accepted = trigger(accept, [box, session, chatbot],
                                [box, chatbot, session, saved, pending],
                                api_name=f"{name}_accept", **hidden)
-            runs.append(accepted.then(respond, [pending, session, chatbot], [chatbot, card],
-                                      api_name=f"{name}_respond", **hidden))
+            responded = accepted.then(respond, [pending, session, chatbot], [chatbot, card],
+                                      api_name=f"{name}_respond", **hidden)
+            runs.append(responded)
+            runs.append(responded.then(maybe_suggest, [session, chatbot], [chatbot, recs],
+                                       api_name=f"{name}_suggest", **hidden))
         runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
                                   **hidden))
         stop.click(None, None, None, cancels=runs, api_name="stop", **hidden)
-        chatbot.clear(clear, [session], [session, saved, chatbot, card], api_name="clear",
+        chatbot.clear(clear, [session], [session, saved, chatbot, card, recs], api_name="clear",
                       **hidden)
         chatbot.option_select(pick, [session, chatbot], [chatbot, card], api_name="pick",
-                              **hidden)
+                              **hidden).then(maybe_suggest, [session, chatbot], [chatbot, recs],
+                                             api_name="pick_suggest", **hidden)
+        suggest_btn.click(suggest_now, [session, chatbot], [chatbot, recs], api_name="suggest",
+                          **hidden)
         fact_btn.click(edit_fact, [session, fact_q, fact_v], [chatbot, card],
                        api_name="edit_fact", **hidden)
         link_btn.click(identify, [session, cust_id], [chatbot, card], api_name="identify")
@@ -315,4 +403,8 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         api_profile_btn.click(api_profile, [session], [api_json, session], api_name="profile")
         api_answer_btn.click(api_answer, [api_qid, api_in, session], [api_out, session],
                              api_name="answer")
+        api_recommend_btn.click(api_recommend, [session], [api_json, session],
+                                api_name="recommend")
+        api_item_btn.click(api_item_feedback, [api_qid, api_in, session], [api_json, session],
+                           api_name="item_feedback")
     return demo

@@ -75,3 +75,14 @@ def card_markdown(card: dict[str, object], progress: dict[str, int] | None = Non
                      f"{seg['probability']:.0%} sure*")
         lines += [f"- {r}" for r in seg.get("reasons", [])]
     return "\n".join(lines)
+
+
+def rec_markdown(item: dict[str, object]) -> str:
+    """One recommendation card: name, price, why."""
+    name = str(item.get("name", "")).title() if str(item.get("name", "")).isupper() \
+        else str(item.get("name", ""))
+    price = item.get("price")
+    shown = f" · £{price:.2f}" if isinstance(price, int | float) else ""
+    reasons = item.get("reasons") or []
+    why = "; ".join(str(r) for r in reasons[:2]) if isinstance(reasons, list) else ""
+    return f"**{name}**{shown}  \n<small>{why}</small>"
