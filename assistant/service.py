@@ -423,6 +423,9 @@ class AssistantService:
                              "Ask /question for the pending one; ids: "
                              + ", ".join(self.spec.ids) + ".")
         text = value if isinstance(value, str) else json.dumps(value)
+        if not self.store.load_questionnaire(session_id):  # a first, direct answer
+            self.guided_view(session_id)
+            state = self._load_state(session_id)
         if state.current == question_id and not state.pending and isinstance(value, str):
             return self.guided_reply(session_id, value)
         out = self.questionnaire_edit(session_id, question_id, value)

@@ -212,9 +212,11 @@ def _options(page) -> list[str]:
 
 def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser, tmp_path):
     """A new user answers with quick replies and free text, corrects an answer, reloads
-    mid-way and resumes, confirms, and ends with a segment on the card with sources."""
+    mid-way and resumes, confirms, ends with a segment on the card with sources, and gets
+    recommendation cards it can react to."""
     data = prebuilt_segments(tmp_path)
-    with AppProcess(data, provider="scripted") as app:
+    env = {"TAILOR_ORDERS": str(tmp_path / "orders.csv")}
+    with AppProcess(data, provider="scripted", env=env) as app:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
         card = page.locator("#tailor-card")
@@ -254,7 +256,15 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
         text = card.inner_text()
         assert "Segment:" in text and "sure" in text
         assert "you said" in text and "region: Europe" in text.replace("**", "")
-        page.screenshot(path=str(tmp_path / "questionnaire.png"))
+        # the confirmed summary is followed by recommendations: a message and cards
+        cards = page.locator(".tailor-rec")
+        _wait_for(lambda: cards.count() >= 3, timeout=120)
+        assert any("£" in t for t in bot_texts(page)[-1:])
+        first = cards.first.inner_text()
+        cards.first.get_by_role("button", name="Not for me").click()
+        _wait_for(lambda: cards.count() >= 3 and cards.first.inner_text() != first, timeout=30)
+        assert all(first.splitlines()[0] not in c for c in cards.all_inner_texts())
+        page.screenshot(path=str(tmp_path / "questionnaire.png"), full_page=True)
         page.close()
 
 

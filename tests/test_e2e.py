@@ -203,3 +203,22 @@ def test_staff_app_needs_login_and_the_right_role(tmp_path):
         ops = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
         assert "No segments have been built yet" in ops.predict(
             "17850", api_name="/segment_of_customer")["error"]
+
+
+def test_recommend_api_popular_then_personal(tmp_path):
+    """/recommend on the shipped orders: labelled popular items for a new person, then
+    items for what they said; /item_feedback removes a 'not for me' item."""
+    with AppProcess(tmp_path / "data", provider="scripted") as app:
+        client = Client(app.url, verbose=False)
+        first = client.predict(api_name="/recommend")
+        assert first["popular"] and all(i["fallback"] for i in first["items"])
+        client.predict("interests", "candles and christmas", api_name="/answer")
+        client.predict("budget", "about 5 pounds", api_name="/answer")
+        mine = client.predict(api_name="/recommend")["items"]
+        assert mine and mine != first["items"]
+        assert any("within your budget of £5" in i["reasons"] for i in mine)
+        gone = mine[0]["id"]
+        after = client.predict(gone, "not_for_me", api_name="/item_feedback")["items"]
+        assert gone not in [i["id"] for i in after]
+        with pytest.raises(Exception, match="not a reaction"):
+            client.predict(gone, "love it", api_name="/item_feedback")

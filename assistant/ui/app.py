@@ -78,13 +78,21 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
 
     def respond(pending: str, sid: str, history: list) -> Iterator[tuple]:
         if not pending:  # the message was refused: leave the chat as it is
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
         if service.questionnaire_active(sid):
-            yield _guided(sid, pending, history)
+            yield from _guided_then_suggest(sid, pending, history)
             return
         for update in _stream(service.chat(sid, pending), history):
-            yield update, gr.skip()
+            yield update, gr.skip(), gr.skip()
+
+    def _guided_then_suggest(sid: str, text: str, history: list) -> Iterator[tuple]:
+        """An answer; after a confirmed summary, the recommendations follow."""
+        chat, card_md = _guided(sid, text, history)
+        yield chat, card_md, gr.skip()
+        if service.suggestion_due(sid):
+            for shown, items in _suggest(sid, chat):
+                yield shown, gr.skip(), items
 
     def _guided(sid: str, text: str, history: list) -> tuple[list, str]:
         try:
@@ -94,13 +102,6 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         bot = {"role": "assistant", "content": out["turn"]["message"]}
         return (with_options([*history, bot], _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
-
-    def maybe_suggest(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
-        """After the summary is confirmed: the recommendations, written for the person."""
-        if not sid or not service.suggestion_due(sid):
-            yield gr.skip(), gr.skip()
-            return
-        yield from _suggest(sid, history)
 
     def suggest_now(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
         if not sid:
@@ -170,15 +171,17 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (with_options(to_chatbot(msgs), _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
 
-    def pick(sid: str | None, history: list, evt: gr.SelectData) -> tuple[list, str]:
+    def pick(sid: str | None, history: list, evt: gr.SelectData) -> Iterator[tuple]:
         """A quick reply was clicked: it is the person's answer."""
         value = str(evt.value)
         history = [*(history or []), {"role": "user", "content": value}]
         if not sid:
-            return history, gr.skip()
+            yield history, gr.skip(), gr.skip()
+            return
         if not service.questionnaire_active(sid):
-            return history[:-1], gr.skip()
-        return _guided(sid, value, history)
+            yield history[:-1], gr.skip(), gr.skip()
+            return
+        yield from _guided_then_suggest(sid, value, history)
 
     def edit_fact(sid: str | None, question: str, value: str) -> tuple[list, str]:
         if not sid or not question or not (value or "").strip():
@@ -342,7 +345,8 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
                         with gr.Group(elem_classes=["tailor-rec"]):
                             gr.Markdown(rec_markdown(item))
                             with gr.Row():
-                                for label, value in (("👍", "like"), ("👎", "dislike"),
+                                for label, value in (("More like this", "like"),
+                                                     ("Less like this", "dislike"),
                                                      ("Not for me", "not_for_me")):
                                     btn = gr.Button(label, size="sm", min_width=40)
                                     btn.click(react, [session, gr.State(item["id"]),
@@ -373,19 +377,16 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             accepted = trigger(accept, [box, session, chatbot],
                                [box, chatbot, session, saved, pending],
                                api_name=f"{name}_accept", **hidden)
-            responded = accepted.then(respond, [pending, session, chatbot], [chatbot, card],
-                                      api_name=f"{name}_respond", **hidden)
-            runs.append(responded)
-            runs.append(responded.then(maybe_suggest, [session, chatbot], [chatbot, recs],
-                                       api_name=f"{name}_suggest", **hidden))
+            runs.append(accepted.then(respond, [pending, session, chatbot],
+                                      [chatbot, card, recs], api_name=f"{name}_respond",
+                                      **hidden))
         runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
                                   **hidden))
         stop.click(None, None, None, cancels=runs, api_name="stop", **hidden)
         chatbot.clear(clear, [session], [session, saved, chatbot, card, recs], api_name="clear",
                       **hidden)
-        chatbot.option_select(pick, [session, chatbot], [chatbot, card], api_name="pick",
-                              **hidden).then(maybe_suggest, [session, chatbot], [chatbot, recs],
-                                             api_name="pick_suggest", **hidden)
+        chatbot.option_select(pick, [session, chatbot], [chatbot, card, recs],
+                              api_name="pick", **hidden)
         suggest_btn.click(suggest_now, [session, chatbot], [chatbot, recs], api_name="suggest",
                           **hidden)
         fact_btn.click(edit_fact, [session, fact_q, fact_v], [chatbot, card],
