@@ -89,6 +89,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX item_feedback_session ON item_feedback(session_id, id);
     ALTER TABLE llm_calls ADD COLUMN grounding TEXT;
     """,
+    # 4: support-reply drafts of the Agent desk (assistant/support.py): the ticket, the
+    #    context's template version and model, the draft with its flags and citations, the
+    #    agent's final text with a unified diff of their edits, feedback
+    """
+    CREATE TABLE drafts (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        customer_id TEXT,
+        ticket TEXT NOT NULL,
+        intent TEXT,
+        intent_confidence REAL,
+        tone TEXT,
+        template_name TEXT NOT NULL,
+        template_version TEXT NOT NULL,
+        model TEXT NOT NULL,
+        llm_call_id INTEGER REFERENCES llm_calls(id),
+        draft TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        citations TEXT NOT NULL DEFAULT '[]',
+        injection TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL CHECK (status IN ('clean', 'flagged', 'discarded', 'final')),
+        final_text TEXT,
+        final_agent TEXT,
+        edit_diff TEXT,
+        feedback INTEGER CHECK (feedback IN (-1, 1)),
+        feedback_reason TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX drafts_customer ON drafts(customer_id, created_at);
+    CREATE INDEX profiles_customer ON profiles(customer_id);
+    """,
 ]
 
 
@@ -290,3 +322,72 @@ class Store:
                 "SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [LLMCall(**dict(r)) for r in rows]
+
+    # -- support drafts (assistant/support.py) ---------------------------------------
+    _DRAFT_JSON = ("flags", "citations", "injection")
+    _DRAFT_UPDATABLE = frozenset({"status", "final_text", "final_agent", "edit_diff",
+                                  "feedback", "feedback_reason"})
+
+    def add_draft(self, *, agent: str, customer_id: str | None, ticket: str,
+                  template_name: str, template_version: str, model: str, draft: str,
+                  status: str, intent: str | None = None,
+                  intent_confidence: float | None = None, tone: str | None = None,
+                  llm_call_id: int | None = None, flags: list | None = None,
+                  citations: list | None = None, injection: list | None = None) -> str:
+        """Save a new draft; returns its id (random, not guessable)."""
+        draft_id = uuid.uuid4().hex
+        now = _now()
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO drafts (id, created_at, agent, customer_id, ticket, intent, "
+                "intent_confidence, tone, template_name, template_version, model, "
+                "llm_call_id, draft, flags, citations, injection, status, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (draft_id, now, agent, customer_id, ticket, intent, intent_confidence, tone,
+                 template_name, template_version, model, llm_call_id, draft,
+                 json.dumps(flags or []), json.dumps(citations or []),
+                 json.dumps(injection or []), status, now))
+        return draft_id
+
+    def update_draft(self, draft_id: str, **fields: object) -> None:
+        unknown = set(fields) - self._DRAFT_UPDATABLE
+        if unknown:
+            raise ValueError(f"drafts: cannot update {', '.join(sorted(unknown))}")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.connect() as conn:
+            conn.execute(f"UPDATE drafts SET {sets}, updated_at = ? WHERE id = ?",
+                         [*fields.values(), _now(), draft_id])
+
+    def _draft_row(self, row: sqlite3.Row) -> dict:
+        out = dict(row)
+        for key in self._DRAFT_JSON:
+            out[key] = json.loads(out[key]) if out[key] else []
+        return out
+
+    def draft(self, draft_id: str) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+        return self._draft_row(row) if row else None
+
+    def drafts_for(self, customer_id: str, limit: int = 20) -> list[dict]:
+        """A customer's drafts, newest first."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM drafts WHERE customer_id = ? ORDER BY created_at DESC, rowid DESC "
+                "LIMIT ?", (customer_id, limit)).fetchall()
+        return [self._draft_row(r) for r in rows]
+
+    def profiles_of_customer(self, customer_id: str) -> list[dict]:
+        """Profiles of the chat sessions linked to a customer, newest first."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM profiles WHERE customer_id = ? "
+                                "ORDER BY updated_at DESC", (customer_id,)).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["facts"] = json.loads(item["facts"])
+            item["behaviour"] = json.loads(item["behaviour"]) if item["behaviour"] else None
+            out.append(item)
+        return out
