@@ -101,6 +101,12 @@ def _first_run_segments(service: Any) -> None:
             log.info("indexed %s customer profiles in Chroma", n)
     except AssistantError as err:
         log.warning("recommendations not ready: %s (%s)", err.message, err.hint)
+    try:
+        built = service.ensure_help()
+        if built:
+            log.info("help base and intent classifier ready: %s", sorted(built))
+    except AssistantError as err:
+        log.warning("help base not ready: %s (%s)", err.message, err.hint)
 
 
 @app.command()

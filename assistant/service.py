@@ -17,6 +17,8 @@ import pandas as pd
 from assistant.behaviour import load_orders, read_table
 from assistant.config import REPO_ROOT, Settings
 from assistant.errors import AssistantError, InputError
+from assistant.helpbase import HelpBase, build_helpbase
+from assistant.intents import IntentClassifier, train_intents
 from assistant.llm import ChatModel, LLMClient, build_model
 from assistant.profile_store import VectorStore
 from assistant.profiles import ProfileIndex
@@ -43,6 +45,7 @@ from assistant.segmentation import (
     dashboard_data,
 )
 from assistant.store import Store
+from assistant.support import DraftRun, SupportDesk
 from assistant.users import User, UserStore, has_role
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ CHAT_TEMPLATE = "chat"
 WORDING_TEMPLATE = "questionnaire"
 EXTRACTION_TEMPLATE = "answer_extraction"
 RECOMMEND_TEMPLATE = "recommendation"
+DRAFT_TEMPLATE = "support_draft"
 DEFAULT_ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"  # shipped real data
 # a streamed chunk starting with this replaces everything streamed before it
 REPLACE = "\x00replace\x00"
@@ -96,13 +100,16 @@ class AssistantService:
         self._orders: pd.DataFrame | None = None
         self._recs: Recommendations | None = None
         self._profiles: ProfileIndex | None = None
+        self._help: HelpBase | None = None
+        self._intents: IntentClassifier | None = None
         self._data_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
         """Build every part from settings; templates are validated here (fail fast)."""
         templates = TemplateRegistry(settings.prompts_dir)
-        for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE, RECOMMEND_TEMPLATE):
+        for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE, RECOMMEND_TEMPLATE,
+                     DRAFT_TEMPLATE):
             templates.get(name)
         Wording(templates.get(WORDING_TEMPLATE))
         store = Store(settings.db_path)
@@ -134,6 +141,61 @@ class AssistantService:
                 f"Ask an admin: assistant users add NAME --role {role} (or sign in with an "
                 f"{role} account).")
         return user
+
+    # -- Agent desk (support drafts) -------------------------------------------------
+    @cached_property
+    def desk(self) -> SupportDesk:
+        """Drafting with the customer's facts, help passages, intent and segment policy."""
+        return SupportDesk(self.settings, self.store, self.templates, self.llm,
+                           segments=self.segment_model, help_base=self.help_base(),
+                           intents=self._intent_classifier, orders=self.orders)
+
+    def help_base(self) -> HelpBase:
+        if self._help is None:
+            self._help = HelpBase(VectorStore.from_settings(self.settings))
+        return self._help
+
+    def _intent_classifier(self) -> IntentClassifier:
+        with self._data_lock:
+            if self._intents is None:
+                self._intents = IntentClassifier.load(self.settings.artifacts_dir)
+            return self._intents
+
+    def ensure_help(self) -> dict[str, Any]:
+        """First run: the help base in Chroma and the intent classifier, when missing."""
+        out: dict[str, Any] = {}
+        if not self.help_base().count():
+            out["help"] = build_helpbase(self.help_base())
+        try:
+            self._intent_classifier()
+        except AssistantError:
+            out["intents"] = train_intents(self.settings.artifacts_dir)
+        return out
+
+    def desk_customer(self, customer_id: str) -> dict[str, Any]:
+        """The Agent desk sidebar (``/customer``), with the customer's recommendations."""
+        out = self.desk.customer(customer_id)
+        try:
+            recs = self.recommender().recommend(
+                Profile(customer_id=str(out["id"]), segment=out.get("segment")), 5,
+                exclude_seen=self.settings.exclude_seen)
+            out["recommendations"] = [{**r.as_dict(), "id": r.item} for r in recs]
+        except AssistantError as err:
+            out["recommendations"] = []
+            out.setdefault("notes", []).append(f"recommendations: {err.message}")
+        return out
+
+    def start_draft(self, *, agent: str, customer_id: str | None, ticket: str,
+                    tone: str = "neutral", revise: str | None = None,
+                    previous: str | None = None) -> DraftRun:
+        return self.desk.start_draft(agent=agent, customer_id=customer_id, ticket=ticket,
+                                     tone=tone, revise=revise, previous=previous)
+
+    def save_final_draft(self, draft_id: str, agent: str, text: str) -> dict[str, Any]:
+        return self.desk.save_final(draft_id, agent, text)
+
+    def rate_draft(self, draft_id: str, liked: bool, reason: str = "") -> dict[str, Any]:
+        return self.desk.feedback(draft_id, liked, reason)
 
     def warm_up(self) -> None:
         """Load what the first reply needs (the local model) before serving."""

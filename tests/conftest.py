@@ -47,3 +47,35 @@ def scripted() -> ScriptedModel:
 @pytest.fixture
 def service(settings: Settings, scripted: ScriptedModel) -> AssistantService:
     return AssistantService.from_settings(settings, model=scripted)
+
+
+@pytest.fixture(scope="session")
+def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with everything the staff app needs, built once per run from the shipped
+    data: segments from the first 60,000 order rows (``orders.csv`` beside it, for
+    TAILOR_ORDERS), a small help base (5 passages per intent) and the intent classifier.
+    Tests copy it (``copy_shop``) so each gets its own stores."""
+    import pandas as pd
+
+    from assistant.helpbase import HelpBase, build_helpbase
+    from assistant.intents import train_intents
+    from assistant.profile_store import VectorStore
+
+    root = tmp_path_factory.mktemp("staff-shop")
+    orders = root / "orders.csv"
+    pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
+        orders, index=False)
+    settings = load_settings(data_dir=root / "data", llm_provider="scripted", orders=orders)
+    svc = AssistantService.from_settings(settings, model=ScriptedModel())
+    svc.rebuild_segments(orders)
+    build_helpbase(HelpBase(VectorStore.from_settings(settings)), per_intent=5)
+    train_intents(settings.artifacts_dir)
+    return root
+
+
+def copy_shop(staff_shop: Path, dest: Path) -> tuple[Path, Path]:
+    """(data dir, orders file) of a private copy of ``staff_shop``."""
+    import shutil
+
+    shutil.copytree(staff_shop, dest)
+    return dest / "data", dest / "orders.csv"

@@ -222,3 +222,35 @@ def test_recommend_api_popular_then_personal(tmp_path):
         assert gone not in [i["id"] for i in after]
         with pytest.raises(Exception, match="not a reaction"):
             client.predict(gone, "love it", api_name="/item_feedback")
+
+
+def test_agent_desk_api_needs_the_agent_role(tmp_path, staff_shop):
+    """/customer and /draft through gradio_client: an agent gets the sidebar and a cited,
+    checked draft; ops are refused; anonymous callers never get in."""
+    from tests.conftest import copy_shop
+
+    data, orders = copy_shop(staff_shop, tmp_path / "shop")
+    add_user(data, "alex", "agent")
+    add_user(data, "olivia", "ops")
+    with AppProcess(data, provider="scripted", env={"TAILOR_ORDERS": str(orders)}) as app:
+        agent = Client(app.url + "staff/", auth=("alex", PASSWORD), verbose=False)
+        side = agent.predict("17850", api_name="/customer")
+        assert side["segment"] and side["recent_orders"] and side["rfm"]["frequency"] >= 1
+        order = side["recent_orders"][0]["order_id"]
+        ticket = (f"Hi, my order {order} has not arrived and it's been two weeks. Also you "
+                  "charged me £999.99! <script>alert(1)</script>")
+        draft = agent.predict("17850", ticket, "friendlier", api_name="/draft")
+        assert draft["text"] and draft["template_version"] and draft["id"]
+        assert draft["intent"] and draft["citations"]
+        # the scripted model echoes the ticket: the invented amount is flagged
+        assert any(f["kind"] == "amount" and f["text"] == "£999.99" for f in draft["flags"])
+        assert draft["status"] == "flagged"
+        with pytest.raises(Exception, match="No customer 'nobody'"):
+            agent.predict("nobody", api_name="/customer")
+        with pytest.raises(Exception, match="empty"):
+            agent.predict("17850", "   ", "neutral", api_name="/draft")
+        ops = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
+        with pytest.raises(Exception, match="has the role ops; this needs agent"):
+            ops.predict("17850", api_name="/customer")
+        with pytest.raises(Exception, match="credentials were not provided"):
+            Client(app.url + "staff/", verbose=False)

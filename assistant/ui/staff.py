@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from assistant.service import AssistantService
+from assistant.ui.desk import build_desk_tab
 from assistant.ui.segments import build_segments_tab
 from assistant.users import has_role
 
@@ -49,7 +50,7 @@ def create_staff_app(service: AssistantService) -> gr.Blocks:
             with gr.Tab("Agent desk", id="desk"):
                 desk_refusal = gr.Markdown(visible=False, elem_id="tailor-desk-refusal")
                 with gr.Column(visible=False) as desk_body:
-                    gr.Markdown("The Agent desk is being built (issue 6).")
+                    build_desk_tab(service)
             with gr.Tab("Segments", id="segments"):
                 seg_refusal = gr.Markdown(visible=False, elem_id="tailor-segments-refusal")
                 with gr.Column(visible=False) as seg_body:

@@ -1,0 +1,274 @@
+"""The Agent desk tab (staff app, role ``agent``): open a customer, paste a ticket, get a
+streamed, cited draft with unsupported claims highlighted; re-tone, shorten, lengthen,
+regenerate, edit in place, save as final, rate. Callbacks unpack state, call the service and
+format; the drafting itself is ``support.SupportDesk`` behind ``service``."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from assistant.errors import AssistantError
+from assistant.service import AssistantService
+
+TONES = ["neutral", "friendlier", "more formal"]
+EMPTY_SIDEBAR = ("### Customer\n*Type a customer number from the order data (e.g. 17850) and "
+                 "press Open, or draft from the ticket alone.*")
+
+
+def _md_text(text: str) -> str:
+    """Customer-supplied text shown in Markdown: escaped, so HTML/script stays text."""
+    return html.escape(text or "", quote=False).replace("\n", "  \n")
+
+
+def sidebar_markdown(c: dict[str, Any]) -> str:
+    """The customer sidebar: segment, RFM, recent orders, answers, drafts."""
+    lines = [f"### Customer {html.escape(str(c.get('id', '')))}"]
+    if c.get("segment"):
+        lines.append(f"**{c['segment']}** · {c.get('probability', 0):.0%} sure")
+        lines += [f"- {_md_text(r)}" for r in c.get("reasons", [])[:3]]
+    rfm = c.get("rfm") or {}
+    if rfm:
+        lines.append(f"\n**RFM** R{rfm.get('r')} F{rfm.get('f')} M{rfm.get('m')} · "
+                     f"last order {rfm.get('recency_days', '?')} days ago · "
+                     f"{rfm.get('frequency', '?')} orders · £{rfm.get('monetary', 0):,.2f}")
+    orders = c.get("recent_orders") or []
+    if orders:
+        lines.append("\n**Recent orders**\n\n| order | date | items | amount |\n|---|---|---|---|")
+        for o in orders:
+            flag = " (returned)" if o.get("returned") else ""
+            lines.append(f"| {o['order_id']}{flag} | {str(o['date'])[:10]} | {o['items']} | "
+                         f"£{o['amount']:,.2f} |")
+    answers = c.get("answers") or []
+    if answers:
+        lines.append("\n**Said in the chat**")
+        for a in answers:
+            facts = a.get("facts", a) if isinstance(a, dict) else {}
+            for key, value in list(facts.items())[:8]:
+                lines.append(f"- {html.escape(str(key))}: {_md_text(str(value))}")
+    recs = c.get("recommendations") or []
+    if recs:
+        lines.append("\n**Recommended now**")
+        lines += [f"- {_md_text(r['name'])} · £{r['price']:.2f}" for r in recs[:5]
+                  if r.get("price") is not None]
+    drafts = c.get("drafts") or []
+    if drafts:
+        lines.append("\n**Earlier drafts**")
+        lines += [f"- #{d['id']} {str(d.get('created_at', ''))[:16]} · {d.get('intent', '')} · "
+                  f"{d.get('status', '')}" for d in drafts[:5]]
+    return "\n".join(lines)
+
+
+def check_spans(text: str, flags: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """HighlightedText value: the draft split into plain and flagged spans."""
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    for f in sorted(flags, key=lambda f: f.get("start", 0)):
+        start, end = int(f.get("start", -1)), int(f.get("end", -1))
+        if start < pos or end > len(text) or start < 0:
+            continue
+        if start > pos:
+            out.append((text[pos:start], None))
+        out.append((text[start:end], f"{f['kind']}: {f['reason']}"))
+        pos = end
+    if pos < len(text):
+        out.append((text[pos:], None))
+    return out
+
+
+def citations_markdown(citations: list[dict[str, Any]]) -> str:
+    if not citations:
+        return "*No help passages were used.*"
+    parts = []
+    for c in citations:
+        parts.append(f"**[{c['n']}] {html.escape(c.get('title', ''))}** "
+                     f"(*{c.get('intent', '')}*)\n\n{_md_text(c.get('text', ''))}")
+    return "\n\n---\n\n".join(parts)
+
+
+def status_markdown(result: dict[str, Any]) -> str:
+    bits = [f"**Status: {result.get('status', '?')}**"]
+    if result.get("intent"):
+        bits.append(f"intent *{result['intent']}* ({result.get('intent_confidence', 0):.0%})")
+    flags = result.get("flags") or []
+    if flags:
+        bits.append(f"⚠️ {len(flags)} unsupported claim(s) highlighted below: check before "
+                    "sending")
+    else:
+        bits.append("✓ every checked claim is supported")
+    if result.get("injection"):
+        bits.append("⚠️ the ticket tries to instruct the assistant ("
+                    + ", ".join(html.escape(p) for p in result.get("injection_phrases", [])[:3])
+                    + "): check the draft does not follow it")
+    bits.append(f"template {result.get('template_version', '')} · {result.get('model', '')}")
+    return " · ".join(bits)
+
+
+def build_desk_tab(service: AssistantService):
+    """Render the tab inside the current Blocks."""
+
+    def open_customer(customer_id: str, request: gr.Request) -> tuple[str, str]:
+        cid = (customer_id or "").strip()
+        if not cid:
+            return EMPTY_SIDEBAR, ""
+        try:
+            service.require_role(request.username, "agent")
+            return sidebar_markdown(service.desk_customer(cid)), cid
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return EMPTY_SIDEBAR, ""
+
+    def run(customer: str, ticket: str, tone: str, revise: str | None, previous: str,
+            request: gr.Request) -> Iterator[tuple]:
+        try:
+            user = service.require_role(request.username, "agent")
+            draft = service.start_draft(agent=user.name, customer_id=customer or None,
+                                        ticket=ticket, tone=tone or "neutral", revise=revise,
+                                        previous=previous or None)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            yield (gr.skip(),) * 6
+            return
+        text, finished = "", False
+        try:
+            for delta in draft:
+                text += delta
+                yield (text, [(text, None)], "*Writing…*", gr.skip(), None, gr.skip())
+            finished = True
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            yield (text, [(text, None)], f"**Failed:** {err.message}", gr.skip(), None, "")
+            return
+        finally:
+            if not finished:  # cancelled: the ticket changed (or Stop): the draft is stale
+                draft.cancel()
+        result = draft.result
+        yield (result["text"], check_spans(result["text"], result["flags"]),
+               status_markdown(result), citations_markdown(result["citations"]),
+               result["id"], result["text"])
+
+    def draft(customer, ticket, tone, request: gr.Request):
+        yield from run(customer, ticket, tone, None, "", request)
+
+    def revise_with(kind: str):
+        def go(customer, ticket, tone, previous, request: gr.Request):
+            yield from run(customer, ticket, tone, kind, previous, request)
+        return go
+
+    def save(draft_id: str | None, text: str, request: gr.Request) -> str:
+        if not draft_id:
+            gr.Warning("Draft a reply first.")
+            return gr.skip()
+        try:
+            user = service.require_role(request.username, "agent")
+            out = service.save_final_draft(draft_id, user.name, text)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+            return gr.skip()
+        gr.Info("Saved as final.")
+        return status_markdown(out)
+
+    def rate(liked: bool):
+        def go(draft_id: str | None, reason: str, request: gr.Request) -> None:
+            if not draft_id:
+                gr.Warning("Draft a reply first.")
+                return
+            try:
+                service.require_role(request.username, "agent")
+                service.rate_draft(draft_id, liked, reason or "")
+            except AssistantError as err:
+                gr.Warning(err.for_user())
+                return
+            gr.Info("Thanks: feedback saved.")
+        return go
+
+    def api_customer(customer_id: str, request: gr.Request) -> dict[str, Any]:
+        """Sidebar JSON of a customer (agent role)."""
+        try:
+            service.require_role(request.username, "agent")
+            return service.desk_customer(customer_id.strip())
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    def api_draft(customer_id: str, ticket: str, tone: str, request: gr.Request
+                  ) -> dict[str, Any]:
+        """A complete draft as JSON: text, citations, intent, flags, template version."""
+        try:
+            user = service.require_role(request.username, "agent")
+            run_ = service.start_draft(agent=user.name, customer_id=customer_id.strip() or None,
+                                       ticket=ticket, tone=(tone or "neutral").strip())
+            return run_.collect()
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+
+    draft_id = gr.State(None)
+    original = gr.State("")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=280):
+            with gr.Row():
+                cust = gr.Textbox(label="Customer number", placeholder="17850", scale=3,
+                                  elem_id="tailor-desk-customer")
+                open_btn = gr.Button("Open", scale=1, min_width=70)
+            current = gr.State("")
+            sidebar = gr.Markdown(EMPTY_SIDEBAR, elem_id="tailor-desk-sidebar")
+        with gr.Column(scale=3):
+            ticket = gr.Textbox(label="Ticket (pasted from the customer)", lines=6,
+                                max_lines=14, elem_id="tailor-ticket",
+                                placeholder="Hi, my order hasn't arrived yet…")
+            tone = gr.Radio(TONES, value="neutral", label="Tone")
+            with gr.Row():
+                draft_btn = gr.Button("Draft reply", variant="primary")
+                shorter = gr.Button("Shorter")
+                longer = gr.Button("Longer")
+                regen = gr.Button("Regenerate")
+            status = gr.Markdown("", elem_id="tailor-draft-status")
+            text = gr.Textbox(label="Draft (edit in place, then save as final)", lines=8,
+                              max_lines=20, interactive=True, buttons=["copy"],
+                              elem_id="tailor-draft")
+            check = gr.HighlightedText(label="Checked against the customer's records",
+                                       combine_adjacent=False, show_legend=False,
+                                       elem_id="tailor-draft-check")
+            with gr.Accordion("Sources [n] used in the draft", open=False):
+                cites = gr.Markdown("*No draft yet.*", elem_id="tailor-draft-citations")
+            with gr.Row():
+                save_btn = gr.Button("Save as final", variant="primary")
+                up = gr.Button("👍 Good")
+                down = gr.Button("👎 Needs work")
+                reason = gr.Textbox(show_label=False, placeholder="Why? (optional)", scale=2)
+
+    outs = [text, check, status, cites, draft_id, original]
+    open_btn.click(open_customer, [cust], [sidebar, current], api_name="desk_open",
+                   api_visibility="undocumented")
+    cust.submit(open_customer, [cust], [sidebar, current], api_name="desk_open_enter",
+                api_visibility="undocumented")
+    runs = [
+        draft_btn.click(draft, [current, ticket, tone], outs, api_name="desk_draft",
+                        api_visibility="undocumented"),
+        shorter.click(revise_with("shorter"), [current, ticket, tone, text], outs,
+                      api_name="desk_shorter", api_visibility="undocumented"),
+        longer.click(revise_with("longer"), [current, ticket, tone, text], outs,
+                     api_name="desk_longer", api_visibility="undocumented"),
+        regen.click(revise_with("regenerate"), [current, ticket, tone, text], outs,
+                    api_name="desk_regenerate", api_visibility="undocumented"),
+    ]
+    # the ticket changed while a draft was being written: that draft is stale
+    ticket.change(None, None, None, cancels=runs, api_name="desk_ticket_changed",
+                  api_visibility="undocumented")
+    save_btn.click(save, [draft_id, text], [status], api_name="desk_save",
+                   api_visibility="undocumented")
+    up.click(rate(True), [draft_id, reason], None, api_name="desk_like",
+             api_visibility="undocumented")
+    down.click(rate(False), [draft_id, reason], None, api_name="desk_dislike",
+               api_visibility="undocumented")
+    # API-only (gradio_client, agent role)
+    api_in = gr.Textbox(visible=False)
+    api_ticket = gr.Textbox(visible=False)
+    api_tone = gr.Textbox(visible=False)
+    api_out = gr.JSON(visible=False)
+    api_c = gr.Button(visible=False)
+    api_d = gr.Button(visible=False)
+    api_c.click(api_customer, [api_in], [api_out], api_name="customer")
+    api_d.click(api_draft, [api_in, api_ticket, api_tone], [api_out], api_name="draft")
