@@ -288,3 +288,42 @@ def test_returning_customer_links_orders_and_card_shows_sources(browser, tmp_pat
         page.get_by_role("button", name="Use my order history").click()
         page.get_by_text("No customer 'nobody'").first.wait_for(timeout=10_000)
         page.close()
+
+
+def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop):
+    """An agent signs in, opens a real customer, pastes a ticket about a late order and gets
+    a streamed, cited draft from the local model, checked against the customer's records;
+    editing the ticket while a draft is written discards that draft."""
+    from assistant.store import Store
+    from tests.conftest import copy_shop
+
+    data, orders = copy_shop(staff_shop, tmp_path / "shop")
+    add_user(data, "alex", "agent")
+    with AppProcess(data, provider="local", env={"TAILOR_ORDERS": str(orders)}) as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        login(page, app.url, "alex")
+        page.locator("#tailor-desk-customer textarea, #tailor-desk-customer input").first.fill(
+            "17850")
+        page.get_by_role("button", name="Open", exact=True).click()
+        sidebar = page.locator("#tailor-desk-sidebar")
+        _wait_for(lambda: "Recent orders" in sidebar.inner_text(), timeout=60)
+        ticket = page.locator("#tailor-ticket textarea")
+        ticket.fill("Hello, I ordered a week ago and my order still hasn't arrived. "
+                    "Where is it? <b>Please</b> help.")
+        page.get_by_role("button", name="Draft reply").click()
+        status = page.locator("#tailor-draft-status")
+        _wait_for(lambda: "Status:" in status.inner_text(), timeout=180)
+        draft = page.locator("#tailor-draft textarea").input_value()
+        assert len(draft) > 40
+        assert "intent" in status.inner_text()
+        page.get_by_text("Sources [n] used in the draft").click()
+        assert "[1]" in page.locator("#tailor-draft-citations").inner_text()
+        page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+        # a new draft, then the ticket changes while it is being written: discarded
+        page.get_by_role("button", name="Regenerate").click()
+        _wait_for(lambda: "Writing" in status.inner_text(), timeout=60)
+        ticket.fill("Actually, I want to change my delivery address.")
+        store = Store(data / "tailor.sqlite3")
+        _wait_for(lambda: any(d["status"] == "discarded"
+                              for d in store.drafts_for("17850")), timeout=60)
+        page.close()

@@ -24,6 +24,15 @@ def _md_text(text: str) -> str:
     return html.escape(text or "", quote=False).replace("\n", "  \n")
 
 
+def _items(items: Any) -> str:
+    """"3 items: Hand Warmer Union Jack, Red Polka Dot…" for an order's product names."""
+    if not isinstance(items, list):
+        return html.escape(str(items))
+    names = ", ".join(html.escape(str(i).title()) for i in items[:2])
+    more = f" +{len(items) - 2} more" if len(items) > 2 else ""
+    return f"{len(items)}: {names}{more}"
+
+
 def sidebar_markdown(c: dict[str, Any]) -> str:
     """The customer sidebar: segment, RFM, recent orders, answers, drafts."""
     lines = [f"### Customer {html.escape(str(c.get('id', '')))}"]
@@ -40,8 +49,8 @@ def sidebar_markdown(c: dict[str, Any]) -> str:
         lines.append("\n**Recent orders**\n\n| order | date | items | amount |\n|---|---|---|---|")
         for o in orders:
             flag = " (returned)" if o.get("returned") else ""
-            lines.append(f"| {o['order_id']}{flag} | {str(o['date'])[:10]} | {o['items']} | "
-                         f"£{o['amount']:,.2f} |")
+            lines.append(f"| {o['order_id']}{flag} | {str(o['date'])[:10]} | "
+                         f"{_items(o['items'])} | £{o['amount']:,.2f} |")
     answers = c.get("answers") or []
     if answers:
         lines.append("\n**Said in the chat**")
@@ -235,8 +244,8 @@ def build_desk_tab(service: AssistantService):
                 cites = gr.Markdown("*No draft yet.*", elem_id="tailor-draft-citations")
             with gr.Row():
                 save_btn = gr.Button("Save as final", variant="primary")
-                up = gr.Button("👍 Good")
-                down = gr.Button("👎 Needs work")
+                up = gr.Button("Good draft")
+                down = gr.Button("Needs work")
                 reason = gr.Textbox(show_label=False, placeholder="Why? (optional)", scale=2)
 
     outs = [text, check, status, cites, draft_id, original]
