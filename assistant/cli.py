@@ -95,7 +95,8 @@ def _first_run_segments(service: Any) -> None:
         log.warning("segments not built: %s (%s)", err.message, err.hint)
     try:
         service.recommender()
-        log.info("recommender ready")
+        log.info("recommender ready; %s products indexed for search",
+                 service.ensure_catalog_index() or "all")
         n = service.ensure_customer_profiles()
         if n:
             log.info("indexed %s customer profiles in Chroma", n)

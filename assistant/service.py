@@ -35,7 +35,7 @@ from assistant.questionnaire import (
     load_spec,
     parse_extraction,
 )
-from assistant.recommendations import FEEDBACK_VALUES, Profile, Recommendations
+from assistant.recommendations import CATALOG, FEEDBACK_VALUES, Profile, Recommendations
 from assistant.schemas import ChatMessage, Message
 from assistant.segmentation import (
     ASK_ORDER,
@@ -152,7 +152,7 @@ class AssistantService:
 
     def help_base(self) -> HelpBase:
         if self._help is None:
-            self._help = HelpBase(VectorStore.from_settings(self.settings))
+            self._help = HelpBase(self.vectors)
         return self._help
 
     def _intent_classifier(self) -> IntentClassifier:
@@ -613,10 +613,27 @@ class AssistantService:
                 self._recs = Recommendations.fit(orders, customers, self.settings.cache_dir)
             return self._recs
 
+    @cached_property
+    def vectors(self) -> VectorStore:
+        """The Chroma collections (profiles, customers, catalog, help passages)."""
+        return VectorStore.from_settings(self.settings)
+
     def profile_index(self) -> ProfileIndex:
         if self._profiles is None:
-            self._profiles = ProfileIndex(VectorStore.from_settings(self.settings), self.spec)
+            self._profiles = ProfileIndex(self.vectors, self.spec)
         return self._profiles
+
+    def ensure_catalog_index(self) -> int:
+        """The product descriptions in Chroma (content retrieval), once."""
+        if self.vectors.count(CATALOG):
+            return 0
+        return self.recommender().index_catalog(self.vectors)
+
+    def search_products(self, text: str, k: int = 10) -> list[str]:
+        """Item ids whose description is nearest to ``text`` (Chroma; [] before indexing)."""
+        if not text.strip() or not self.vectors.count(CATALOG):
+            return []
+        return [h["id"] for h in self.vectors.query(CATALOG, text, k=k)]
 
     def _update_profile(self, session_id: str, state: QuestionnaireState,
                         card: dict[str, Any]) -> None:
@@ -667,7 +684,8 @@ class AssistantService:
         ``popular`` is true when nothing is known yet (the items are then labelled so)."""
         profile = self._rec_profile(session_id)
         recs = self.recommender().recommend(profile, k or self.settings.recommendations,
-                                            exclude_seen=self.settings.exclude_seen)
+                                            exclude_seen=self.settings.exclude_seen,
+                                            search=self.search_products)
         items = [{**r.as_dict(), "id": r.item} for r in recs]
         return {"items": items, "popular": not profile.known or all(r.fallback for r in recs)}
 
@@ -682,7 +700,8 @@ class AssistantService:
             self._save_state(session_id, state)
         profile = self._rec_profile(session_id)
         recs = engine.recommend(profile, self.settings.recommendations,
-                                exclude_seen=self.settings.exclude_seen)
+                                exclude_seen=self.settings.exclude_seen,
+                                search=self.search_products)
         tpl = self.templates.get(RECOMMEND_TEMPLATE)
         popular = not profile.known or all(r.fallback for r in recs)
         fallback = engine.fallback_message(tpl, recs, popular)

@@ -154,3 +154,16 @@ def test_similar_customers_with_a_segment_filter(shop):
     same = svc.similar_customers(sid, k=5, same_segment=True)
     seg = svc.segment_model().customers["rfm_segment"]
     assert all(seg.loc[c["customer_id"]] == segment for c in same)
+
+
+def test_catalog_in_chroma_matches_a_persons_own_words(shop):
+    svc = make(*shop)
+    assert svc.ensure_catalog_index() > 1000 and svc.ensure_catalog_index() == 0
+    hits = svc.search_products("heart shaped tea light holder", k=10)
+    names = svc.recommender().catalog.set_index("item")["description"]
+    assert any("T-LIGHT" in names[h] or "HEART" in names[h] for h in hits)
+    sid = svc.new_session()
+    answer_all(svc, sid, {**ANSWERS, "anything_else": "she loves hearts and t-lights"})
+    items = svc.recommend(sid)["items"]
+    said = [i for i in items if any(r.startswith("matches what you said") for r in i["reasons"])]
+    assert said and items[: len(said)] == said
