@@ -31,6 +31,9 @@ app.add_typer(help_app, name="help")
 recommend_app = typer.Typer(help="Recommenders and their offline evaluation.",
                             no_args_is_help=True)
 app.add_typer(recommend_app, name="recommend")
+prompts_app = typer.Typer(help="Prompt studio: template versions, labels, tests, export.",
+                          no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
 
 log = logging.getLogger("assistant")
 
@@ -479,6 +482,254 @@ def recommend_evaluate(
     finally:
         bar.close()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+
+# --------------------------------------------------------------------------- prompt studio
+AsOption = Annotated[str | None, typer.Option(
+    "--as", help="Author / actor recorded in the history (default: the OS user).")]
+
+
+def _prompt_versions() -> Any:
+    """The studio over the configured database; shipped templates are seeded on first use."""
+    from assistant.prompt_versions import PromptVersions
+
+    return PromptVersions.from_settings(_settings())
+
+
+def _actor(name: str | None) -> str:
+    from assistant.prompt_versions import default_actor
+
+    return name or default_actor()
+
+
+@prompts_app.command("list")
+@friendly
+def prompts_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Templates with description, variables, labels, latest version and last change."""
+    from dataclasses import asdict
+
+    rows = _prompt_versions().list()
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    for r in rows:
+        labels = " ".join(f"{k}=v{v}" for k, v in sorted(r.labels.items())) or "no labels"
+        typer.echo(f"{r.name}  latest v{r.latest_version}  {labels}  "
+                   f"(last change {r.last_change} by {r.last_author})")
+        typer.echo(f"  {r.description[:110]}")
+        typer.echo("  variables: " + ", ".join(
+            f"{n}:{v['type']}{'' if v['required'] else '?'}" for n, v in r.variables.items()))
+
+
+@prompts_app.command("show")
+@friendly
+def prompts_show(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    version: Annotated[int | None, typer.Option(min=1, help="A version number.")] = None,
+    label: Annotated[str | None, typer.Option(help="A label (production, staging, ...).")
+                     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """A version's body on stdout (latest unless --version or --label); details on stderr."""
+    v = _prompt_versions().get(name, version, label)
+    if as_json:
+        typer.echo(json.dumps(v.as_dict(), indent=2))
+        return
+    labels = f" [{', '.join(v.labels)}]" if v.labels else ""
+    typer.echo(f"# {v.name} v{v.version}{labels} by {v.author} at {v.created_at}: {v.note}",
+               err=True)
+    for p in v.problems:
+        typer.echo(f"# {p.level}: {p.where()}: {p.message}", err=True)
+    typer.echo(v.body, nl=not v.body.endswith("\n"))
+
+
+@prompts_app.command("history")
+@friendly
+def prompts_history(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Versions (newest first) and the audit log of label moves."""
+    from dataclasses import asdict
+
+    studio = _prompt_versions()
+    versions, events = studio.history(name), studio.label_history(name)
+    if as_json:
+        typer.echo(json.dumps({"versions": [v.as_dict(body=False) for v in versions],
+                               "label_events": [asdict(e) for e in events]}, indent=2))
+        return
+    typer.echo("versions:")
+    for v in reversed(versions):
+        labels = f"  [{', '.join(v.labels)}]" if v.labels else ""
+        typer.echo(f"  v{v.version}  {v.created_at}  {v.author}: {v.note}{labels}")
+    typer.echo("label moves:")
+    for e in events:
+        typer.echo(f"  {e.describe()}")
+
+
+@prompts_app.command("diff")
+@friendly
+def prompts_diff(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    a: Annotated[int, typer.Argument(help="Older version.")],
+    b: Annotated[int, typer.Argument(help="Newer version.")],
+) -> None:
+    """Unified diff of two versions (messages, variables and parameters)."""
+    text = _prompt_versions().diff(name, a, b)
+    typer.echo(text or f"versions {a} and {b} are identical", nl=not text)
+
+
+@prompts_app.command("save")
+@friendly
+def prompts_save(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    file: Annotated[Path, typer.Option("--file", help="The new body (YAML or JSON).")],
+    base: Annotated[int, typer.Option(min=0, help="The version your edit started from.")],
+    note: Annotated[str, typer.Option(help="What changed and why (required).")],
+    as_: AsOption = None,
+) -> None:
+    """Save a new version; refused with a diff when someone saved since --base."""
+    from assistant.errors import InputError
+    from assistant.prompt_versions import ConflictError
+
+    try:
+        body = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"Cannot read {file}: {exc.strerror}.", "Check the path.") from None
+    try:
+        v = _prompt_versions().save(name, body, author=_actor(as_), note=note,
+                                    base_version=base)
+    except ConflictError as err:
+        typer.echo(err.diff, err=True, nl=False)
+        raise
+    typer.echo(f"saved {v.name} v{v.version}")
+
+
+@prompts_app.command("label")
+@friendly
+def prompts_label(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    version: Annotated[int, typer.Argument(help="Version to point the label at.")],
+    label: Annotated[str, typer.Argument(help="Label: production, staging, or any name.")],
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "",
+    override: Annotated[bool, typer.Option(
+        help="Promote to production although its tests do not pass (needs --reason).")
+    ] = False,
+    share: Annotated[float, typer.Option(
+        min=0, max=1, help="Staged rollout: share of sessions served this label.")] = 1.0,
+    segment: Annotated[str | None, typer.Option(help="Staged rollout: only this segment.")
+                       ] = None,
+    as_: AsOption = None,
+) -> None:
+    """Point a label at a version (promotion to production needs passing tests)."""
+    event = _prompt_versions().set_label(name, label, version, actor=_actor(as_),
+                                         reason=reason, override=override, share=share,
+                                         segment=segment)
+    typer.echo(event.describe() if event else f"{label} already points at v{version}")
+
+
+@prompts_app.command("unlabel")
+@friendly
+def prompts_unlabel(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    label: Annotated[str, typer.Argument(help="Label to remove (not production).")],
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "",
+    as_: AsOption = None,
+) -> None:
+    """Remove a label (e.g. end a staging rollout)."""
+    event = _prompt_versions().remove_label(name, label, actor=_actor(as_), reason=reason)
+    typer.echo(event.describe())
+
+
+@prompts_app.command("rollback")
+@friendly
+def prompts_rollback(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    reason: Annotated[str, typer.Option(help="Why (required; goes into the audit log).")],
+    label: Annotated[str, typer.Option(help="The label to move back.")] = "production",
+    as_: AsOption = None,
+) -> None:
+    """Move production back to the version it pointed at before its last move."""
+    event = _prompt_versions().rollback(name, actor=_actor(as_), reason=reason, label=label)
+    typer.echo(event.describe())
+
+
+@prompts_app.command("test")
+@friendly
+def prompts_test(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    version: Annotated[int | None, typer.Option(min=1, help="Version (default: latest).")
+                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    as_: AsOption = None,
+) -> None:
+    """Run the template's tests on the configured model: a table and the pass rate.
+    Exit code 1 when any check fails."""
+    from assistant.llm import LLMClient, build_model
+
+    settings = _settings()
+    studio = _prompt_versions()
+    model = build_model(settings)
+    where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
+    run = studio.run_tests(name, version, LLMClient(model, studio.store, where=where),
+                           actor=_actor(as_))
+    typer.echo(json.dumps(run.as_dict(), indent=2) if as_json else run.table())
+    if not run.passed:
+        raise typer.Exit(1)
+
+
+@prompts_app.command("set-tests")
+@friendly
+def prompts_set_tests(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    file: Annotated[Path, typer.Argument(help="YAML/JSON: a list of cases (or `cases:`).")],
+    as_: AsOption = None,
+) -> None:
+    """Replace a template's test cases (validated first; see prompts/tests/*.yaml)."""
+    from assistant.errors import InputError
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"Cannot read {file}: {exc.strerror}.", "Check the path.") from None
+    cases = _prompt_versions().set_tests(name, text, author=_actor(as_))
+    typer.echo(f"{len(cases)} test case(s) saved for {name}")
+
+
+@prompts_app.command("export")
+@friendly
+def prompts_export(
+    dir_: Annotated[Path | None, typer.Option(
+        "--dir", help="Target folder (default: TAILOR_PROMPTS_DIR).")] = None,
+    label: Annotated[str, typer.Option(help="Which label's versions to write.")
+                     ] = "production",
+) -> None:
+    """Write each template's production version to DIR/<name>.yaml (and its tests to
+    DIR/tests/) for code review."""
+    written = _prompt_versions().export(dir_, label=label)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo("nothing changed")
+
+
+@prompts_app.command("sync")
+@friendly
+def prompts_sync(
+    promote: Annotated[bool, typer.Option(
+        help="Also label the imported versions production (logged).")] = False,
+    as_: AsOption = None,
+) -> None:
+    """Import shipped files changed since their last import as new versions."""
+    versions = _prompt_versions().sync_files(author=_actor(as_) if as_ else "files",
+                                             promote=promote)
+    for v in versions:
+        typer.echo(f"imported {v.name} v{v.version}" + (" (production)" if promote else ""))
+    if not versions:
+        typer.echo("shipped files unchanged")
 
 
 if __name__ == "__main__":

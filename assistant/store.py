@@ -121,6 +121,76 @@ MIGRATIONS: list[str] = [
     CREATE INDEX drafts_customer ON drafts(customer_id, created_at);
     CREATE INDEX profiles_customer ON profiles(customer_id);
     """,
+    # 5: the prompt studio (assistant/prompt_versions.py): immutable template versions
+    #    (never updated or deleted: triggers refuse it), labels pointing at versions (with a
+    #    traffic share and an optional segment for staged rollout), the audit log of every
+    #    label move, test cases per template and their runs per version
+    """
+    CREATE TABLE template_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        body TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        author TEXT NOT NULL,
+        note TEXT NOT NULL CHECK (trim(note) <> ''),
+        created_at TEXT NOT NULL,
+        base_version INTEGER,
+        UNIQUE (name, version)
+    );
+    CREATE TRIGGER template_versions_no_update BEFORE UPDATE ON template_versions
+    BEGIN SELECT RAISE(ABORT, 'template versions are immutable'); END;
+    CREATE TRIGGER template_versions_no_delete BEFORE DELETE ON template_versions
+    BEGIN SELECT RAISE(ABORT, 'template versions are immutable'); END;
+    CREATE TABLE template_labels (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        share REAL NOT NULL DEFAULT 1.0 CHECK (share >= 0 AND share <= 1),
+        segment TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (name, label),
+        FOREIGN KEY (name, version) REFERENCES template_versions (name, version)
+    );
+    CREATE TABLE template_label_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        from_version INTEGER,
+        to_version INTEGER,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL CHECK (kind IN ('seed', 'set', 'rollback', 'remove', 'sync')),
+        override INTEGER NOT NULL DEFAULT 0,
+        share REAL,
+        segment TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX template_label_events_name ON template_label_events(name, label, id);
+    CREATE TRIGGER template_label_events_no_update BEFORE UPDATE ON template_label_events
+    BEGIN SELECT RAISE(ABORT, 'the label audit log is append-only'); END;
+    CREATE TRIGGER template_label_events_no_delete BEFORE DELETE ON template_label_events
+    BEGIN SELECT RAISE(ABORT, 'the label audit log is append-only'); END;
+    CREATE TABLE template_tests (
+        name TEXT PRIMARY KEY,
+        cases TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        author TEXT NOT NULL
+    );
+    CREATE TABLE template_test_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        cases_sha TEXT NOT NULL,
+        model TEXT NOT NULL,
+        results TEXT NOT NULL,
+        pass_rate REAL,
+        created_at TEXT NOT NULL,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX template_test_runs_version ON template_test_runs(name, version, id);
+    """,
 ]
 
 
@@ -391,3 +461,203 @@ class Store:
             item["behaviour"] = json.loads(item["behaviour"]) if item["behaviour"] else None
             out.append(item)
         return out
+
+    # -- prompt studio: template versions, labels, audit log, tests (migration 5) ------
+    # Plain SQL only; the rules (validation, conflicts, promotion gates) live in
+    # assistant/prompt_versions.py.
+    @contextmanager
+    def _read(self, timeout: float) -> Iterator[sqlite3.Connection]:
+        """A read connection with its own busy timeout (the running app reads with a short
+        one, so a locked database never stalls a reply)."""
+        conn = sqlite3.connect(self.path, timeout=timeout)
+        conn.row_factory = sqlite3.Row
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the write lock from its start (BEGIN IMMEDIATE):
+        read-check-write sequences in it cannot interleave with another writer's."""
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _latest_template_version(conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT MAX(version) FROM template_versions WHERE name = ?",
+                           (name,)).fetchone()
+        return int(row[0] or 0)
+
+    @staticmethod
+    def _insert_label_event(conn: sqlite3.Connection, name: str, label: str,
+                            from_version: int | None, to_version: int | None, *, actor: str,
+                            reason: str, kind: str, override: bool, share: float | None,
+                            segment: str | None, now: str) -> int:
+        cur = conn.execute(
+            "INSERT INTO template_label_events (name, label, from_version, to_version, actor, "
+            "reason, kind, override, share, segment, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, label, from_version, to_version, actor, reason, kind, int(override), share,
+             segment, now))
+        return int(cur.lastrowid)
+
+    def add_template_version(self, name: str, body: str, *, sha: str, author: str, note: str,
+                             base_version: int | None, label: str | None = None,
+                             label_kind: str = "seed") -> int | None:
+        """Insert version latest+1 if ``base_version`` is still the latest (0 or None: no
+        version yet); None when it is not (a conflict). With ``label``, the label moves to
+        the new version in the same transaction (with its audit event)."""
+        now = _now()
+        with self._immediate() as conn:
+            latest = self._latest_template_version(conn, name)
+            if latest != (base_version or 0):
+                return None
+            version = latest + 1
+            try:
+                conn.execute(
+                    "INSERT INTO template_versions (name, version, body, sha, author, note, "
+                    "created_at, base_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, version, body, sha, author, note, now, base_version or None))
+            except sqlite3.IntegrityError:
+                return None
+            if label:
+                self._upsert_label(conn, name, label, version, share=1.0, segment=None, now=now)
+                self._insert_label_event(conn, name, label, None, version, actor=author,
+                                         reason=note, kind=label_kind, override=False,
+                                         share=1.0, segment=None, now=now)
+        return version
+
+    @staticmethod
+    def _upsert_label(conn: sqlite3.Connection, name: str, label: str, version: int, *,
+                      share: float, segment: str | None, now: str) -> None:
+        conn.execute(
+            "INSERT INTO template_labels (name, label, version, share, segment, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name, label) DO UPDATE SET "
+            "version = excluded.version, share = excluded.share, segment = excluded.segment, "
+            "updated_at = excluded.updated_at",
+            (name, label, version, share, segment, now))
+
+    def move_template_label(self, name: str, label: str, version: int | None, *, actor: str,
+                            reason: str, kind: str, override: bool = False,
+                            share: float = 1.0, segment: str | None = None,
+                            expected_from: int | None = None,
+                            check_from: bool = False) -> tuple[bool, int | None]:
+        """Point ``label`` at ``version`` (None removes the label) and append the audit
+        event, in one transaction. With ``check_from``, nothing happens unless the label
+        still points at ``expected_from``. Returns (moved, the version it pointed at)."""
+        now = _now()
+        with self._immediate() as conn:
+            row = conn.execute("SELECT version FROM template_labels WHERE name = ? AND "
+                               "label = ?", (name, label)).fetchone()
+            current = int(row[0]) if row else None
+            if check_from and current != expected_from:
+                return False, current
+            if version is None:
+                conn.execute("DELETE FROM template_labels WHERE name = ? AND label = ?",
+                             (name, label))
+            else:
+                self._upsert_label(conn, name, label, version, share=share, segment=segment,
+                                   now=now)
+            self._insert_label_event(conn, name, label, current, version, actor=actor,
+                                     reason=reason, kind=kind, override=override,
+                                     share=share if version is not None else None,
+                                     segment=segment, now=now)
+        return True, current
+
+    def template_names(self) -> list[str]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT DISTINCT name FROM template_versions ORDER BY name"
+                                ).fetchall()
+        return [r[0] for r in rows]
+
+    def latest_template_version(self, name: str) -> int:
+        """0 when the template has no version."""
+        with self.connect() as conn:
+            return self._latest_template_version(conn, name)
+
+    def template_version(self, name: str, version: int, *,
+                         timeout: float = 10) -> dict | None:
+        with self._read(timeout) as conn:
+            row = conn.execute("SELECT * FROM template_versions WHERE name = ? AND version = ?",
+                               (name, version)).fetchone()
+        return dict(row) if row else None
+
+    def template_versions(self, name: str) -> list[dict]:
+        """Every version of a template, oldest first (with bodies)."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM template_versions WHERE name = ? "
+                                "ORDER BY version", (name,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def template_labels(self, name: str | None = None, *, labels: tuple[str, ...] = (),
+                        timeout: float = 10) -> list[dict]:
+        """Labels (of one template, or all), each with the sha of the version it points at."""
+        sql = ("SELECT l.name, l.label, l.version, l.share, l.segment, l.updated_at, v.sha "
+               "FROM template_labels l LEFT JOIN template_versions v "
+               "ON v.name = l.name AND v.version = l.version WHERE 1 = 1")
+        args: list[object] = []
+        if name is not None:
+            sql += " AND l.name = ?"
+            args.append(name)
+        if labels:
+            sql += f" AND l.label IN ({', '.join('?' for _ in labels)})"
+            args += list(labels)
+        with self._read(timeout) as conn:
+            rows = conn.execute(sql + " ORDER BY l.name, l.label", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def template_label_events(self, name: str, label: str | None = None) -> list[dict]:
+        """The audit log of a template's label moves, oldest first."""
+        sql = "SELECT * FROM template_label_events WHERE name = ?"
+        args: list[object] = [name]
+        if label is not None:
+            sql += " AND label = ?"
+            args.append(label)
+        with self.connect() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def set_template_tests(self, name: str, cases_json: str, *, sha: str, author: str) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO template_tests VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                "SET cases = excluded.cases, sha = excluded.sha, "
+                "updated_at = excluded.updated_at, author = excluded.author",
+                (name, cases_json, sha, _now(), author))
+
+    def template_tests(self, name: str) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM template_tests WHERE name = ?",
+                               (name,)).fetchone()
+        return dict(row) if row else None
+
+    def add_template_test_run(self, name: str, version: int, *, cases_sha: str, model: str,
+                              results_json: str, pass_rate: float | None,
+                              actor: str) -> dict:
+        now = _now()
+        with self.connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO template_test_runs (name, version, cases_sha, model, results, "
+                "pass_rate, created_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, cases_sha, model, results_json, pass_rate, now, actor))
+            row = conn.execute("SELECT * FROM template_test_runs WHERE id = ?",
+                               (cur.lastrowid,)).fetchone()
+        return dict(row)
+
+    def last_template_test_run(self, name: str, version: int) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM template_test_runs WHERE name = ? AND version = ? "
+                               "ORDER BY id DESC LIMIT 1", (name, version)).fetchone()
+        return dict(row) if row else None
