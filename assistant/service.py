@@ -22,6 +22,7 @@ from assistant.intents import IntentClassifier, train_intents
 from assistant.llm import ChatModel, LLMClient, build_model
 from assistant.profile_store import VectorStore
 from assistant.profiles import ProfileIndex
+from assistant.prompt_versions import ProductionTemplates
 from assistant.prompts import TemplateRegistry
 from assistant.questionnaire import (
     SOURCE_CONFIDENCE,
@@ -86,7 +87,8 @@ def clean_message(text: str | None, *, limit: int) -> str:
 
 
 class AssistantService:
-    def __init__(self, settings: Settings, store: Store, templates: TemplateRegistry,
+    def __init__(self, settings: Settings, store: Store,
+                 templates: TemplateRegistry | ProductionTemplates,
                  llm: LLMClient) -> None:
         self.settings = settings
         self.store = store
@@ -107,12 +109,15 @@ class AssistantService:
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
         """Build every part from settings; templates are validated here (fail fast)."""
-        templates = TemplateRegistry(settings.prompts_dir)
+        shipped = TemplateRegistry(settings.prompts_dir)  # the files: file:line errors first
         for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE, RECOMMEND_TEMPLATE,
                      DRAFT_TEMPLATE):
-            templates.get(name)
-        Wording(templates.get(WORDING_TEMPLATE))
+            shipped.get(name)
         store = Store(settings.db_path)
+        # what runs: the version labelled production in SQLite (seeded from the files),
+        # re-checked every 2 s, the last good one kept if the store is unreadable
+        templates = ProductionTemplates.from_settings(settings, store)
+        Wording(templates.get(WORDING_TEMPLATE))
         model = model or build_model(settings)
         where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
         return cls(settings, store, templates, LLMClient(model, store, where=where))

@@ -254,3 +254,43 @@ def test_agent_desk_api_needs_the_agent_role(tmp_path, staff_shop):
             ops.predict("17850", api_name="/customer")
         with pytest.raises(Exception, match="credentials were not provided"):
             Client(app.url + "staff/", verbose=False)
+
+
+def test_running_app_picks_up_a_new_production_template(tmp_path):
+    """Ops save and promote a new chat template in SQLite; the running app uses it within
+    seconds, without a restart (seen in the call log and in what the model receives)."""
+    import time
+
+    from assistant.config import load_settings
+    from assistant.prompt_versions import PromptVersions
+    from assistant.store import Store
+
+    data = tmp_path / "data"
+    with AppProcess(data, provider="scripted") as app:
+        client = Client(app.url, verbose=False)
+        just_chat(client)
+        client.predict("hello", api_name="/chat")
+        store = Store(data / "tailor.sqlite3")
+        assert store.llm_calls(1)[0].template_version == "v1"
+        versions = PromptVersions.from_settings(load_settings(data_dir=data))
+        v1 = versions.get("chat", label="production")
+        body = v1.body.replace("Answer in two or three short, friendly sentences.",
+                               "Answer in one short, friendly sentence.")
+        assert body != v1.body
+        v2 = versions.save("chat", body, author="olivia", note="shorter replies",
+                           base_version=v1.version)
+        versions.set_label("chat", "production", v2.version, actor="olivia",
+                           reason="e2e: no model tests here", override=True)
+        deadline = time.monotonic() + 20
+        while True:
+            client.predict("again", api_name="/chat")
+            if store.llm_calls(1)[0].template_version == "v2" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert store.llm_calls(1)[0].template_version == "v2"
+        versions.rollback("chat", actor="olivia", reason="back to v1")
+        deadline = time.monotonic() + 20
+        while store.llm_calls(1)[0].template_version != "v1" and time.monotonic() < deadline:
+            client.predict("and again", api_name="/chat")
+            time.sleep(1)
+        assert store.llm_calls(1)[0].template_version == "v1"

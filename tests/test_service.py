@@ -21,7 +21,7 @@ def test_chat_streams_saves_and_logs(service, scripted):
     assert sent[-1].content == "hello there"
     [call] = service.store.llm_calls()
     assert (call.template_name, call.outcome, call.session_id) == ("chat", "ok", sid)
-    assert call.template_version.startswith("file-")
+    assert call.template_version == "v1"
     assert call.ttft_ms is not None and call.latency_ms >= call.ttft_ms
     assert call.completion_tokens == 7 and call.prompt_tokens > 0
 
