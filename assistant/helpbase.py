@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from assistant.config import REPO_ROOT, Settings
 from assistant.errors import AssistantError, ConfigError, InputError
-from assistant.yamlfile import line_of, read_yaml
+from assistant.yamlfile import line_of, read_config_file
 
 DEFAULT_CSV = REPO_ROOT / "data" / "bitext-support" / "bitext_customer_support.csv.gz"
 DEFAULT_SHOP = REPO_ROOT / "data" / "shop.yaml"
@@ -157,13 +157,7 @@ class ShopPlaceholders:
 def load_shop(path: Path | str | None = None) -> ShopPlaceholders:
     """Read and check ``data/shop.yaml``; every problem is a ConfigError naming file and line."""
     path = Path(path) if path is not None else DEFAULT_SHOP
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the shop settings {path}: {exc.strerror}.",
-                          "Check the path (the default is data/shop.yaml).") from None
-    data, root = read_yaml(path, text, what="Shop settings", error=ConfigError,
-                           hint="Fix the YAML at that line (quote text with ':' or '#').")
+    data, root = read_config_file(path, what="Shop settings", default="data/shop.yaml")
     try:
         spec = ShopFile.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:

@@ -57,7 +57,7 @@ from assistant.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
 from assistant.config import REPO_ROOT
 from assistant.errors import ConfigError, InputError, TemplateError
 from assistant.prompts import PromptTemplate, load_template
-from assistant.yamlfile import line_of, read_yaml
+from assistant.yamlfile import line_of, read_config_file
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "data" / "questionnaire.yaml"
 CLASSIFIER_QUESTIONS: tuple[str, ...] = (*ORDINAL_QUESTIONS, *CATEGORICAL_QUESTIONS, "interests")
@@ -201,14 +201,8 @@ def load_spec(path: Path | str | None = None) -> QuestionnaireSpec:
     file, the line, the question id and the field."""
     path = Path(path) if path is not None else DEFAULT_SPEC
     hint_layout = "The layout is documented at the top of data/questionnaire.yaml."
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the questionnaire spec {path}: {exc.strerror}.",
-                          "Check the path (the default is data/questionnaire.yaml).") from None
-    data, root = read_yaml(path, text, what="Questionnaire spec", error=ConfigError,
-                           hint="Fix the YAML at that line (indentation, quotes around text "
-                           "with ':' or '#').")
+    data, root = read_config_file(path, what="Questionnaire spec",
+                                  default="data/questionnaire.yaml")
     if not isinstance(data, dict):
         raise ConfigError(f"Questionnaire spec {path} must be a mapping with `questions:`.",
                           hint_layout)

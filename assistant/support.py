@@ -49,7 +49,7 @@ from assistant.prompts import PromptTemplate, TemplateRegistry
 from assistant.schemas import Message
 from assistant.segmentation import SEGMENTS
 from assistant.store import Store
-from assistant.yamlfile import line_of, read_yaml
+from assistant.yamlfile import line_of, read_config_file
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,8 @@ def load_policies(path: Path | str | None = None) -> Policies:
     """Read and check ``data/policies.yaml``; each problem is a ConfigError naming file:line."""
     path = Path(path) if path is not None else DEFAULT_POLICIES
     hint = "The layout is documented at the top of data/policies.yaml."
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the support policies {path}: {exc.strerror}.",
-                          "Check the path (the default is data/policies.yaml).") from None
-    data, root = read_yaml(path, text, what="Support policies", error=ConfigError,
-                           hint="Fix the YAML at that line (quote text with ':' or '#').")
+    data, root = read_config_file(path, what="Support policies",
+                                  default="data/policies.yaml")
     if not isinstance(data, dict):
         raise ConfigError(f"Support policies {path} must be a mapping with default: and "
                           "segments:.", hint)

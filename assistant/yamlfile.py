@@ -36,3 +36,19 @@ def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
             break
         line = node.start_mark.line + 1
     return line
+
+
+def read_config_file(path: Path, *, what: str, default: str,
+                     hint: str = "Fix the YAML at that line (indentation, quotes around text "
+                     "with ':' or '#').") -> tuple[Any, yaml.Node | None]:
+    """(data, node tree) of an ops-edited config file; an unreadable file or bad YAML is a
+    ``ConfigError`` naming the file (and line). ``what``: e.g. "Shop settings";
+    ``default``: the default path, quoted in the hint."""
+    from assistant.errors import ConfigError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the {what.lower()} {path}: {exc.strerror}.",
+                          f"Check the path (the default is {default}).") from None
+    return read_yaml(path, text, what=what, error=ConfigError, hint=hint)
