@@ -582,6 +582,16 @@ def prompts_diff(
     typer.echo(text or f"versions {a} and {b} are identical", nl=not text)
 
 
+def _read_text(file: Path) -> str:
+    """A file the user named; unreadable -> a clear error, not a traceback."""
+    from assistant.errors import InputError
+
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"Cannot read {file}: {exc.strerror}.", "Check the path.") from None
+
+
 @prompts_app.command("save")
 @friendly
 def prompts_save(
@@ -592,13 +602,9 @@ def prompts_save(
     as_: AsOption = None,
 ) -> None:
     """Save a new version; refused with a diff when someone saved since --base."""
-    from assistant.errors import InputError
     from assistant.prompt_versions import ConflictError
 
-    try:
-        body = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"Cannot read {file}: {exc.strerror}.", "Check the path.") from None
+    body = _read_text(file)
     try:
         v = _prompt_versions().save(name, body, author=_actor(as_), note=note,
                                     base_version=base)
@@ -689,12 +695,8 @@ def prompts_set_tests(
     as_: AsOption = None,
 ) -> None:
     """Replace a template's test cases (validated first; see prompts/tests/*.yaml)."""
-    from assistant.errors import InputError
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"Cannot read {file}: {exc.strerror}.", "Check the path.") from None
+    text = _read_text(file)
     cases = _prompt_versions().set_tests(name, text, author=_actor(as_))
     typer.echo(f"{len(cases)} test case(s) saved for {name}")
 

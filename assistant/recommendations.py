@@ -68,6 +68,7 @@ class Recommendations:
         self.catalog = catalog
         self.names = [str(d) for d in catalog["description"].dropna()]
         self.customers = set(model.data_.users.astype(str))
+        self.item_ids = frozenset(catalog["item"].astype(str))
 
     @classmethod
     def fit(cls, orders: pd.DataFrame, customers: pd.DataFrame | None,

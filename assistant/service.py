@@ -747,7 +747,7 @@ class AssistantService:
                              "Use one of: " + ", ".join(FEEDBACK_VALUES) + ".")
         if not self.store.get_session(session_id):
             raise InputError("Unknown session.", "Reload the page to start a new one.")
-        if item not in set(self.recommender().catalog["item"].astype(str)):
+        if item not in self.recommender().item_ids:
             raise InputError(f"There is no item '{item}'.", "Use an id from /recommend.")
         self.store.add_item_feedback(session_id, item, value)
         state = self._load_state(session_id)
