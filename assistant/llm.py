@@ -331,6 +331,7 @@ class Generation:
         self.outcome = "pending"
         self.error: AssistantError | None = None
         self.call_id: int | None = None
+        self.call: LLMCall | None = None  # the recorded row (latency, tokens), once done
 
     def __iter__(self) -> Iterator[str]:
         model = self._client.model
@@ -360,14 +361,15 @@ class Generation:
                 self.outcome = "stopped"
             if usage.completion_tokens is None and self.text:
                 usage.completion_tokens = self._client.count_tokens(self.text)
-            self.call_id = self._client.record(LLMCall(
+            self.call = LLMCall(
                 provider=model.provider, model=model.model,
                 latency_ms=round((time.perf_counter() - t0) * 1000, 2),
                 ttft_ms=round(ttft * 1000, 2) if ttft is not None else None,
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 outcome=self.outcome, error=self.error.message if self.error else None,
                 **self._meta,
-            ))
+            )
+            self.call_id = self._client.record(self.call)
 
 
 class LLMClient:

@@ -284,5 +284,10 @@ class TemplateRegistry:
                 f"Available: {', '.join(sorted(self.templates)) or 'none'}.",
             ) from None
 
+    def route(self, name: str, session_key: str, *, segment: str | None = None
+              ) -> PromptTemplate:
+        """Files have no staged versions: every session gets the one template."""
+        return self.get(name)
+
     def __iter__(self):
         return iter(self.templates.values())

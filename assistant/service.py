@@ -46,6 +46,7 @@ from assistant.segmentation import (
     dashboard_data,
 )
 from assistant.store import Store
+from assistant.studio import PromptStudio
 from assistant.support import DraftRun, SupportDesk
 from assistant.users import User, UserStore, has_role
 
@@ -146,6 +147,11 @@ class AssistantService:
                 f"Ask an admin: assistant users add NAME --role {role} (or sign in with an "
                 f"{role} account).")
         return user
+
+    @cached_property
+    def studio(self) -> PromptStudio:
+        """The prompt studio (role ops): versions, preview, tests, rollout, metrics."""
+        return PromptStudio(self)
 
     # -- Agent desk (support drafts) -------------------------------------------------
     @cached_property
@@ -261,7 +267,7 @@ class AssistantService:
             if budget < 0:
                 break
             history.insert(0, Message(role=m.role, content=m.content))
-        tpl = self.templates.get(CHAT_TEMPLATE)
+        tpl = self.templates.route(CHAT_TEMPLATE, session_id, segment=self._segment_of(session_id))
         prompt = tpl.render(shop_name=self.settings.shop_name, history=history,
                             message=last.content)
         gen = self.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
@@ -673,6 +679,11 @@ class AssistantService:
         cat = self._recs.catalog.set_index("item")["description"]
         return [str(cat.get(i, i)).lower() for i in items]
 
+    def _segment_of(self, session_id: str) -> str | None:
+        """The session's segment as last saved with its profile (None before any answer)."""
+        saved = self.store.load_profile(session_id)
+        return saved["segment"] if saved else None
+
     def _rec_profile(self, session_id: str) -> Profile:
         state = self._load_state(session_id)
         segments = self._segments_or_none()
@@ -707,7 +718,7 @@ class AssistantService:
         recs = engine.recommend(profile, self.settings.recommendations,
                                 exclude_seen=self.settings.exclude_seen,
                                 search=self.search_products)
-        tpl = self.templates.get(RECOMMEND_TEMPLATE)
+        tpl = self.templates.route(RECOMMEND_TEMPLATE, session_id, segment=profile.segment)
         popular = not profile.known or all(r.fallback for r in recs)
         fallback = engine.fallback_message(tpl, recs, popular)
         if popular or not recs:

@@ -661,3 +661,83 @@ class Store:
             row = conn.execute("SELECT * FROM template_test_runs WHERE name = ? AND version = ? "
                                "ORDER BY id DESC LIMIT 1", (name, version)).fetchone()
         return dict(row) if row else None
+
+    # -- prompt studio metrics (assistant/prompt_metrics.py) --
+    # Read-only; the metrics and tests live in assistant/prompt_metrics.py. Every query keeps
+    # the calls of one template (``name``) made at/after ``since`` (when given) and outside
+    # ``exclude_sessions`` (calls without a session are kept).
+    @staticmethod
+    def _template_call_filter(alias: str, name: str, since: str | None,
+                              exclude_sessions: tuple[str, ...]) -> tuple[str, list[object]]:
+        sql = f"{alias}.template_name = ?"
+        args: list[object] = [name]
+        if since is not None:
+            sql += f" AND {alias}.created_at >= ?"
+            args.append(since)
+        if exclude_sessions:
+            marks = ", ".join("?" for _ in exclude_sessions)
+            sql += f" AND ({alias}.session_id IS NULL OR {alias}.session_id NOT IN ({marks}))"
+            args += list(exclude_sessions)
+        return sql, args
+
+    def template_calls(self, name: str, *, since: str | None = None,
+                       exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+        """The logged calls of a template, oldest first."""
+        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT c.id, c.created_at, c.session_id, c.template_version, c.latency_ms, "
+                "c.ttft_ms, c.prompt_tokens, c.completion_tokens, c.outcome, c.grounding "
+                f"FROM llm_calls c WHERE {where} ORDER BY c.id", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def template_call_feedback(self, name: str, *, since: str | None = None,
+                               exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+        """Thumbs on the messages written by a template's calls: the latest vote per
+        message (call_id, template_version, message_id, value)."""
+        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT c.id AS call_id, c.template_version, m.id AS message_id, "
+                "(SELECT f.value FROM feedback f WHERE f.message_id = m.id "
+                " ORDER BY f.id DESC LIMIT 1) AS value "
+                "FROM llm_calls c JOIN messages m ON m.llm_call_id = c.id "
+                f"WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = m.id) "
+                "ORDER BY m.id", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def template_item_feedback(self, name: str, *, since: str | None = None,
+                               exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+        """Reactions to recommended items, each attributed to the latest call of the
+        template in the same session made at or before it (ties on time: the highest id);
+        reactions without such a call are left out. ``since`` applies to that call."""
+        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        with self.connect() as conn:
+            rows = conn.execute(
+                "WITH attributed AS (SELECT r.id, r.session_id, r.item, r.value, r.created_at, "
+                " (SELECT p.id FROM llm_calls p WHERE p.session_id = r.session_id "
+                "  AND p.template_name = ? AND p.created_at <= r.created_at "
+                "  ORDER BY p.created_at DESC, p.id DESC LIMIT 1) AS call_id "
+                " FROM item_feedback r) "
+                "SELECT a.id, a.session_id, a.item, a.value, a.created_at, a.call_id, "
+                "c.template_version FROM attributed a JOIN llm_calls c ON c.id = a.call_id "
+                f"WHERE {where} ORDER BY a.id", [name, *args]).fetchall()
+        return [dict(r) for r in rows]
+
+    def template_drafts(self, name: str, *, since: str | None = None,
+                        exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+        """Support drafts written with a template (``since``: the draft's creation), oldest
+        first; drafts whose call ran in ``exclude_sessions`` are left out."""
+        sql = ("SELECT d.* FROM drafts d "
+               "LEFT JOIN llm_calls c ON c.id = d.llm_call_id WHERE d.template_name = ?")
+        args: list[object] = [name]
+        if since is not None:
+            sql += " AND d.created_at >= ?"
+            args.append(since)
+        if exclude_sessions:
+            marks = ", ".join("?" for _ in exclude_sessions)
+            sql += f" AND (c.session_id IS NULL OR c.session_id NOT IN ({marks}))"
+            args += list(exclude_sessions)
+        with self.connect() as conn:
+            rows = conn.execute(sql + " ORDER BY d.created_at, d.rowid", args).fetchall()
+        return [dict(r) for r in rows]

@@ -660,7 +660,8 @@ class SupportDesk:
         cid = self._require_customer(customer_id) if _norm_id(customer_id) else None
         injection = detect_injection(ticket)
         ctx = self._context(cid, ticket)
-        tpl = self.template()
+        segment = (ctx.customer.segment or {}).get("segment") if ctx.customer else None
+        tpl = self.templates.route(self.template_name, cid or ticket, segment=segment)
         prompt = self._prompt(tpl, ctx, ticket, tone, revise, previous, bool(injection))
         return DraftRun(self, tpl, prompt, ctx, agent=agent, ticket=ticket, tone=tone,
                         injection=injection)
@@ -723,8 +724,21 @@ class SupportDesk:
                  "text": fill_slots(p.text, values), "score": p.score}
                 for i, p in enumerate(hits, start=1)]
 
-    def _prompt(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
-                revise: str | None, previous: str, injection: bool) -> Prompt:
+    def prompt_context(self, customer_id: str | None, ticket: str, tone: str = "neutral"
+                       ) -> tuple[dict[str, Any], Facts]:
+        """(the template's variables, the facts a reply is checked against) for a customer
+        and ticket, as a draft would get them: the prompt studio previews templates and
+        turns agents' edits into test cases with these."""
+        ticket = self._valid_ticket(ticket)
+        cid = self._require_customer(customer_id) if _norm_id(customer_id) else None
+        ctx = self._context(cid, ticket)
+        fixed, data = self._vars(self.template(), ctx, ticket, tone,
+                                 bool(detect_injection(ticket)))
+        return {**fixed, **data, "revision": []}, ctx.facts
+
+    def _vars(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
+              injection: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the template's own settings, the data) for rendering."""
         provider = self.llm.model.provider
         limit = PROMPT_TICKET_CHARS.get(provider, DEFAULT_PROMPT_TICKET_CHARS)
         passage_chars = PASSAGE_CHARS.get(provider, DEFAULT_PASSAGE_CHARS)
@@ -742,6 +756,11 @@ class SupportDesk:
             passages=[{"n": c["n"], "title": c["title"],
                        "text": _cut(c["text"], passage_chars)} for c in ctx.citations],
             ticket=_defuse(ticket))
+        return fixed, data
+
+    def _prompt(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
+                revise: str | None, previous: str, injection: bool) -> Prompt:
+        fixed, data = self._vars(tpl, ctx, ticket, tone, injection)
         task = tpl.text(f"task_{revise}") if revise in ("shorter", "longer") else ""
         revision = [Message(role="assistant", content=_defuse(previous)),
                     Message(role="user", content=task)] if task else []

@@ -327,3 +327,114 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
         _wait_for(lambda: any(d["status"] == "discarded"
                               for d in store.drafts_for("17850")), timeout=60)
         page.close()
+
+
+def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, staff_shop):
+    """An ops user edits the recommendation template in the studio (live validation, diff),
+    previews it for real customers of three segments and runs it on the model, runs its
+    tests, sends it to staging for 50%, promotes it and rolls it back, while a customer's
+    chat in another browser context keeps getting suggestions and switches versions."""
+    from assistant.store import Store
+    from tests.conftest import copy_shop
+
+    data, orders = copy_shop(staff_shop, tmp_path / "shop")
+    add_user(data, "olivia", "ops")
+    with AppProcess(data, provider="scripted", env={"TAILOR_ORDERS": str(orders)}) as app:
+        store = Store(data / "tailor.sqlite3")
+
+        def rec_versions() -> list[str]:
+            return [c.template_version for c in store.llm_calls(200)
+                    if c.template_name == "recommendation" and c.session_id != "prompt-preview"]
+
+        # a shopper's chat, in its own browser context
+        shopper = browser.new_context().new_page()
+        shopper.goto(app.url)
+        shopper.get_by_text("Ordered from us before?").click()
+        shopper.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
+            "17850")
+        shopper.get_by_role("button", name="Use my order history").click()
+        _wait_for(lambda: "17850" in shopper.locator("#tailor-card").inner_text(), 30)
+
+        def shopper_suggests() -> str:
+            before = len(rec_versions())
+            shopper.locator("#tailor-suggest").click()
+            _wait_for(lambda: len(rec_versions()) > before, 30)
+            return rec_versions()[0]
+
+        assert shopper_suggests() == "v1"
+
+        page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
+        login(page, app.url, "olivia")
+        page.get_by_role("tab", name="Prompt studio").click()
+        page.locator("#tailor-studio-template input").click()
+        page.get_by_role("option", name="recommendation").click()
+        header = page.locator("#tailor-studio-header")
+        _wait_for(lambda: "recommendation" in header.inner_text() and "v1" in
+                  header.inner_text(), 30)
+        # edit in the code editor: a typo is caught as you type, then the real change
+        editor = page.locator("#tailor-studio-editor .cm-content")
+        body = store.template_version("recommendation", 1)["body"]
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(body.replace("{{profile}}", "{{profle}}"))
+        validation = page.locator("#tailor-studio-validation")
+        _wait_for(lambda: "profle" in validation.inner_text(), 20)
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(body.replace("Write one short, warm message",
+                                               "Write one short, cheerful message"))
+        _wait_for(lambda: "Valid" in validation.inner_text(), 20)
+        diff = page.locator("#tailor-studio-diff")
+        _wait_for(lambda: "cheerful" in diff.locator(".tailor-diff-add").all_inner_texts()[0]
+                  if diff.locator(".tailor-diff-add").count() else False, 20)
+        assert "warm" in " ".join(diff.locator(".tailor-diff-del").all_inner_texts())
+        page.locator("#tailor-studio-note textarea").fill("cheerful wording")
+        page.locator("#tailor-studio-save").click()
+        status = page.locator("#tailor-studio-save-status")
+        _wait_for(lambda: "Saved v2" in status.inner_text(), 20)
+
+        # preview for three segments, side by side, then a run on the model
+        page.get_by_role("tab", name="Preview").click()
+        page.locator("#tailor-studio-render").click()
+        preview = page.locator("#tailor-studio-preview")
+        _wait_for(lambda: preview.locator(".card").count() == 3, 60)
+        titles = preview.locator("h4").all_inner_texts()
+        assert [t.split(" · ")[0] for t in titles] == ["Champions", "New", "At Risk"]
+        assert all("cheerful" in c for c in preview.locator(".card").all_inner_texts())
+        page.locator("#tailor-studio-run").click()
+        _wait_for(lambda: preview.get_by_text("tokens in").count() == 3, 90)
+        text = preview.inner_text()
+        assert "ms" in text and "grounded" in text
+        page.screenshot(path=str(tmp_path / "studio-preview.png"), full_page=True)
+
+        # tests on v2
+        page.get_by_role("tab", name="Tests").click()
+        page.locator("#tailor-studio-run-tests").click()
+        tests_status = page.locator("#tailor-studio-tests-status")
+        _wait_for(lambda: "pass rate" in tests_status.inner_text(), 60)
+        assert "v2" in tests_status.inner_text()
+        passed = "all pass" in tests_status.inner_text()
+
+        # staging for half of the sessions, then production, then a rollback
+        page.get_by_role("tab", name="Rollout").click()
+        page.locator("#tailor-studio-stage").click()
+        rollout = page.locator("#tailor-studio-rollout-status")
+        _wait_for(lambda: "staging → v2 for 50%" in rollout.inner_text(), 20)
+        assert "staging" in page.locator("#tailor-studio-audit").inner_text()
+        assert shopper_suggests() in ("v1", "v2")  # the chat keeps working
+        if not passed:  # the echoing scripted model fails a case: override with a reason
+            page.locator("#tailor-studio-promote").click()
+            _wait_for(lambda: "blocked" in rollout.inner_text(), 20)
+            page.get_by_label("Override failing tests (logged)").check()
+            page.locator("#tailor-studio-reason textarea").fill("scripted model in the test")
+        page.locator("#tailor-studio-promote").click()
+        _wait_for(lambda: "production → v2" in rollout.inner_text(), 20)
+        _wait_for(lambda: shopper_suggests() == "v2", 30)
+        page.locator("#tailor-studio-reason textarea").fill("like rate dropped")
+        page.locator("#tailor-studio-rollback").click()
+        _wait_for(lambda: "rolled back: v2 → v1" in rollout.inner_text(), 20)
+        _wait_for(lambda: shopper_suggests() == "v1", 30)
+        audit = page.locator("#tailor-studio-audit").inner_text()
+        for expected in ("rollback", "like rate dropped", "olivia"):
+            assert expected in audit
+        page.screenshot(path=str(tmp_path / "studio-rollout.png"), full_page=True)

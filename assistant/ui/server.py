@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from assistant.service import AssistantService
 from assistant.ui.app import CSS, create_chat_app
 from assistant.ui.staff import create_staff_app
+from assistant.ui.studio import STUDIO_CSS
 
 STAFF_PATH = "/staff"
 LOGIN_MESSAGE = ("Staff sign-in (agents and ops). No account yet? An admin creates one with "
@@ -22,7 +23,8 @@ def build_server(service: AssistantService) -> FastAPI:
     staff = create_staff_app(service)
     staff.queue(default_concurrency_limit=4)
     app = gr.mount_gradio_app(app, staff, STAFF_PATH, auth=service.authenticate,
-                              auth_message=LOGIN_MESSAGE, **common)
+                              auth_message=LOGIN_MESSAGE,
+                              **{**common, "css": CSS + STUDIO_CSS})
     chat = create_chat_app(service)
     chat.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(app, chat, "", **common)

@@ -10,11 +10,12 @@ import gradio as gr
 from assistant.service import AssistantService
 from assistant.ui.desk import build_desk_tab
 from assistant.ui.segments import build_segments_tab
+from assistant.ui.studio import build_studio_tab
 from assistant.users import has_role
 
-ROLE_TABS = {"desk": "agent", "segments": "ops"}
+ROLE_TABS = {"desk": "agent", "segments": "ops", "studio": "ops"}
 NEEDS = {"agent": "the Agent desk needs the **agent** role",
-         "ops": "Segments need the **ops** role"}
+         "ops": "Segments and the Prompt studio need the **ops** role"}
 
 
 def signed_in_banner(name: str, role: str) -> str:
@@ -34,9 +35,9 @@ def create_staff_app(service: AssistantService) -> gr.Blocks:
         user = service.users.get(request.username or "")
         if user is None:  # removed while signed in
             return ("Your account no longer exists. [Sign out](/staff/logout)",
-                    *(gr.update(visible=False) for _ in range(4)))
+                    *(gr.update(visible=False) for _ in range(2 * len(ROLE_TABS))))
         updates = []
-        for role in ROLE_TABS.values():
+        for role in ROLE_TABS.values():  # desk, segments, studio (the outputs' order)
             allowed = has_role(user, role)
             updates += [gr.update(visible=allowed),
                         gr.update(visible=not allowed,
@@ -55,8 +56,15 @@ def create_staff_app(service: AssistantService) -> gr.Blocks:
                 seg_refusal = gr.Markdown(visible=False, elem_id="tailor-segments-refusal")
                 with gr.Column(visible=False) as seg_body:
                     seg_load, seg_inputs, seg_outputs = build_segments_tab(service)
-        demo.load(who, None, [banner, desk_body, desk_refusal, seg_body, seg_refusal],
+            with gr.Tab("Prompt studio", id="studio"):
+                studio_refusal = gr.Markdown(visible=False, elem_id="tailor-studio-refusal")
+                with gr.Column(visible=False) as studio_body:
+                    studio_load, studio_inputs, studio_outputs = build_studio_tab(service)
+        demo.load(who, None, [banner, desk_body, desk_refusal, seg_body, seg_refusal,
+                              studio_body, studio_refusal],
                   api_name="whoami", api_visibility="undocumented", queue=False)
         demo.load(seg_load, seg_inputs, seg_outputs, api_name="segments_load",
                   api_visibility="undocumented")
+        demo.load(studio_load, studio_inputs, studio_outputs,
+                  api_name="studio_load", api_visibility="undocumented")
     return demo
