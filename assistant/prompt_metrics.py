@@ -387,7 +387,7 @@ def metrics_markdown(metrics: dict[str, VersionMetrics]) -> str:
         return "_No calls of this template yet._"
     lines = ["| version | calls | errors | latency p50 | latency mean | ttft p50 | "
              "prompt tok | completion tok | grounding failed | like rate | drafts final | "
-             "edit distance | draft 👍/👎 |",
+             "edit distance | drafts good/needs work |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v, m in metrics.items():
         likes = m.thumbs_up + m.item_likes

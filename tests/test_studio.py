@@ -225,3 +225,17 @@ def test_agent_edit_becomes_a_test_case(svc: AssistantService) -> None:
     # again: replaced, not duplicated
     st.case_from_draft(draft["id"], actor="olga")
     assert len(st.tests(SUPPORT)) == before + 1
+
+
+def test_support_samples_use_the_desk_context(svc: AssistantService) -> None:
+    st = svc.studio
+    ticket = "My order has not arrived <script>alert(1)</script>"
+    samples, notes = st.samples(SUPPORT, ["Champions", "Lost"], ticket=ticket)
+    assert [s.segment for s in samples] == ["Champions", "Lost"], notes
+    for s in samples:
+        assert s.facts is not None and s.facts.order_ids
+        assert "alert" in s.vars["ticket"] and s.vars["orders"]
+    rendered = st.render(SUPPORT, st.version(SUPPORT).body, samples)
+    assert all(not r.error and any(s.customer_id in m.content or "order" in m.content
+                                   for m in r.messages)
+               for r, s in zip(rendered, samples, strict=True))

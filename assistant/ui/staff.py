@@ -1,5 +1,5 @@
-"""The staff app (``/staff``, behind a login): the Agent desk and the Segments dashboard
-(and, later, the Prompt studio). Gradio's login admits any known staff user; every action
+"""The staff app (``/staff``, behind a login): the Agent desk, the Segments dashboard and
+the Prompt studio. Gradio's login admits any known staff user; every action
 then checks the role it needs on the server (``service.require_role``), so a wrong role gets
 a clear refusal, through the browser and through ``gradio_client`` alike."""
 
@@ -13,9 +13,9 @@ from assistant.ui.segments import build_segments_tab
 from assistant.ui.studio import build_studio_tab
 from assistant.users import has_role
 
-ROLE_TABS = {"desk": "agent", "segments": "ops", "studio": "ops"}
-NEEDS = {"agent": "the Agent desk needs the **agent** role",
-         "ops": "Segments and the Prompt studio need the **ops** role"}
+# tab -> (role it needs, how the refusal names it); the order of the tabs' outputs
+ROLE_TABS = {"desk": ("agent", "the Agent desk needs"), "segments": ("ops", "Segments need"),
+             "studio": ("ops", "the Prompt studio needs")}
 
 
 def signed_in_banner(name: str, role: str) -> str:
@@ -23,10 +23,10 @@ def signed_in_banner(name: str, role: str) -> str:
             "[Customer chat](/)")
 
 
-def refusal(name: str, role: str, needs: str) -> str:
+def refusal(name: str, role: str, needs: str, what: str) -> str:
     return (f"### Not available to your account\n'{name}' has the role **{role}**; "
-            f"{NEEDS[needs]}. Ask an admin to run `assistant users add NAME --role {needs}`, "
-            "or sign in with another account.")
+            f"{what} the **{needs}** role. Ask an admin to run "
+            f"`assistant users add NAME --role {needs}`, or sign in with another account.")
 
 
 def create_staff_app(service: AssistantService) -> gr.Blocks:
@@ -37,11 +37,10 @@ def create_staff_app(service: AssistantService) -> gr.Blocks:
             return ("Your account no longer exists. [Sign out](/staff/logout)",
                     *(gr.update(visible=False) for _ in range(2 * len(ROLE_TABS))))
         updates = []
-        for role in ROLE_TABS.values():  # desk, segments, studio (the outputs' order)
+        for role, what in ROLE_TABS.values():
             allowed = has_role(user, role)
-            updates += [gr.update(visible=allowed),
-                        gr.update(visible=not allowed,
-                                  value="" if allowed else refusal(user.name, user.role, role))]
+            text = "" if allowed else refusal(user.name, user.role, role, what)
+            updates += [gr.update(visible=allowed), gr.update(visible=not allowed, value=text)]
         return (signed_in_banner(user.name, user.role), *updates)
 
     with gr.Blocks(title="Tailor · staff") as demo:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from assistant.errors import AssistantError
 from assistant.prompt_versions import (
@@ -174,6 +176,33 @@ def preview_html(rendered: list[Rendered], results: dict[str, PreviewResult] | N
     return head + f'<div class="tailor-preview">{"".join(cards)}</div>'
 
 
+def header_markdown(v: Any) -> str:
+    return (f"**{v.name}** · editing from **v{v.version}** "
+            f"({', '.join(v.labels) or 'no label'}) · {html.escape(v.note)} · by {v.author} "
+            f"at {v.created_at[:16]}")
+
+
+def metrics_figure(versions: dict[str, dict[str, Any]]) -> go.Figure:
+    """Per version: like rate and grounding failures (%), and median latency (ms)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Rates per version (%)",
+                                                        "Median latency (ms)"))
+    names = list(versions)
+    like = [_rate(v.get("like_rate")) for v in versions.values()]
+    ground = [_rate(v.get("grounding_fail_rate")) for v in versions.values()]
+    fig.add_trace(go.Bar(name="like rate", x=names, y=like), row=1, col=1)
+    fig.add_trace(go.Bar(name="grounding failures", x=names, y=ground), row=1, col=1)
+    fig.add_trace(go.Bar(name="latency p50", x=names,
+                         y=[v.get("latency_ms_p50") for v in versions.values()],
+                         showlegend=False), row=1, col=2)
+    fig.update_layout(barmode="group", height=280, margin=dict(l=30, r=10, t=40, b=30),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
 def edits_rows(edits: list[dict[str, Any]]) -> list[list[Any]]:
     return [[e["id"], e["agent"], e["customer_id"] or "", e["version"], e["updated_at"][:16],
              " | ".join(e["removed"])[:200]] for e in edits]
@@ -223,10 +252,7 @@ def build_studio_tab(service: AssistantService):
             choices = _version_choices(history)
             prod = next((v.version for v in history if PRODUCTION in v.labels), latest.version)
             tests_yaml = _tests_yaml(st.tests(name))
-            header = (f"**{name}** · editing from **v{latest.version}** "
-                      f"({', '.join(latest.labels) or 'no label'}) · "
-                      f"{html.escape(latest.note)} · by {latest.author} at "
-                      f"{latest.created_at[:16]}")
+            header = header_markdown(latest)
             return (gr.update(choices=names, value=name), overview, header, latest.body,
                     latest.version, problems_markdown(list(latest.problems)),
                     gr.update(choices=choices, value=prod),
@@ -238,7 +264,7 @@ def build_studio_tab(service: AssistantService):
 
     def _rollout_outputs(st, name: str | None) -> tuple:
         if name is None:
-            return ("", "", [], edits_rows([]))
+            return ("", "", go.Figure(), [], edits_rows([]))
         labels = st.rollout(name)["labels"]
         serving = "\n".join(
             f"- **{label}** → v{info['version']}"
@@ -252,7 +278,8 @@ def build_studio_tab(service: AssistantService):
         if metrics.get("comparison_markdown"):
             text += "\n\n**Production vs staging**\n\n" + metrics["comparison_markdown"]
         edits = st.agent_edits() if name == "support_draft" else []
-        return (serving, text, audit_rows(st.audit(name)), edits_rows(edits))
+        return (serving, text, metrics_figure(metrics["versions"]), audit_rows(st.audit(name)),
+                edits_rows(edits))
 
     def _tests_yaml(cases: list[Any]) -> str:
         from assistant.prompt_versions import dump_body
@@ -280,13 +307,13 @@ def build_studio_tab(service: AssistantService):
         except ConflictError as err:
             return (error_markdown(err) + "\n\n**What changed meanwhile** (below: the latest "
                     "version against your edit).", gr.update(), diff_html(err.diff),
-                    gr.update(), gr.update(), gr.update(), gr.update())
+                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
         except AssistantError as err:
             return (error_markdown(err), gr.update(), gr.update(), gr.update(), gr.update(),
-                    gr.update(), gr.update())
+                    gr.update(), gr.update(), gr.update())
         choices = _version_choices(st.history(name))
         return (f"✅ Saved **v{v.version}** of {name} ({html.escape(v.note)}). It serves "
-                "nobody yet: label it in **Rollout**.", v.version, "",
+                "nobody yet: label it in **Rollout**.", v.version, "", header_markdown(v),
                 gr.update(choices=choices), gr.update(choices=choices, value=v.version),
                 gr.update(choices=choices, value=v.version), "")
 
@@ -348,8 +375,7 @@ def build_studio_tab(service: AssistantService):
         return (message, *_rollout_outputs(st, name), overview_rows(st.overview()))
 
     def _fail(err: AssistantError):
-        return (error_markdown(err), gr.update(), gr.update(), gr.update(), gr.update(),
-                gr.update())
+        return (error_markdown(err), *(gr.update() for _ in range(len(rollout_outs) + 1)))
 
     def stage(name: str, version: int | None, share: float, segment: str | None,
               request: gr.Request):
@@ -424,6 +450,11 @@ def build_studio_tab(service: AssistantService):
                     f"({len(case.assert_)} assertions).", _tests_yaml(st.tests("support_draft")))
         except AssistantError as err:
             return error_markdown(err), gr.update()
+
+    def pick_edit(evt: gr.SelectData) -> str:
+        """A click on a row of agents' edits picks its draft."""
+        row = getattr(evt, "row_value", None) or []
+        return str(row[0]) if row else gr.update()
 
     # -- layout ----------------------------------------------------------------------------
     base = gr.State(None)
@@ -510,6 +541,7 @@ def build_studio_tab(service: AssistantService):
                 refresh_btn = gr.Button("Refresh metrics")
             rollout_status = gr.Markdown("", elem_id="tailor-studio-rollout-status")
             metrics = gr.Markdown("", elem_id="tailor-studio-metrics")
+            chart = gr.Plot(show_label=False, elem_id="tailor-studio-chart")
             gr.Markdown("**Audit log** (newest first)")
             audit = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, wrap=True,
                                  elem_id="tailor-studio-audit")
@@ -520,11 +552,12 @@ def build_studio_tab(service: AssistantService):
             edits = gr.Dataframe(headers=EDIT_HEADERS, interactive=False, wrap=True,
                                  elem_id="tailor-studio-edits")
             with gr.Row():
-                draft_id = gr.Textbox(label="Draft id", scale=3)
+                draft_id = gr.Textbox(label="Draft id (click a row above)", scale=3,
+                                      elem_id="tailor-studio-draft-id")
                 case_btn = gr.Button("Make a test case")
             case_status = gr.Markdown("")
 
-    rollout_outs = [serving, metrics, audit, edits]
+    rollout_outs = [serving, metrics, chart, audit, edits]
     load_outs = [template, overview, header, editor, base, validation, against, version,
                  test_version, tests, *rollout_outs]
     template.input(load, [template], load_outs, api_name="studio_open",
@@ -535,7 +568,7 @@ def build_studio_tab(service: AssistantService):
     against.change(check, [template, editor, against], [validation, diff],
                    show_progress="hidden", api_visibility="undocumented")
     save_btn.click(save, [template, editor, note, base],
-                   [save_status, base, diff, against, test_version, version, note],
+                   [save_status, base, diff, header, against, test_version, version, note],
                    api_name="studio_save", api_visibility="undocumented")
     pargs = [template, editor, segments, ticket, seed]
     render_btn.click(render, pargs, [preview], api_name="studio_render",
@@ -564,6 +597,7 @@ def build_studio_tab(service: AssistantService):
                       api_visibility="undocumented")
     case_btn.click(make_case, [draft_id], [case_status, tests], api_name="studio_case",
                    api_visibility="undocumented")
+    edits.select(pick_edit, None, [draft_id], api_visibility="undocumented")
     _build_api(service)
 
     def first_load(name: str | None, request: gr.Request):
