@@ -254,9 +254,9 @@ class PromptStudio:
         if STAGING not in labels:
             raise InputError(f"'{name}' has no staging version to promote.",
                              "Label a version 'staging' first.")
+        reason = (reason or "").strip() or ("" if override else "promoted from staging")
         event = self.versions.set_label(name, PRODUCTION, labels[STAGING].version,
-                                        actor=actor, override=override,
-                                        reason=reason or "promoted from staging")
+                                        actor=actor, override=override, reason=reason)
         self.versions.remove_label(name, STAGING, actor=actor,
                                    reason=f"promoted to production (v{labels[STAGING].version})")
         self._refresh()

@@ -80,6 +80,13 @@ def test_studio_api_sequence_while_chats_keep_working(tmp_path, staff_shop):
         assert not late["ok"] and late["conflict"]["latest_version"] == 2
         assert "+  " in late["conflict"]["diff"] or "+" in late["conflict"]["diff"]
 
+        missing = ops.predict(TEMPLATE, 99, "staging", 0.5, "", "", False,
+                              api_name="/prompt_label")
+        assert not missing["ok"] and missing["field"] == "version" and "99" in missing["error"]
+        bad_share = ops.predict(TEMPLATE, 2, "staging", 1.5, "", "", False,
+                                api_name="/prompt_label")
+        assert not bad_share["ok"] and bad_share["field"] == "share"
+
         # -- tests, staging for half of the sessions
         run = ops.predict(TEMPLATE, "2", api_name="/prompt_test")
         assert run["ok"] and run["version"] == 2 and run["cases_total"] >= 2
@@ -91,27 +98,22 @@ def test_studio_api_sequence_while_chats_keep_working(tmp_path, staff_shop):
         assert set(split.values()) == {"v1", "v2"}
         assert {s.sid: s.suggest(store) for s in shoppers} == split  # sticky per session
 
-        # -- production: gated by the tests (an override needs a reason)
-        prod = ops.predict(TEMPLATE, 2, "production", 1.0, "", "", False,
-                           api_name="/prompt_label")
+        # -- staging -> production: gated by the tests (an override needs a reason)
+        prod = ops.predict(TEMPLATE, "", False, api_name="/prompt_promote")
         if not prod["ok"]:  # the echoing scripted model can fail a test case
-            assert "tests" in prod["error"] or "test" in prod["hint"]
-            no_reason = ops.predict(TEMPLATE, 2, "production", 1.0, "", "", True,
-                                    api_name="/prompt_label")
+            assert "blocked" in prod["error"]
+            no_reason = ops.predict(TEMPLATE, "", True, api_name="/prompt_promote")
             assert not no_reason["ok"] and no_reason["field"] == "reason"
-            prod = ops.predict(TEMPLATE, 2, "production", 1.0, "",
-                               "scripted model echoes its prompt", True,
-                               api_name="/prompt_label")
+            prod = ops.predict(TEMPLATE, "scripted model echoes its prompt", True,
+                               api_name="/prompt_promote")
         assert prod["ok"] and prod["labels"]["production"]["version"] == 2
+        assert "staging" not in prod["labels"]
         assert wait_for(lambda: {s.suggest(store) for s in shoppers} == {"v2"})
 
         # -- rollback: every chat is back on v1 without a restart
         back = ops.predict(TEMPLATE, "production", "like rate dropped",
                            api_name="/prompt_rollback")
         assert back["ok"] and back["labels"]["production"]["version"] == 1
-        removed = ops.predict(TEMPLATE, 2, "staging", 0.0, "", "", False,
-                              api_name="/prompt_label")
-        assert removed["ok"]
         assert wait_for(lambda: {s.suggest(store) for s in shoppers} == {"v1"})
 
         audit = ops.predict(TEMPLATE, api_name="/prompt_audit")["events"]

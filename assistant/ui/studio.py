@@ -459,7 +459,8 @@ def build_studio_tab(service: AssistantService):
     # -- layout ----------------------------------------------------------------------------
     base = gr.State(None)
     with gr.Row():
-        template = gr.Dropdown(label="Template", choices=[], interactive=True, scale=1,
+        template = gr.Dropdown(label="Template", choices=_names(service), interactive=True,
+                               scale=1, allow_custom_value=True,
                                elem_id="tailor-studio-template")
         header = gr.Markdown("", elem_id="tailor-studio-header")
     with gr.Accordion("All templates", open=False):
@@ -476,6 +477,7 @@ def build_studio_tab(service: AssistantService):
                 with gr.Column(scale=2):
                     validation = gr.Markdown("", elem_id="tailor-studio-validation")
                     against = gr.Dropdown(label="Diff against", choices=[], interactive=True,
+                                          allow_custom_value=True,
                                           elem_id="tailor-studio-against")
                     diff = gr.HTML("", elem_id="tailor-studio-diff")
             with gr.Row():
@@ -508,7 +510,8 @@ def build_studio_tab(service: AssistantService):
             with gr.Row():
                 save_tests_btn = gr.Button("Save tests")
                 test_version = gr.Dropdown(label="Run on version", choices=[],
-                                           interactive=True, elem_id="tailor-studio-test-version")
+                                           interactive=True, allow_custom_value=True,
+                                           elem_id="tailor-studio-test-version")
                 run_tests_btn = gr.Button("Run tests", variant="primary",
                                           elem_id="tailor-studio-run-tests")
             tests_status = gr.Markdown("", elem_id="tailor-studio-tests-status")
@@ -518,6 +521,7 @@ def build_studio_tab(service: AssistantService):
             serving = gr.Markdown("", elem_id="tailor-studio-serving")
             with gr.Row():
                 version = gr.Dropdown(label="Version", choices=[], interactive=True,
+                                      allow_custom_value=True,
                                       elem_id="tailor-studio-version")
                 share = gr.Slider(0, 100, value=50, step=5, label="Staging share of sessions %",
                                   elem_id="tailor-studio-share")
@@ -611,6 +615,14 @@ def build_studio_tab(service: AssistantService):
     return first_load, [template], load_outs
 
 
+def _names(service: AssistantService) -> list[str]:
+    """Template names at build time (the load event refreshes them per session)."""
+    try:
+        return service.studio.names()
+    except AssistantError:
+        return []
+
+
 def _segment_choices() -> list[str]:
     from assistant.segmentation import SEGMENTS
 
@@ -626,7 +638,8 @@ def _default_ticket() -> str:
 # =========================================================================== API (ops)
 def _build_api(service: AssistantService) -> None:
     """``/prompts``, ``/prompt``, ``/prompt_save``, ``/prompt_label``, ``/prompt_test``,
-    ``/prompt_rollback`` for gradio_client; each checks the ops role. Bad input comes back
+    ``/prompt_promote`` (staging -> production), ``/prompt_rollback``, ``/prompt_audit`` for
+    gradio_client; each checks the ops role. Bad input comes back
     as ``{"ok": false, "error", "hint", "field", "problems"?, "conflict"?}``."""
     def st(request: gr.Request):
         user = service.require_role(request.username, "ops")
@@ -709,6 +722,15 @@ def _build_api(service: AssistantService) -> None:
                     "labels": studio.rollout(name)["labels"]}
         return role_checked(go)(name, label, reason, request=request)
 
+    def prompt_promote(name: str, reason: str, override: bool, request: gr.Request
+                       ) -> dict[str, Any]:
+        def go(studio, actor, name, reason, override):
+            event = studio.promote_staging(name, actor=actor, override=bool(override),
+                                           reason=reason or "")
+            return {"ok": True, "event": event.describe() if event else None,
+                    "labels": studio.rollout(name)["labels"]}
+        return role_checked(go)(name, reason, override, request=request)
+
     def prompt_test(name: str, version: str, request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, version):
             v = (str(version) if version is not None else "").strip().lstrip("v")
@@ -727,7 +749,7 @@ def _build_api(service: AssistantService) -> None:
     n2 = gr.Number(visible=False, value=1.0)
     cb = gr.Checkbox(visible=False)
     out = gr.JSON(visible=False)
-    b = [gr.Button(visible=False) for _ in range(7)]
+    b = [gr.Button(visible=False) for _ in range(8)]
     b[0].click(prompts, None, [out], api_name="prompts")
     b[1].click(prompt, [t1, t2], [out], api_name="prompt")
     b[2].click(prompt_save, [t1, t2, t3, t4, t5], [out], api_name="prompt_save")
@@ -735,3 +757,4 @@ def _build_api(service: AssistantService) -> None:
     b[4].click(prompt_test, [t1, t2], [out], api_name="prompt_test")
     b[5].click(prompt_rollback, [t1, t2, t3], [out], api_name="prompt_rollback")
     b[6].click(prompt_audit, [t1], [out], api_name="prompt_audit")
+    b[7].click(prompt_promote, [t1, t2, cb], [out], api_name="prompt_promote")
