@@ -274,17 +274,23 @@ class PromptStudio:
         return {"labels": labels}
 
     def metrics(self, name: str) -> dict[str, Any]:
-        """Per-version metrics from the call log and feedback, and production against
-        staging with significance tests (when both exist)."""
+        """Per-version metrics from the call log and feedback, and a significance test
+        between production and staging; without staging, between production and the
+        newest other version that had traffic (e.g. the one just rolled back)."""
         per_version = version_metrics(self.service.store, name)
         labels = {lab.label: lab.version for lab in self.versions.labels(name)}
         out: dict[str, Any] = {"versions": {k: v.as_dict() for k, v in per_version.items()},
                                "table": metrics_markdown(per_version), "comparison": None}
-        if PRODUCTION in labels and STAGING in labels and labels[PRODUCTION] != labels[STAGING]:
-            comp = compare(self.service.store, name, f"v{labels[PRODUCTION]}",
-                           f"v{labels[STAGING]}")
+        prod = f"v{labels[PRODUCTION]}" if PRODUCTION in labels else None
+        other = f"v{labels[STAGING]}" if STAGING in labels else None
+        if other is None or other == prod:
+            others = [v for v in per_version if v != prod and per_version[v].calls]
+            other = others[-1] if others else None
+        if prod is not None and other is not None and prod in per_version:
+            comp = compare(self.service.store, name, prod, other)
             out["comparison"] = comp.as_dict()
             out["comparison_markdown"] = comp.markdown()
+            out["compared"] = (prod, other)
         return out
 
     # -- tests ----------------------------------------------------------------------------

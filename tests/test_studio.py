@@ -239,3 +239,25 @@ def test_support_samples_use_the_desk_context(svc: AssistantService) -> None:
     assert all(not r.error and any(s.customer_id in m.content or "order" in m.content
                                    for m in r.messages)
                for r, s in zip(rendered, samples, strict=True))
+
+
+def test_metrics_compare_production_with_the_version_rolled_back(svc: AssistantService
+                                                                  ) -> None:
+    """Without staging, production is compared with the newest other version that had
+    traffic: after a rollback, the version just rolled back."""
+    st = svc.studio
+    latest = st.version("recommendation")
+    prod = st.rollout("recommendation")["labels"][PRODUCTION]["version"]
+    v = st.save("recommendation", st.version("recommendation", prod).body.replace(
+        "online gift shop", "online gift shop in the UK"), note="where we are",
+        base_version=latest.version, actor="olga")
+    st.set_label("recommendation", PRODUCTION, v.version, actor="olga", override=True,
+                 reason="test")
+    sid = _answer_session(svc)
+    final_text(svc.suggest(sid))
+    st.rollback("recommendation", actor="olga", reason="test")
+    final_text(svc.suggest(sid))
+    out = st.metrics("recommendation")
+    assert out["compared"] == (f"v{prod}", f"v{v.version}")
+    assert out["versions"][f"v{v.version}"]["calls"] == 1
+    assert "Mann-Whitney U" in out["comparison_markdown"]

@@ -276,7 +276,11 @@ def build_studio_tab(service: AssistantService):
         metrics = st.metrics(name)
         text = metrics["table"] or "*No traffic logged for this template yet.*"
         if metrics.get("comparison_markdown"):
-            text += "\n\n**Production vs staging**\n\n" + metrics["comparison_markdown"]
+            prod, other = metrics["compared"]
+            staged = labels.get(STAGING, {}).get("version")
+            label = "staging" if other == f"v{staged}" else "an earlier version"
+            text += (f"\n\n**Production ({prod}) against {label} ({other})**\n\n"
+                     + metrics["comparison_markdown"])
         edits = st.agent_edits() if name == "support_draft" else []
         return (serving, text, metrics_figure(metrics["versions"]), audit_rows(st.audit(name)),
                 edits_rows(edits))
