@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from assistant.config import Settings, load_settings
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InputError
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
@@ -336,7 +336,6 @@ def users_passwd(
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
 ) -> None:
     """Set a user's password."""
-    from assistant.errors import InputError
     from assistant.users import normalize_name
 
     store = _user_store()
@@ -661,6 +660,41 @@ def prompts_rollback(
     """Move production back to the version it pointed at before its last move."""
     event = _prompt_versions().rollback(name, actor=_actor(as_), reason=reason, label=label)
     typer.echo(event.describe())
+
+
+@prompts_app.command("metrics")
+@friendly
+def prompts_metrics(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    compare_with: Annotated[str | None, typer.Option(
+        "--compare", help="Two versions to test against each other, e.g. v1,v2.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only calls at or after this ISO time (e.g. 2026-11-30).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Per-version metrics of a template from the call log and feedback (calls, latency,
+    tokens, grounding failures, like rate, agents' edits), and with --compare a significance
+    test between two versions (Fisher's exact test for rates, Mann-Whitney U otherwise)."""
+    from assistant.prompt_metrics import compare, metrics_markdown, version_metrics
+    from assistant.store import Store
+
+    store = Store(_settings().db_path)
+    per_version = version_metrics(store, name, since=since)
+    comparison = None
+    if compare_with:
+        a, sep, b = compare_with.partition(",")
+        if not sep or not a.strip() or not b.strip():
+            raise InputError(f"--compare takes two versions, got '{compare_with}'.",
+                             "Example: --compare v1,v2")
+        comparison = compare(store, name, a.strip(), b.strip(), since=since)
+    if as_json:
+        typer.echo(json.dumps({"versions": {k: v.as_dict() for k, v in per_version.items()},
+                               "comparison": comparison.as_dict() if comparison else None},
+                              indent=2))
+        return
+    typer.echo(metrics_markdown(per_version))
+    if comparison is not None:
+        typer.echo("\n" + comparison.markdown())
 
 
 @prompts_app.command("test")

@@ -14,7 +14,7 @@ from assistant.config import REPO_ROOT
 
 runner = CliRunner()
 COMMANDS = ["list", "show", "history", "diff", "save", "label", "unlabel", "rollback", "test",
-            "set-tests", "export", "sync"]
+            "set-tests", "export", "sync", "metrics"]
 
 
 @pytest.fixture
@@ -172,3 +172,27 @@ def test_export_and_sync(env: Path) -> None:
     assert synced.exit_code == 0 and "imported questionnaire v2 (production)" in synced.stdout
     shown = run("show", "questionnaire", "--label", "production")
     assert "Thank you, noted." in shown.stdout
+
+
+def test_metrics_table_and_comparison(env: Path) -> None:
+    from assistant.schemas import LLMCall
+    from assistant.store import Store
+
+    store = Store(env / "state" / "tailor.sqlite3")
+    for version, latency in (("v1", 900.0), ("v2", 300.0)):
+        for i in range(6):
+            store.log_llm_call(LLMCall(session_id=f"s{i}", template_name="chat",
+                                       template_version=version, provider="scripted",
+                                       model="scripted", latency_ms=latency + i,
+                                       prompt_tokens=50, completion_tokens=20, outcome="ok"))
+    store.log_llm_call(LLMCall(session_id="prompt-tests", template_name="chat",
+                               template_version="v2", provider="scripted", model="scripted",
+                               latency_ms=1.0, outcome="ok"))
+    result = run("metrics", "chat", "--compare", "v1,v2")
+    assert result.exit_code == 0, result.output
+    assert "| v1 | 6 | 0 | 902 ms" in result.output and "| v2 | 6 | 0 | 302 ms" in result.output
+    assert "Mann-Whitney U" in result.output and "v2 is better on latency_ms" in result.output
+    data = json.loads(run("metrics", "chat", "--json").output)
+    assert data["versions"]["v2"]["calls"] == 6  # the test run's call is not traffic
+    bad = run("metrics", "chat", "--compare", "v1")
+    assert bad.exit_code != 0 and "--compare takes two versions" in bad.output
