@@ -281,7 +281,7 @@ def build_studio_tab(service: AssistantService):
             label = "staging" if other == f"v{staged}" else "an earlier version"
             text += (f"\n\n**Production ({prod}) against {label} ({other})**\n\n"
                      + metrics["comparison_markdown"])
-        edits = st.agent_edits() if name == "support_draft" else []
+        edits = st.agent_edits()  # always support_draft: shown whatever template is open
         return (serving, text, metrics_figure(metrics["versions"]), audit_rows(st.audit(name)),
                 edits_rows(edits))
 
