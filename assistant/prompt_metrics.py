@@ -153,7 +153,8 @@ def _version(version: str | int) -> str:
     return f"v{text}" if text.isdigit() else text
 
 
-def _collect(store: Store, name: str, since: str | None) -> dict[str, _Samples]:
+def _collect(store: Store, name: str, since: str | None,
+             segment: str | None = None) -> dict[str, _Samples]:
     out: dict[str, _Samples] = {}
 
     def of(version: str | None) -> _Samples | None:
@@ -162,7 +163,8 @@ def _collect(store: Store, name: str, since: str | None) -> dict[str, _Samples]:
         return out.setdefault(version, _Samples(version))
 
     query = {"since": since, "exclude_sessions": EXCLUDED_SESSIONS}
-    for call in store.template_calls(name, **query):
+    in_segment = {**query, "segment": segment}
+    for call in store.template_calls(name, **in_segment):
         s = of(call["template_version"])
         if s is None:
             continue
@@ -175,15 +177,17 @@ def _collect(store: Store, name: str, since: str | None) -> dict[str, _Samples]:
         if call["grounding"] is not None:
             s.grounding_checked += 1
             s.grounding_failed += call["grounding"] != "ok"
-    for vote in store.template_call_feedback(name, **query):
+    for vote in store.template_call_feedback(name, **in_segment):
         if (s := of(vote["template_version"])) is not None:
             s.thumbs_up += vote["value"] == 1
             s.thumbs_down += vote["value"] == -1
-    for reaction in store.template_item_feedback(name, **query):
+    for reaction in store.template_item_feedback(name, **in_segment):
         if (s := of(reaction["template_version"])) is not None:
             s.item_likes += reaction["value"] == "like"
             s.item_dislikes += reaction["value"] in _DISLIKES
-    for draft in store.template_drafts(name, **query):
+    # drafts carry no session (their customer's segment is not stored): with a segment,
+    # they are left out
+    for draft in store.template_drafts(name, **query) if segment is None else ():
         s = of(draft["template_version"])
         if s is None:
             continue
@@ -195,11 +199,13 @@ def _collect(store: Store, name: str, since: str | None) -> dict[str, _Samples]:
     return {v: out[v] for v in sorted(out, key=version_sort_key)}
 
 
-def version_metrics(store: Store, name: str, *,
-                    since: str | None = None) -> dict[str, VersionMetrics]:
+def version_metrics(store: Store, name: str, *, since: str | None = None,
+                    segment: str | None = None) -> dict[str, VersionMetrics]:
     """The metrics of every version of template ``name`` that has traffic (calls made at or
-    after ``since``, an ISO timestamp or date), keyed by version, "v1" before "v2"."""
-    return {v: s.metrics() for v, s in _collect(store, name, since).items()}
+    after ``since``, an ISO timestamp or date), keyed by version, "v1" before "v2". With
+    ``segment``: only sessions whose saved profile is in that segment (support drafts, which
+    have no session, are then left out)."""
+    return {v: s.metrics() for v, s in _collect(store, name, since, segment).items()}
 
 
 # =========================================================================== tests
@@ -314,11 +320,12 @@ def _not_enough(min_samples: int) -> str:
 
 
 def compare(store: Store, name: str, a: str | int, b: str | int, *, alpha: float = 0.05,
-            since: str | None = None, min_samples: int = MIN_SAMPLES) -> Comparison:
+            since: str | None = None, min_samples: int = MIN_SAMPLES,
+            segment: str | None = None) -> Comparison:
     """Test version ``a`` against ``b`` of template ``name`` on each metric (see the module
     docstring). A version without traffic has no data: its rows say so."""
     a, b = _version(a), _version(b)
-    samples = _collect(store, name, since)
+    samples = _collect(store, name, since, segment)
     sa, sb = samples.get(a, _Samples(a)), samples.get(b, _Samples(b))
 
     def rate(metric: str, hits: Callable[[_Samples], int], misses: Callable[[_Samples], int],

@@ -668,9 +668,14 @@ class Store:
     # ``exclude_sessions`` (calls without a session are kept).
     @staticmethod
     def _template_call_filter(alias: str, name: str, since: str | None,
-                              exclude_sessions: tuple[str, ...]) -> tuple[str, list[object]]:
+                              exclude_sessions: tuple[str, ...], segment: str | None = None
+                              ) -> tuple[str, list[object]]:
         sql = f"{alias}.template_name = ?"
         args: list[object] = [name]
+        if segment is not None:  # sessions whose saved profile is in that segment
+            sql += (f" AND {alias}.session_id IN (SELECT session_id FROM profiles "
+                    "WHERE segment = ?)")
+            args.append(segment)
         if since is not None:
             sql += f" AND {alias}.created_at >= ?"
             args.append(since)
@@ -681,9 +686,11 @@ class Store:
         return sql, args
 
     def template_calls(self, name: str, *, since: str | None = None,
-                       exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+                       exclude_sessions: tuple[str, ...] = (),
+                       segment: str | None = None) -> list[dict]:
         """The logged calls of a template, oldest first."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        where, args = self._template_call_filter("c", name, since, exclude_sessions,
+                                                 segment)
         with self.connect() as conn:
             rows = conn.execute(
                 "SELECT c.id, c.created_at, c.session_id, c.template_version, c.latency_ms, "
@@ -692,10 +699,12 @@ class Store:
         return [dict(r) for r in rows]
 
     def template_call_feedback(self, name: str, *, since: str | None = None,
-                               exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+                               exclude_sessions: tuple[str, ...] = (),
+                               segment: str | None = None) -> list[dict]:
         """Thumbs on the messages written by a template's calls: the latest vote per
         message (call_id, template_version, message_id, value)."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        where, args = self._template_call_filter("c", name, since, exclude_sessions,
+                                                 segment)
         with self.connect() as conn:
             rows = conn.execute(
                 "SELECT c.id AS call_id, c.template_version, m.id AS message_id, "
@@ -707,11 +716,13 @@ class Store:
         return [dict(r) for r in rows]
 
     def template_item_feedback(self, name: str, *, since: str | None = None,
-                               exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
+                               exclude_sessions: tuple[str, ...] = (),
+                               segment: str | None = None) -> list[dict]:
         """Reactions to recommended items, each attributed to the latest call of the
         template in the same session made at or before it (ties on time: the highest id);
         reactions without such a call are left out. ``since`` applies to that call."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions)
+        where, args = self._template_call_filter("c", name, since, exclude_sessions,
+                                                 segment)
         with self.connect() as conn:
             rows = conn.execute(
                 "WITH attributed AS (SELECT r.id, r.session_id, r.item, r.value, r.created_at, "

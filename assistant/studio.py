@@ -277,20 +277,24 @@ class PromptStudio:
         """Per-version metrics from the call log and feedback, and a significance test
         between production and staging; without staging, between production and the
         newest other version that had traffic (e.g. the one just rolled back)."""
-        per_version = version_metrics(self.service.store, name)
-        labels = {lab.label: lab.version for lab in self.versions.labels(name)}
+        store = self.service.store
+        per_version = version_metrics(store, name)
+        found = {lab.label: lab for lab in self.versions.labels(name)}
         out: dict[str, Any] = {"versions": {k: v.as_dict() for k, v in per_version.items()},
                                "table": metrics_markdown(per_version), "comparison": None}
-        prod = f"v{labels[PRODUCTION]}" if PRODUCTION in labels else None
-        other = f"v{labels[STAGING]}" if STAGING in labels else None
+        prod = f"v{found[PRODUCTION].version}" if PRODUCTION in found else None
+        other = f"v{found[STAGING].version}" if STAGING in found else None
+        # a rollout to one segment is judged within that segment (like for like)
+        segment = found[STAGING].segment if other is not None else None
         if other is None or other == prod:
             others = [v for v in per_version if v != prod and per_version[v].calls]
-            other = others[-1] if others else None
+            other, segment = (others[-1] if others else None), None
         if prod is not None and other is not None and prod in per_version:
-            comp = compare(self.service.store, name, prod, other)
+            comp = compare(store, name, prod, other, segment=segment)
             out["comparison"] = comp.as_dict()
             out["comparison_markdown"] = comp.markdown()
             out["compared"] = (prod, other)
+            out["segment"] = segment
         return out
 
     # -- tests ----------------------------------------------------------------------------

@@ -329,3 +329,27 @@ def test_comparison_markdown_and_dict(store):
     assert d["verdict"] == cmp.verdict() and (d["a"], d["b"]) == ("v1", "v2")
     assert d["rows"][0]["metric"] == "like rate" and d["rows"][0]["significant"] is True
     assert d["rows"][5]["p_value"] is None
+
+
+def test_segment_keeps_only_sessions_profiled_in_that_segment(store):
+    champ, lost, anon = (store.create_session().id for _ in range(3))
+    for sid, seg in ((champ, "Champions"), (lost, "Lost")):
+        store.save_profile(sid, document="d", facts={}, customer_id=None, segment=seg,
+                           behaviour=None)
+    for sid, latency in ((champ, 100.0), (champ, 300.0), (lost, 900.0), (anon, 50.0)):
+        call(store, "v2", session=sid, latency=latency)
+    c = call(store, "v1", session=champ, latency=200.0)
+    store.add_item_feedback(champ, "i1", "like")
+    reply(store, champ, c, 1)
+    draft(store, "v1", "a draft", name=REC, final="a final draft")
+    everyone = version_metrics(store, REC)
+    assert everyone["v2"].calls == 4 and everyone["v1"].drafts == 1
+    champions = version_metrics(store, REC, segment="Champions")
+    assert champions["v2"].calls == 2 and champions["v2"].latency_ms_p50 == 200.0
+    assert champions["v1"].calls == 1 and champions["v1"].item_likes == 1
+    assert champions["v1"].thumbs_up == 1
+    assert champions["v1"].drafts == 0  # drafts have no session: not in any segment
+    assert version_metrics(store, REC, segment="Lost")["v2"].latency_ms_p50 == 900.0
+    assert version_metrics(store, REC, segment="Nobody") == {}
+    comp = compare(store, REC, "v1", "v2", segment="Champions")
+    assert comp.calls_a == 1 and comp.calls_b == 2

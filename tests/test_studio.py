@@ -157,19 +157,35 @@ def test_staging_share_routes_sessions_and_rollback_restores(svc: AssistantServi
 
 
 def test_staging_for_one_segment_only(svc: AssistantService) -> None:
+    """Staging for one segment: its sessions get the new version, others keep production;
+    the metrics compare the two versions within that segment."""
     st = svc.studio
-    prod = st.version("recommendation")
-    base = st.version("recommendation", st.rollout("recommendation")["labels"][PRODUCTION]
-                      ["version"])
-    v = st.save("recommendation", base.body.replace("two or three sentences", "two sentences"),
-                note="shorter", base_version=prod.version, actor="olga")
+    latest = st.version("recommendation")
+    prod = st.rollout("recommendation")["labels"][PRODUCTION]["version"]
+    v = st.save("recommendation", st.version("recommendation", prod).body.replace(
+        "two or three sentences", "two sentences"), note="shorter",
+        base_version=latest.version, actor="olga")
+    customers = svc.segment_model().customers
+    sessions = []
+    for seg in ("Champions", "Lost"):  # returning customers of two segments
+        for cid in customers.index[customers["rfm_segment"] == seg][:3]:
+            sid = svc.new_session()
+            svc.identify(sid, str(cid))
+            sessions.append(sid)
+    segments = {sid: svc.store.load_profile(sid)["segment"] for sid in sessions}
+    assert len(set(segments.values())) == 2, segments
+    target = segments[sessions[0]]
     st.set_label("recommendation", STAGING, v.version, actor="olga", share=1.0,
-                 segment="No Such Segment")
-    for _ in range(4):
-        sid = _answer_session(svc)
+                 segment=target)
+    for sid in sessions:
         final_text(svc.suggest(sid))
-        assert svc.store.llm_calls(1)[0].template_version != f"v{v.version}"
+        got = svc.store.llm_calls(1)[0].template_version
+        assert got == (f"v{v.version}" if segments[sid] == target else f"v{prod}"), sid
+    out = st.metrics("recommendation")
+    assert out["segment"] == target and out["compared"] == (f"v{prod}", f"v{v.version}")
+    assert out["comparison"]["calls_b"] == sum(seg == target for seg in segments.values())
     st.remove_label("recommendation", STAGING, actor="olga")
+    assert st.metrics("recommendation")["segment"] is None
 
 
 def test_with_parameters_merges_into_the_body(svc: AssistantService) -> None:

@@ -279,7 +279,9 @@ def build_studio_tab(service: AssistantService):
             prod, other = metrics["compared"]
             staged = labels.get(STAGING, {}).get("version")
             label = "staging" if other == f"v{staged}" else "an earlier version"
-            text += (f"\n\n**Production ({prod}) against {label} ({other})**\n\n"
+            within = (f", sessions in segment **{metrics['segment']}**"
+                      if metrics.get("segment") else "")
+            text += (f"\n\n**Production ({prod}) against {label} ({other}){within}**\n\n"
                      + metrics["comparison_markdown"])
         edits = st.agent_edits()  # always support_draft: shown whatever template is open
         return (serving, text, metrics_figure(metrics["versions"]), audit_rows(st.audit(name)),
