@@ -392,6 +392,7 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         _wait_for(lambda: "cheerful" in diff.locator(".tailor-diff-add").all_inner_texts()[0]
                   if diff.locator(".tailor-diff-add").count() else False, 20)
         assert "warm" in " ".join(diff.locator(".tailor-diff-del").all_inner_texts())
+        page.screenshot(path=str(tmp_path / "studio-edit.png"), full_page=True)
         page.locator("#tailor-studio-note textarea").fill("cheerful wording")
         page.locator("#tailor-studio-save").click()
         status = page.locator("#tailor-studio-save-status")
