@@ -10,7 +10,7 @@ import difflib
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, ConfigError, InputError
@@ -391,7 +391,7 @@ class PromptStudio:
         out = []
         for sample in samples:
             try:
-                out.append(Rendered(sample, tpl.render(**sample.vars)))
+                out.append(Rendered(sample, tpl.render(**own_texts(tpl, sample.vars))))
             except AssistantError as err:
                 out.append(Rendered(sample, [], err.for_user()))
         return out
@@ -399,7 +399,8 @@ class PromptStudio:
     def run_preview(self, name: str, body: str, sample: Sample) -> PreviewRun:
         """Run the draft body on the configured model for one sample (streamed; the call
         is logged under the preview session, so it never counts in the metrics)."""
-        return PreviewRun(self, self.draft_template(name, body), sample)
+        tpl = self.draft_template(name, body)
+        return PreviewRun(self, tpl, replace(sample, vars=own_texts(tpl, sample.vars)))
 
     # -- agents' edits as test cases -----------------------------------------------------
     def agent_edits(self, limit: int = 30) -> list[dict[str, Any]]:
@@ -442,6 +443,14 @@ class PromptStudio:
                     if c.name != case["name"]]
         saved = self.versions.set_tests(SUPPORT, [*existing, case], author=actor)
         return saved[-1]
+
+
+def own_texts(tpl: PromptTemplate, values: dict[str, Any]) -> dict[str, Any]:
+    """Sample values with the wording that comes from the template's own texts taken from
+    the edited body (the support template's tone line), so a preview shows the edit."""
+    if "style" in values and "tone_neutral" in tpl.texts:
+        return {**values, "style": tpl.text("tone_neutral")}
+    return values
 
 
 def _parse_body(name: str, body: str) -> tuple[dict[str, Any], Any]:

@@ -255,6 +255,12 @@ def test_support_samples_use_the_desk_context(svc: AssistantService) -> None:
     assert all(not r.error and any(s.customer_id in m.content or "order" in m.content
                                    for m in r.messages)
                for r, s in zip(rendered, samples, strict=True))
+    # the tone line comes from the edited body's texts, not from production
+    body = st.version(SUPPORT).body.replace('tone_neutral: "Tone: clear, calm and polite."',
+                                            'tone_neutral: "Tone: short and plain."')
+    assert body != st.version(SUPPORT).body
+    rendered = st.render(SUPPORT, body, samples[:1])
+    assert "Tone: short and plain." in "\n".join(m.content for m in rendered[0].messages)
 
 
 def test_metrics_compare_production_with_the_version_rolled_back(svc: AssistantService
