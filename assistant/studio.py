@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, ConfigError, InputError
@@ -405,27 +406,16 @@ class PromptStudio:
     # -- agents' edits as test cases -----------------------------------------------------
     def agent_edits(self, limit: int = 30) -> list[dict[str, Any]]:
         """Support drafts an agent changed before saving them as final, newest first."""
-        rows = self.service.store.template_drafts(SUPPORT)
-        out = []
-        for d in sorted(rows, key=lambda r: r["updated_at"], reverse=True):
-            final = d.get("final_text")
-            if d.get("status") != "final" or not final or final.strip() == d["draft"].strip():
-                continue
-            removed = removed_sentences(d["draft"], final)
-            out.append({"id": d["id"], "agent": d.get("final_agent") or d["agent"],
-                        "customer_id": d.get("customer_id"), "ticket": d["ticket"],
-                        "version": d["template_version"], "updated_at": d["updated_at"],
-                        "draft": d["draft"], "final": final, "removed": removed,
-                        "diff": d.get("edit_diff") or ""})
-            if len(out) >= limit:
-                break
-        return out
+        rows = sorted(self.service.store.template_drafts(SUPPORT),
+                      key=lambda r: r["updated_at"], reverse=True)
+        return list(islice((e for e in map(_edit_of, rows) if e is not None), limit))
 
     def case_from_draft(self, draft_id: str, *, actor: str) -> TemplateTestCase:
         """Turn an agent's edit into a test case of the support template: the same customer
         and ticket as inputs; the sentences the agent deleted must not come back; the reply
         stays grounded, leaks nothing, and (if the agent shortened it) stays as short."""
-        edit = next((e for e in self.agent_edits(limit=10_000) if e["id"] == draft_id), None)
+        row = self.service.store.draft(draft_id) if draft_id else None
+        edit = _edit_of(row) if row and row["template_name"] == SUPPORT else None
         if edit is None:
             raise InputError(f"Draft '{draft_id}' has no saved edit by an agent.",
                              "Pick a draft from the list of agents' edits.")
@@ -443,6 +433,18 @@ class PromptStudio:
                     if c.name != case["name"]]
         saved = self.versions.set_tests(SUPPORT, [*existing, case], author=actor)
         return saved[-1]
+
+
+def _edit_of(d: dict[str, Any]) -> dict[str, Any] | None:
+    """A final support draft the agent changed, as the studio lists it (else None)."""
+    final = d.get("final_text")
+    if d.get("status") != "final" or not final or final.strip() == d["draft"].strip():
+        return None
+    return {"id": d["id"], "agent": d.get("final_agent") or d["agent"],
+            "customer_id": d.get("customer_id"), "ticket": d["ticket"],
+            "version": d["template_version"], "updated_at": d["updated_at"],
+            "draft": d["draft"], "final": final, "removed": removed_sentences(d["draft"], final),
+            "diff": d.get("edit_diff") or ""}
 
 
 def own_texts(tpl: PromptTemplate, values: dict[str, Any]) -> dict[str, Any]:
