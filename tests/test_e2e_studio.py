@@ -27,13 +27,17 @@ class Shopper:
     def suggest(self, store: Store) -> str:
         """Ask for suggestions; the template version its message was written with."""
         history = self.client.predict([], api_name="/suggest")
-        assert history and history[-1]["role"] == "assistant" and history[-1]["content"]
-        call = next(c for c in store.llm_calls(50) if c.session_id == self.sid
-                    and c.template_name == TEMPLATE)
-        return call.template_version
+        assert history and history[-1]["role"] == "assistant" and history[-1]["content"], \
+            f"session {self.sid}: no suggestion message: {history[-2:]!r}"
+        calls = [c for c in store.llm_calls(100) if c.session_id == self.sid
+                 and c.template_name == TEMPLATE]
+        assert calls, (f"session {self.sid}: no {TEMPLATE} call logged; the reply was "
+                       f"{history[-1]['content']!r}")
+        return calls[0].template_version
 
 
-def wait_for(predicate, timeout: float = 20.0) -> bool:
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """Poll (the app re-reads the labels every 2 s); a loaded CI machine gets 30 s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
