@@ -218,7 +218,7 @@ class PromptStudio:
         field); the body unchanged when there are none."""
         if not params:
             return body
-        data, _ = _parse_body(name, body)
+        data = _parse_body(name, body)
         data["parameters"] = {**(data.get("parameters") or {}), **params}
         return dump_body(data)
 
@@ -455,7 +455,7 @@ def own_texts(tpl: PromptTemplate, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _parse_body(name: str, body: str) -> tuple[dict[str, Any], Any]:
+def _parse_body(name: str, body: str) -> dict[str, Any]:
     import yaml
 
     try:
@@ -466,7 +466,7 @@ def _parse_body(name: str, body: str) -> tuple[dict[str, Any], Any]:
     if not isinstance(data, dict):
         raise TemplateValidationError(name, [Problem("body", "The template must be a YAML "
                                                      "mapping (messages, variables, ...).")])
-    return data, None
+    return data
 
 
 def removed_sentences(draft: str, final: str, *, max_chars: int = 120) -> list[str]:

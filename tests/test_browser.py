@@ -44,6 +44,15 @@ def login(page, url: str, name: str, password: str = PASSWORD) -> None:
     page.get_by_text(f"Signed in as {name}").wait_for(timeout=30_000)
 
 
+def link_customer(page, customer_id: str) -> None:
+    """The chat's "Ordered from us before?" box: link a returning customer's orders."""
+    page.get_by_text("Ordered from us before?").click()
+    page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
+        customer_id)
+    page.get_by_role("button", name="Use my order history").click()
+    page.get_by_text("Welcome back!").wait_for(timeout=20_000)
+
+
 def bot_texts(page) -> list[str]:
     """Assistant bubbles' text (Gradio's pending placeholder left out)."""
     texts = page.locator("#tailor-chat .message.bot").all_inner_texts()
@@ -277,11 +286,7 @@ def test_returning_customer_links_orders_and_card_shows_sources(browser, tmp_pat
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
         page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
-        page.get_by_text("Ordered from us before?").click()
-        page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
-            "17850")
-        page.get_by_role("button", name="Use my order history").click()
-        page.get_by_text("Welcome back!").wait_for(timeout=20_000)
+        link_customer(page, "17850")
         card = page.locator("#tailor-card")
         _wait_for(lambda: card.inner_text().count("from your orders") >= 4, timeout=20)
         assert "Segment:" in card.inner_text()
@@ -353,11 +358,7 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         shopper = browser.new_context().new_page()
         shopper.goto(app.url)
         shopper.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
-        shopper.get_by_text("Ordered from us before?").click()
-        shopper.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
-            "17850")
-        shopper.get_by_role("button", name="Use my order history").click()
-        shopper.get_by_text("Welcome back!").wait_for(timeout=20_000)
+        link_customer(shopper, "17850")
 
         def shopper_suggests() -> str:
             before = len(rec_versions())
