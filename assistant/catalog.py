@@ -202,7 +202,9 @@ def spend_by_group(orders: pd.DataFrame, rules: GroupRules | None = None) -> pd.
     """Purchase spend per group (amount, share), largest first: a check for the rules."""
     purchases = orders[~orders["is_return"]]
     groups = assign_groups(purchases["description"], rules)
-    spend = purchases["amount"].groupby(groups.to_numpy()).sum().sort_values(ascending=False)
+    spend = purchases["amount"].groupby(groups.to_numpy()).sum()
+    # largest first; equal spend by group name (stable sort on the name-sorted index)
+    spend = spend.sort_index().sort_values(ascending=False, kind="stable")
     out = pd.DataFrame({"amount": spend, "share": spend / spend.sum()})
     out.index.name = "group"
     return out

@@ -708,7 +708,9 @@ class Target:
 
 def returning_target(context: Context, test: pd.DataFrame, *, new_only: bool) -> Target:
     data = context.data
-    users = pd.Index(test["user"].unique()).intersection(data.users)
+    # in training order (ascending user id), not in whatever order ``Index.intersection``
+    # returns: tuning samples users by position, so the order must not depend on pandas
+    users = data.users[data.users.isin(pd.unique(test["user"]))]
     idx = data.users.get_indexer(users)
     batch = QueryBatch.for_users(data, idx)
     relevant = _relevant(test, users, data.items)

@@ -39,7 +39,9 @@ Components (scores >= 0 per item, divided by the query's best score so each lies
 ==================  =======================================================================
 
 Ties (and queries a component knows nothing about) are ranked by overall popularity; an item
-chosen only by that rule is marked ``fallback`` and says so in its reasons.
+chosen only by that rule is marked ``fallback`` and says so in its reasons. Items tied on
+that too come in ascending item id (``top_k``), so every list is the same on any numpy or
+pandas version; neighbour sets (item-kNN, similar profiles) break ties by id the same way.
 """
 
 from __future__ import annotations
@@ -471,13 +473,44 @@ class Recommender:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column positions of the k largest values per row, largest first."""
-    k = min(k, scores.shape[1])
+    """Column positions of the k largest values per row, largest first.
+
+    Deterministic whatever the numpy version: equal scores are ordered by column position,
+    i.e. by ascending item id (``TrainingData.items`` is sorted), at the k-th place too,
+    where ``argpartition`` alone picks any of the tied columns (its choice changed between
+    numpy releases). NaN ranks as -inf."""
+    scores = np.asarray(scores)
+    n, m = scores.shape
+    k = min(k, m)
     if k <= 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.intp)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+        return np.zeros((n, 0), dtype=np.intp)
+    cols = top_k_columns(scores, k)  # ascending column per row
+    # stable sort: ties keep ascending column (item id) order
+    order = np.argsort(-np.take_along_axis(scores, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
+
+
+def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) positions of each row's k largest values, in ascending column order (not by
+    score). Of the values equal to a row's k-th largest, the lowest columns are taken, so
+    the set chosen does not depend on how ``np.partition`` orders ties. ``k`` <= columns."""
+    scores = np.asarray(scores)
+    n, m = scores.shape
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.intp)
+    if scores.dtype.kind == "f" and np.isnan(scores).any():
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+    kth = np.partition(scores, m - k, axis=1)[:, m - k, None]  # a value: ties cannot matter
+    chosen = scores > kth
+    tied = scores == kth
+    need = k - chosen.sum(axis=1)
+    # rows with more ties at the k-th value than places left: the lowest columns win
+    crowded = np.flatnonzero(tied.sum(axis=1) > need)
+    if crowded.size:
+        rank = np.cumsum(tied[crowded], axis=1, dtype=np.int32)
+        tied[crowded] &= rank <= need[crowded, None]
+    chosen |= tied
+    return np.nonzero(chosen)[1].reshape(n, k).astype(np.intp, copy=False)
 
 
 def _row_max_normalize(scores: np.ndarray) -> np.ndarray:
@@ -615,10 +648,8 @@ def _topk_similarity(rows: sp.csr_matrix, k: int, chunk: int = 2048) -> sp.csr_m
     for start in range(0, n, chunk):
         block = _dense(rows[start:start + chunk] @ rows_t).astype(np.float32)
         block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = 0.0
-        if k == 0:
-            idx = np.zeros((block.shape[0], 0), dtype=np.intp)
-        else:
-            idx = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        # ties at the k-th similarity: the lowest item positions (ascending item id)
+        idx = top_k_columns(block, k)
         vals = np.take_along_axis(block, idx, axis=1)
         for r in range(block.shape[0]):
             keep = vals[r] > 0
@@ -685,7 +716,8 @@ class SimilarProfilesRecommender(Recommender):
         own = batch.user_index >= 0
         sims[np.flatnonzero(own), batch.user_index[own]] = 0.0
         k = min(self.n_neighbors, sims.shape[1])
-        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        # ties at the k-th similarity: the lowest user positions (ascending customer id)
+        idx = top_k_columns(sims, k)
         vals = np.take_along_axis(sims, idx, axis=1)
         rows = np.repeat(np.arange(batch.n), k)
         out = sp.csr_matrix((vals.ravel(), (rows, idx.ravel())), shape=sims.shape)

@@ -127,8 +127,9 @@ def discover_clusters(features: pd.DataFrame, rfm: pd.DataFrame, k_range: range 
     if not rows:
         raise InputError("Too few customers to form clusters.", "Use a larger orders file.")
     scores = pd.DataFrame(rows)
-    best = int(scores.sort_values(["silhouette", "davies_bouldin"],
-                                  ascending=[False, True]).iloc[0]["k"])
+    # a tie on both scores goes to the smaller k (explicit, not left to the sort)
+    best = int(scores.sort_values(["silhouette", "davies_bouldin", "k"],
+                                  ascending=[False, True, True]).iloc[0]["k"])
     pipe = cluster_pipeline(best, random_state).fit(X)
     labels = pd.Series(pipe[-1].labels_, index=features.index, name="cluster")
     prof = features[CLUSTER_FEATURES].groupby(labels).median()
@@ -285,7 +286,8 @@ def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPredictio
     coef = pipe[-1].coef_[best]
     contrib = coef * Z
     names = pipe[:-1].get_feature_names_out()
-    order = np.argsort(contrib)[::-1]
+    # largest contribution first; equal ones in feature order (stable, version-proof)
+    order = np.lexsort((np.arange(len(contrib)), -contrib))
     unknown = {c for c in row.columns if row[c].isna().iloc[0]}
     reasons: list[str] = []
     for i in order[:top * 6]:
@@ -346,7 +348,8 @@ def train_table(table: pd.DataFrame, label: str, *, folds: int = 5,
         raise InputError(f"Column '{label}' has only one class.", "A classifier needs two or more.")
     folds = int(min(folds, counts.min()))
     if folds < 2:
-        raise InputError(f"Class '{counts.idxmin()}' has a single row; cross-validation needs "
+        rare = min(str(c) for c in counts.index[counts == counts.min()])  # first by name
+        raise InputError(f"Class '{rare}' has a single row; cross-validation needs "
                          "at least two per class.", "Add rows or merge rare classes.")
     X = data.drop(columns=[label])
     categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])
@@ -557,7 +560,10 @@ def answer_likelihoods(rows: pd.DataFrame, *, top_sets: int = 12) -> pd.DataFram
     Interests are sets; the ``top_sets`` most common sets stand for that question."""
     said = rows[rows["mode"] != "behaviour"].copy()
     said["interests"] = _interest_sets(said)
-    common = said["interests"].value_counts().index[:top_sets]
+    # the most common sets; equal counts by set name (stable sort on the name-sorted index),
+    # not in whatever order ``value_counts`` leaves ties
+    counts = said["interests"].value_counts().sort_index()
+    common = counts.sort_values(ascending=False, kind="stable").index[:top_sets]
     parts = []
     for q in ASK_ORDER:
         col = said[[q, "segment"]].dropna()

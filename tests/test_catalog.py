@@ -159,6 +159,19 @@ def test_build_catalog_known_answers() -> None:
     assert cat.set_index("item").loc["P", "group"] == "fees"
 
 
+def test_spend_by_group_ties_in_group_name_order() -> None:
+    orders = orders_frame(
+        [
+            ("a", "1", "G1", "GARDEN SPADE", 1, 5.0),
+            ("a", "1", "B1", "JUMBO BAG RED", 1, 5.0),
+            ("a", "1", "C1", "WHITE CANDLE", 1, 5.0),
+            ("a", "1", "K1", "TEA CUP", 2, 5.0),
+        ]
+    )
+    spend = spend_by_group(orders)
+    assert spend.index.tolist() == ["kitchen_baking", "bags", "candles_lights", "garden"]
+
+
 def test_build_catalog_empty() -> None:
     cat = build_catalog(orders_frame([]))
     assert cat.empty and list(cat.columns) == list(CATALOG_COLUMNS)

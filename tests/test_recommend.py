@@ -294,6 +294,61 @@ def test_top_k_orders_best_first():
     assert top_k(scores, 10).shape == (2, 4)
 
 
+# --------------------------------------------------------------------------- ties
+# Every ranking breaks ties by item (or user) position, i.e. ascending id, so no numpy or
+# pandas version can change a list: argpartition alone picks any of the tied columns.
+
+
+def test_top_k_breaks_ties_by_column_at_the_cut_too():
+    scores = np.array([[1.0, 5.0, 5.0, 3.0, 5.0, 5.0],
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                       [-np.inf, 2.0, -np.inf, 2.0, np.nan, -np.inf]])
+    assert top_k(scores, 3).tolist() == [[1, 2, 4], [0, 1, 2], [1, 3, 0]]
+    assert top_k(scores, 6).tolist() == [[1, 2, 4, 5, 3, 0], [0, 1, 2, 3, 4, 5],
+                                         [1, 3, 0, 2, 5, 4]]  # NaN last
+    assert top_k(scores, 0).shape == (3, 0)
+
+
+def test_top_k_equals_a_full_lexsort_on_heavily_tied_scores():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        scores = rng.integers(0, 4, (200, 300)).astype(dtype)  # hundreds of ties per row
+        cols = np.broadcast_to(np.arange(300), scores.shape)
+        want = np.lexsort((cols, -scores), axis=1)
+        for k in (1, 7, 10, 100, 300):
+            assert np.array_equal(top_k(scores, k), want[:, :k]), (dtype, k)
+
+
+def test_popularity_ties_go_to_the_lowest_item_id():
+    # every item bought by one customer; listed in no particular order
+    data = frame({"u1": ["Z9"], "u2": ["A1"], "u3": ["M5"], "u4": ["B2"], "u5": ["Y0"]})
+    model = PopularityRecommender().fit(data)
+    assert items_of(model.recommend(Query(), k=3)) == ["A1", "B2", "M5"]
+    # a tie on the score is decided by popularity first, then by id
+    data = frame({"u1": ["Z9", "Y0"], "u2": ["A1", "Y0"], "u3": ["M5"], "u4": ["B2"]})
+    model = RepeatRecommender().fit(data)
+    assert items_of(model.recommend(Query(), k=3)) == ["Y0", "A1", "B2"]
+
+
+def test_item_knn_neighbour_ties_keep_the_lowest_item_id():
+    # A is bought with D, C and B by the same single customers: equal cosines
+    data = frame({"u1": ["A", "D"], "u2": ["A", "C"], "u3": ["A", "B"]})
+    model = ItemKNNRecommender(n_neighbors=1, power=1.0).fit(data)
+    a = model.data_.items.get_loc("A")
+    kept = model.similarity_[a].indices
+    assert [model.data_.items[i] for i in kept] == ["B"]
+
+
+def test_similar_profiles_neighbour_ties_keep_the_lowest_user_id():
+    # the query bought A; u3, u1 and u2 each bought A and one other item: equal cosines
+    data = frame({"u3": ["A", "E"], "u1": ["A", "C"], "u2": ["A", "D"], "u4": ["B"]})
+    model = SimilarProfilesRecommender(n_neighbors=1, recent=False).fit(data)
+    batch = QueryBatch.from_queries(model.data_, [Query(liked=("A",))])
+    near = model._neighbours(batch)
+    assert [model.data_.users[i] for i in near.indices] == ["u1"]
+    assert items_of(model.recommend(Query(liked=("A",)), k=1)) == ["C"]
+
+
 def test_profiles_from_features_derive_answers():
     features = pd.DataFrame({
         "recency_days": [10, 200], "frequency": [12, 1], "tenure_days": [300, 200],
