@@ -32,7 +32,9 @@ of ``REJECT_REASONS``), is counted in ``IngestResult.rejected`` and, when ``reje
 is given, written there as read, with a ``row`` column (1-based position among the rows
 parsed) and a ``reason`` column. Nothing is dropped silently.
 
-Reading: the delimiter (comma, semicolon, tab, pipe) is sniffed from the first lines; text
+Reading: the delimiter (comma, semicolon, tab, pipe) is sniffed from the first lines, or
+taken from a first line ``sep=;`` (written for Excel); a separator at the end of every line
+(empty fields after the last named column) is ignored, never shifts the columns. Text
 is UTF-8 (with or without BOM), else cp1252. Ids written as floats (``17850.0``) become
 ``17850``. Numbers accept currency signs and thousands separators, and decimal commas
 (``2,55``; ``1.234,50``); a lone ``1,234`` is read as one thousand two hundred and
@@ -40,6 +42,8 @@ thirty-four. Dates: ISO 8601 (offsets converted to UTC, then made naive), day-fi
 month-first with ``/ . -``, month names, ``YYYYMMDD`` and unix seconds/milliseconds; the
 format is chosen on a sample of distinct values (an all-ambiguous sample, every day <= 12,
 reads day-first). A timestamp column where most values fail is an error, not a reject.
+Dates before ``DATE_MIN`` (1970-01-01) or after ``DATE_MAX`` (2099-12-31) are rejected as
+``date_out_of_range``: placeholders like 1900-01-01 or 2999-01-01 (any year 1-9999 is read).
 Any problem with the file itself is an ``InputError`` with a message and a hint.
 """
 
@@ -95,6 +99,7 @@ REJECT_REASONS = (
     "malformed_line",  # wrong number of fields (CSV); counted, raw row not recoverable
     "missing_customer",
     "unparseable_date",
+    "date_out_of_range",  # a date, but before DATE_MIN or after DATE_MAX (placeholders)
     "missing_item",
     "missing_order_id",  # the file has an order id column but this row's is empty
     "non_numeric_quantity",
@@ -159,8 +164,10 @@ _DATE_FORMATS = (
     "%Y%m%d",
 )
 _DATE_SAMPLE = 2000
-_NS_MIN = pd.Timestamp("1678-01-01", tz="UTC")
-_NS_MAX = pd.Timestamp("2261-12-31", tz="UTC")
+#: Order dates outside this range are rejected (``date_out_of_range``): they are placeholders
+#: (1900-01-01, 2999-01-01, 9999-12-31) or typos, and would distort recency and tenure.
+DATE_MIN = pd.Timestamp("1970-01-01", tz="UTC")
+DATE_MAX = pd.Timestamp("2099-12-31 23:59:59.999999", tz="UTC")
 
 
 @dataclass
@@ -217,7 +224,7 @@ def load_orders(
     path = Path(path)
     kind = _file_kind(path)
     source_hash = _sha256(path)
-    raw, malformed = _read_table(path, kind)
+    raw, malformed, read_notes = _read_table(path, kind)
     rows_read = len(raw) + len(malformed)
     if rows_read == 0:
         raise InputError(
@@ -242,6 +249,11 @@ def load_orders(
     if malformed:
         rejected["malformed_line"] = len(malformed)
     rejected = {r: rejected[r] for r in REJECT_REASONS if rejected.get(r)}
+    notes = read_notes + notes
+    if rejected.get("date_out_of_range"):
+        notes.append(f"dates before {DATE_MIN:%Y-%m-%d} or after {DATE_MAX:%Y-%m-%d} are "
+                     "rejected as date_out_of_range (placeholders such as 1900-01-01 or "
+                     "2999-01-01)")
 
     if rejects_path is not None:
         rejects_path = Path(rejects_path)
@@ -288,12 +300,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Any table (CSV, CSV.gz, Parquet) with the same checks as orders files; columns whose
     every non-empty value is a number become numeric, empty cells become missing."""
     path = Path(path)
-    frame, _ = _read_table(path, _file_kind(path))
+    frame, _, _ = _read_table(path, _file_kind(path))
     frame = frame.replace("", pd.NA)
     for col in frame.columns:
         if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            present = int(frame[col].notna().sum())
             numbers = pd.to_numeric(frame[col], errors="coerce")
-            if numbers.notna().sum() == frame[col].notna().sum():
+            if numbers.notna().sum() < present:  # decimal commas ('2,55'), currency signs
+                numbers = to_number(frame[col])
+            if numbers.notna().sum() == present:
                 frame[col] = numbers
     if frame.empty:
         raise InputError(f"{path.name} has a header but no rows.", "Add rows to the table.")
@@ -352,10 +367,12 @@ def _not_a_table(name: str, why: str) -> InputError:
     )
 
 
-def _read_table(path: Path, kind: str) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """The file as a frame (text columns as strings, '' for empty) + malformed lines."""
+def _read_table(
+    path: Path, kind: str
+) -> tuple[pd.DataFrame, list[tuple[int, str]], list[str]]:
+    """The file as a frame (text columns as strings, '' for empty), malformed lines, notes."""
     if kind == "parquet":
-        return _read_parquet(path), []
+        return _read_parquet(path), [], []
     compression = "gzip" if kind == "gzip" else None
     head = _head_bytes(path, compression)
     if b"\x00" in head:
@@ -365,8 +382,10 @@ def _read_table(path: Path, kind: str) -> tuple[pd.DataFrame, list[tuple[int, st
                          "Export the orders again with a header row and data rows.")
     encoding = _guess_encoding(head)
     text = head.decode(encoding, errors="replace")
-    delimiter = _sniff_delimiter(text)
+    declared = _declared_delimiter(text)  # Excel's "sep=;" first line
+    delimiter = declared or _sniff_delimiter(text)
     malformed: list[tuple[int, str]] = []
+    notes: list[str] = []
     for enc in dict.fromkeys((encoding, "cp1252", "latin-1")):
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -380,6 +399,10 @@ def _read_table(path: Path, kind: str) -> tuple[pd.DataFrame, list[tuple[int, st
                     compression=compression,
                     on_bad_lines="warn",
                     skip_blank_lines=True,
+                    # never the first column as index when rows have more fields than the
+                    # header (a separator at the end of each line): columns would shift
+                    index_col=False,
+                    skiprows=_sep_line_rows(text) if declared else None,
                     engine="c",
                 )
             break
@@ -395,7 +418,12 @@ def _read_table(path: Path, kind: str) -> tuple[pd.DataFrame, list[tuple[int, st
     for w in caught:
         for m in re.finditer(r"Skipping line (\d+): (.*)", str(w.message)):
             malformed.append((int(m.group(1)), m.group(2).strip()))
-    raw.columns = [str(c).strip() for c in raw.columns]
+        if "Length of header or names does not match" in str(w.message):
+            notes.append("the rows have more fields than the header has names (a separator "
+                         "at the end of each line?): the unnamed fields were ignored")
+    # a BOM that survived (UTF-8 BOM before cp1252 text) is not part of the first name
+    raw.columns = [str(c).strip().lstrip("\ufeff").removeprefix("\u00ef\u00bb\u00bf").strip()
+                   for c in raw.columns]
     if raw.shape[1] < 2:
         tried = ", ".join(_DELIMITER_NAMES.values())
         raise _not_a_table(
@@ -409,7 +437,7 @@ def _read_table(path: Path, kind: str) -> tuple[pd.DataFrame, list[tuple[int, st
             "looks like data.",
             "Add a first line naming the columns (e.g. customer,date,amount) and load again.",
         )
-    return raw, malformed
+    return raw, malformed, notes
 
 
 def _looks_like_data(names: pd.Index) -> bool:
@@ -442,22 +470,49 @@ def _guess_encoding(head: bytes) -> str:
         return "cp1252"
 
 
-def _sniff_delimiter(text: str) -> str:
+def _sample_lines(text: str, limit: int = 50) -> list[str]:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1 and not text.endswith(("\n", "\r")):
         lines = lines[:-1]  # the sample may end mid-line
-    lines = lines[:50]
+    return lines[:limit]
+
+
+def _declared_delimiter(text: str) -> str | None:
+    """The delimiter of a first line ``sep=;`` (written for Excel by many exports)."""
+    lines = _sample_lines(text, 1)
+    m = re.fullmatch(r'\s*"?sep=(.)"?[,;\t|]*\s*', lines[0], re.IGNORECASE) if lines else None
+    return m.group(1) if m and m.group(1) in _DELIMITERS else None
+
+
+def _sep_line_rows(text: str) -> list[int]:
+    """File line(s) to skip for the ``sep=`` line (blank lines before it count)."""
+    for n, line in enumerate(text.splitlines()):
+        if line.strip():
+            return [n]
+    return []
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the header into the most columns, consistently: the share
+    of the sampled lines with as many fields as the header first, then the header's width.
+    Empty fields after the last named column (a separator at the end of the line, common in
+    spreadsheet exports) do not break the consistency."""
+    lines = _sample_lines(text)
     best, best_score = ",", (-1.0, 0)
     for delim in _DELIMITERS:
         try:
-            counts = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)),
-                                                     delimiter=delim)]
+            rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
         except csv.Error:
             continue
-        if not counts or counts[0] < 2:
+        if not rows or len(rows[0]) < 2:
             continue
-        consistent = sum(c == counts[0] for c in counts) / len(counts)
-        score = (consistent, counts[0])
+        width = len(rows[0])
+        consistent = sum(
+            len(row) == width
+            or (len(row) > width and not "".join(row[width:]).strip())
+            for row in rows
+        ) / len(rows)
+        score = (consistent, width)
         if score > best_score:
             best, best_score = delim, score
     return best
@@ -641,7 +696,17 @@ def to_number(s: pd.Series) -> pd.Series:
 
 
 def parse_dates(s: pd.Series, column: str) -> pd.Series:
-    """datetime64[ns] (naive, UTC when offsets were given); NaT where unparseable."""
+    """datetime64[ns] (naive, UTC when offsets were given); NaT where unparseable or outside
+    ``DATE_MIN``..``DATE_MAX``."""
+    return parse_dates_checked(s, column)[0]
+
+
+def parse_dates_checked(s: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
+    """``parse_dates`` and a boolean mask of the values that are dates but outside
+    ``DATE_MIN``..``DATE_MAX`` (NaT in the first)."""
+    # Parsed at microsecond resolution (pandas 3's default; years 0001-9999), so dates far
+    # outside datetime64[ns]'s 1677-2262 are seen and rejected, never assigned into a ns
+    # series (pandas fails on that with an internal AssertionError).
     if is_datetime64_any_dtype(s):
         out = s
         if getattr(out.dt, "tz", None) is not None:
@@ -661,7 +726,7 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
                 "If another column holds the order date, pass --map timestamp=COLUMN; "
                 "otherwise export the orders again with their dates.",
             )
-        out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+        out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
         uniq = pd.Series(present.unique())
         sample = uniq.sample(min(len(uniq), _DATE_SAMPLE), random_state=0)
         unit = _epoch_unit(sample)
@@ -669,7 +734,8 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
             numbers = to_number(present)
             low, high = _EPOCH_RANGE[unit]
             in_range = numbers.between(low, high)
-            out[present.index] = pd.to_datetime(numbers.where(in_range), unit=unit, utc=True)
+            out[present.index] = _as_us(
+                pd.to_datetime(numbers.where(in_range), unit=unit, utc=True))
             present = present.iloc[:0]
         if len(present):
             best, best_ok = None, -1
@@ -680,9 +746,10 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
                 if ok == len(sample):
                     break
             parsed = _to_dt(present, best)
+            parsed = _as_us(parsed)
             if best != "ISO8601" and parsed.isna().any():
                 failed = parsed.isna()
-                parsed[failed] = _to_dt(present[failed], "ISO8601")
+                parsed[failed] = _as_us(_to_dt(present[failed], "ISO8601"))
             out[present.index] = parsed
             bad = present[out[present.index].isna()]
             if len(bad) > len(present) / 2:
@@ -693,8 +760,16 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
                     f"If another column holds the order date, pass --map timestamp=COLUMN; "
                     f"otherwise reformat {column!r} as YYYY-MM-DD HH:MM:SS (ISO 8601).",
                 )
-    out = out.where((out >= _NS_MIN) & (out <= _NS_MAX))
-    return out.dt.tz_localize(None).astype("datetime64[ns]")
+    out = _as_us(out)
+    in_range = (out >= DATE_MIN) & (out <= DATE_MAX)
+    out_of_range = (out.notna() & ~in_range).astype(bool)
+    out = out.where(in_range)
+    return out.dt.tz_localize(None).astype("datetime64[ns]"), out_of_range
+
+
+def _as_us(values: pd.Series) -> pd.Series:
+    """A datetime series at microsecond resolution (finer input loses sub-microseconds)."""
+    return values.dt.as_unit("us")
 
 
 _EPOCH_RANGE = {"s": (1e8, 4.2e9), "ms": (1e12, 4.2e12)}  # about 1973-2103
@@ -731,7 +806,8 @@ def _validate(
         return raw[name] if name is not None else None
 
     customer = clean_ids(col("customer"))
-    timestamp = parse_dates(col("timestamp"), str(columns["timestamp"]))
+    timestamp, date_out_of_range = parse_dates_checked(col("timestamp"),
+                                                       str(columns["timestamp"]))
 
     desc_src = col("description")
     description = (
@@ -796,7 +872,8 @@ def _validate(
 
     conditions = [
         ("missing_customer", customer.isna()),
-        ("unparseable_date", timestamp.isna()),
+        ("unparseable_date", timestamp.isna() & ~date_out_of_range),
+        ("date_out_of_range", date_out_of_range),
         ("missing_item", missing_item),
         ("missing_order_id", order_id.isna() if order_id is not None else False),
         ("non_numeric_quantity", bad_qty),

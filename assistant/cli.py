@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -14,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from assistant.config import Settings, load_settings
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError, InputError, unexpected_error
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
@@ -45,20 +47,78 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+ERROR_LOG_NAME = "tailor-errors.log"
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn AssistantError into 'error: ... / hint: ...' on stderr and exit code 2."""
+    """The edge of every command: an AssistantError becomes 'error: ... / hint: ...' on
+    stderr and exit code 2; any other exception (a bug) is logged with its traceback to
+    ``<data dir>/logs/tailor-errors.log`` (see ``_error_log``) and becomes 'error: ... /
+    hint: ...' naming that file, exit code 1. No traceback on the terminal."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except AssistantError as err:
-            typer.secho(f"error: {err.message}", fg="red", err=True)
-            if err.hint:
-                typer.secho(f"hint: {err.hint}", err=True)
+            _print_error(err)
             raise typer.Exit(2) from None
+        except Exception as exc:  # noqa: BLE001 - the edge: nothing else reaches the user
+            if _not_a_bug(exc):
+                raise
+            command = fn.__name__.replace("_", " ").strip()
+            log_file, logger, handler = _error_log()
+            try:
+                err = unexpected_error(exc, f"running 'assistant {command}'", log=logger,
+                                       details_in=str(log_file) if log_file else "stderr")
+            finally:
+                logger.removeHandler(handler)
+                handler.close()
+            _print_error(err)
+            raise typer.Exit(1) from None
 
     return run
+
+
+def _not_a_bug(exc: Exception) -> bool:
+    """typer's/click's own ways to stop (exit codes, Ctrl+C, usage errors) and a closed
+    pipe (``| head``, which click handles)."""
+    return isinstance(exc, BrokenPipeError) or (
+        type(exc).__module__.split(".")[0] in ("typer", "click"))
+
+
+def _print_error(err: AssistantError) -> None:
+    typer.secho(f"error: {err.message}", fg="red", err=True)
+    if err.hint:
+        typer.secho(f"hint: {err.hint}", err=True)
+
+
+def _error_log() -> tuple[Path | None, logging.Logger, logging.Handler]:
+    """(file, logger, handler) for a bug's traceback: ``<data dir>/logs/tailor-errors.log``
+    (appended), else the same name in the temp directory when the data dir is unusable,
+    else stderr. The logger does not propagate: the terminal gets the short message only."""
+    logger = logging.getLogger("assistant.cli.errors")
+    logger.propagate = False
+    logger.setLevel(logging.ERROR)
+    folders = []
+    with contextlib.suppress(Exception):  # broken settings must not hide the original error
+        folders.append(load_settings().data_dir / "logs")
+    folders.append(Path(tempfile.gettempdir()))
+    handler: logging.Handler | None = None
+    path: Path | None = None
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / ERROR_LOG_NAME
+            handler = logging.FileHandler(path, encoding="utf-8")
+            break
+        except OSError:
+            path = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    return path, logger, handler
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -81,36 +141,10 @@ def serve(
     log.info("Tailor: %s; data in %s", service.describe(), settings.data_dir)
     service.warm_up()
     if settings.auto_build_segments:
-        threading.Thread(target=_first_run_segments, args=(service,), daemon=True,
-                         name="first-run-segments").start()
+        threading.Thread(target=service.first_run_builds, daemon=True,
+                         name="first-run-builds").start()
     log.info("open http://%s:%s", settings.host, settings.port)
     launch(service)
-
-
-def _first_run_segments(service: Any) -> None:
-    """In the background after start: what the first visitors need, built once."""
-    try:
-        summary = service.ensure_segments()
-        if summary:
-            log.info("segments built: %s customers, %s", summary["customers"],
-                     summary["segments"])
-    except AssistantError as err:
-        log.warning("segments not built: %s (%s)", err.message, err.hint)
-    try:
-        service.recommender()
-        log.info("recommender ready; %s products indexed for search",
-                 service.ensure_catalog_index() or "all")
-        n = service.ensure_customer_profiles()
-        if n:
-            log.info("indexed %s customer profiles in Chroma", n)
-    except AssistantError as err:
-        log.warning("recommendations not ready: %s (%s)", err.message, err.hint)
-    try:
-        built = service.ensure_help()
-        if built:
-            log.info("help base and intent classifier ready: %s", sorted(built))
-    except AssistantError as err:
-        log.warning("help base not ready: %s (%s)", err.message, err.hint)
 
 
 @app.command()

@@ -1,7 +1,14 @@
 """User-facing errors. Every error carries a message (what went wrong) and a hint (how to
-fix it), plus a stable code for logs and docs. Imports nothing from the package."""
+fix it), plus a stable code for logs and docs. Imports nothing from the package.
+
+Anything else raised at an edge (a CLI command, a UI callback, a background build) is a bug:
+``unexpected_error`` logs it with its traceback under a short reference and returns the
+``UnexpectedError`` a person sees instead (what failed, where the details are)."""
 
 from __future__ import annotations
+
+import logging
+import secrets
 
 
 class AssistantError(Exception):
@@ -50,3 +57,45 @@ class StoreError(AssistantError):
 
 class EmbeddingMismatchError(AssistantError):
     code = "embedding-mismatch"
+
+
+class UnexpectedError(AssistantError):
+    """An exception nobody anticipated (a bug), as a person sees it: no traceback."""
+
+    code = "unexpected"
+
+    def __init__(self, message: str, hint: str = "", *, ref: str = "") -> None:
+        super().__init__(message, hint)
+        self.ref = ref
+
+
+def unexpected_error(
+    exc: BaseException,
+    doing: str,
+    *,
+    log: logging.Logger | None = None,
+    details_in: str = "the server log",
+    show_exception: bool = True,
+    advice: str = "Please report it, with that log.",
+) -> UnexpectedError:
+    """Log ``exc`` with its traceback (ERROR, on ``log``, default the ``assistant`` logger)
+    under a short reference, and return the short error to show instead.
+
+    ``doing`` completes "Unexpected error while ...". ``details_in`` says where the log
+    goes; ``advice`` ends the hint. ``show_exception`` adds the exception's text to its type
+    in the message (the CLI); the web app shows only the type (the text may hold internals).
+    """
+    ref = secrets.token_hex(4)
+    (log or logging.getLogger("assistant")).error(
+        "unexpected error while %s [ref %s]", doing, ref,
+        exc_info=(type(exc), exc, exc.__traceback__))
+    what = type(exc).__name__
+    if show_exception:
+        text = " ".join(str(exc).split())
+        what += f": {text[:300]}" if text else ""
+    return UnexpectedError(
+        f"Unexpected error while {doing} ({what}).",
+        f"This is a bug in Tailor, not something you did: {details_in} has the details "
+        f"(ref {ref}). {advice}",
+        ref=ref,
+    )

@@ -26,6 +26,7 @@ from assistant.ui.chat import (
     to_chatbot,
     with_options,
 )
+from assistant.ui.guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
     FACT_CHOICES = [(q.text[:60], q.id) for q in service.spec.questions]  # noqa: N806
 
     # -- callbacks: unpack state, call the service, format the result -------------
+    @guarded
     def restore(saved_id: str | None):
         """Page load: bring back this browser's conversation (and the questionnaire's current
         question), then open the input (it stays closed until then, so a first message
@@ -65,6 +67,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
                 card_markdown(guided["card"], guided["turn"].get("progress")),
                 service.shown_recommendations(sid))
 
+    @guarded
     def accept(text: str, sid: str | None, history: list):
         """Show the person's message at once; an unusable one stays in the box."""
         sid = sid or service.new_session()
@@ -76,6 +79,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         history = [*(history or []), {"role": "user", "content": cleaned}]
         return gr.Textbox(value=""), history, sid, sid, cleaned
 
+    @guarded
     def respond(pending: str, sid: str, history: list) -> Iterator[tuple]:
         if not pending:  # the message was refused: leave the chat as it is
             yield gr.skip(), gr.skip(), gr.skip()
@@ -103,6 +107,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (with_options([*history, bot], _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
 
+    @guarded
     def suggest_now(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
         if not sid:
             yield gr.skip(), gr.skip()
@@ -125,6 +130,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             return
         yield [*history, {"role": "assistant", "content": text}], items
 
+    @guarded
     def react(sid: str | None, item: str, value: str) -> list:
         try:
             out = service.item_feedback(sid or "", item, value)
@@ -135,6 +141,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
                  "not_for_me": "Removed: it won't come back."}[value])
         return out["items"]
 
+    @guarded
     def api_recommend(sid: str | None) -> tuple[dict, str]:
         """Recommendations for this client's session: items with id, name, price, score,
         reasons (popular items, labelled so, while nothing is known)."""
@@ -144,6 +151,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_item_feedback(item: str, value: str, sid: str | None) -> tuple[dict, str]:
         """like | dislike | not_for_me on an item; returns the new recommendations."""
         sid = sid or service.new_session()
@@ -158,6 +166,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             return []
         return [*guided["turn"]["quick_replies"], service.JUST_CHAT]
 
+    @guarded
     def identify(sid: str | None, customer_id: str) -> tuple[list, str]:
         if not sid or not (customer_id or "").strip():
             gr.Warning("Type your customer number (e.g. 17850) or the email you order with.")
@@ -171,6 +180,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (with_options(to_chatbot(msgs), _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
 
+    @guarded
     def pick(sid: str | None, history: list, evt: gr.SelectData) -> Iterator[tuple]:
         """A quick reply was clicked: it is the person's answer."""
         value = str(evt.value)
@@ -183,6 +193,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             return
         yield from _guided_then_suggest(sid, value, history)
 
+    @guarded
     def edit_fact(sid: str | None, question: str, value: str) -> tuple[list, str]:
         if not sid or not question or not (value or "").strip():
             gr.Warning("Pick a fact and type its new value.")
@@ -197,6 +208,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (with_options(to_chatbot(msgs), _replies(sid, out)),
                 card_markdown(out["card"], out["turn"].get("progress")))
 
+    @guarded
     def retry(sid: str | None, history: list) -> Iterator[list]:
         if not sid or service.questionnaire_active(sid):
             yield gr.skip()
@@ -217,6 +229,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             yield [*history, *([{"role": "assistant", "content": reply}] if reply else []),
                    error_bubble(err)]
 
+    @guarded
     def clear(sid: str | None):
         new = service.new_session()
         guided = service.guided_view(new)
@@ -224,6 +237,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         return (new, new, history, card_markdown(guided["card"], guided["turn"].get("progress")),
                 [])
 
+    @guarded
     def like(sid: str | None, data: gr.LikeData):
         if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
             return
@@ -232,6 +246,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             gr.Warning(err.for_user())
 
+    @guarded
     def api_chat(message: str, sid: str | None) -> Iterator[tuple[str, str]]:
         """Send a message in this client's session, as the chat box does: while the guided
         questionnaire runs the reply is its next question ("Just chat" leaves it); after it,
@@ -246,6 +261,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
             raise gr.Error(err.for_user()) from None
         yield reply, sid
 
+    @guarded
     def api_questionnaire(message: str, sid: str | None) -> tuple[dict, str]:
         """The guided questionnaire for this client's session: an empty message starts or
         repeats the current question; returns the turn and the "what we know" card."""
@@ -255,6 +271,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_question(sid: str | None) -> tuple[dict, str]:
         """The pending question of this client's session: id, text, type, options,
         progress (id is null at the summary or once the questionnaire is over)."""
@@ -264,6 +281,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_profile(sid: str | None) -> tuple[dict, str]:
         """The "what we know" card: facts with source and confidence, the segment with its
         probability and reasons, answered/total."""
@@ -273,6 +291,7 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_answer(question_id: str, value: str, sid: str | None) -> tuple[str, str]:
         """Answer one question directly (the pending one, or change an earlier answer);
         returns the reply, as /chat does."""
@@ -282,11 +301,13 @@ def create_chat_app(service: AssistantService) -> gr.Blocks:
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_session(sid: str | None) -> tuple[str, str]:
         """This client's session id (created on first use)."""
         sid = sid or service.new_session()
         return sid, sid
 
+    @guarded
     def api_resume(session_id: str, sid: str | None) -> tuple[list[dict], str]:
         """Switch this client to an earlier session; returns its conversation."""
         sid, msgs = service.resume(session_id.strip() or None)

@@ -13,6 +13,7 @@ import gradio as gr
 
 from assistant.errors import AssistantError
 from assistant.service import AssistantService
+from assistant.ui.guard import guarded
 
 TONES = ["neutral", "friendlier", "more formal"]
 EMPTY_SIDEBAR = ("### Customer\n*Type a customer number from the order data (e.g. 17850) and "
@@ -119,6 +120,7 @@ def status_markdown(result: dict[str, Any]) -> str:
 def build_desk_tab(service: AssistantService):
     """Render the tab inside the current Blocks."""
 
+    @guarded
     def open_customer(customer_id: str, request: gr.Request) -> tuple[str, str]:
         cid = (customer_id or "").strip()
         if not cid:
@@ -159,14 +161,17 @@ def build_desk_tab(service: AssistantService):
                status_markdown(result), citations_markdown(result["citations"]),
                result["id"], result["text"])
 
+    @guarded
     def draft(customer, ticket, tone, request: gr.Request):
         yield from run(customer, ticket, tone, None, "", request)
 
     def revise_with(kind: str):
+        @guarded
         def go(customer, ticket, tone, previous, request: gr.Request):
             yield from run(customer, ticket, tone, kind, previous, request)
         return go
 
+    @guarded
     def save(draft_id: str | None, text: str, request: gr.Request) -> str:
         if not draft_id:
             gr.Warning("Draft a reply first.")
@@ -181,6 +186,7 @@ def build_desk_tab(service: AssistantService):
         return status_markdown(out)
 
     def rate(liked: bool):
+        @guarded
         def go(draft_id: str | None, reason: str, request: gr.Request) -> None:
             if not draft_id:
                 gr.Warning("Draft a reply first.")
@@ -194,6 +200,7 @@ def build_desk_tab(service: AssistantService):
             gr.Info("Thanks: feedback saved.")
         return go
 
+    @guarded
     def api_customer(customer_id: str, request: gr.Request) -> dict[str, Any]:
         """Sidebar JSON of a customer (agent role)."""
         try:
@@ -202,6 +209,7 @@ def build_desk_tab(service: AssistantService):
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def api_draft(customer_id: str, ticket: str, tone: str, request: gr.Request
                   ) -> dict[str, Any]:
         """A complete draft as JSON: text, citations, intent, flags, template version."""

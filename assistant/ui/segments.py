@@ -3,6 +3,7 @@ lookup and "rebuild from a file" with a progress bar. Figures are plotly; no bus
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -15,10 +16,23 @@ from plotly.subplots import make_subplots
 
 from assistant.errors import AssistantError, InputError
 from assistant.service import AssistantService
+from assistant.ui.guard import guarded
 
 EMPTY = ("**No segments yet.** Build them from the shipped orders "
          "(`assistant segments build --orders data/online_retail.csv.gz`) or upload an "
          "orders file below and press **Rebuild**.")
+
+
+def empty_markdown(build_status: dict[str, str]) -> str:
+    """The tab without segments: how to build them, and how the first-run build is doing."""
+    state = build_status.get("segments", "")
+    if state == "running":
+        return ("**Building segments from the shipped orders (first run)…** This takes about "
+                "a minute: open the tab again to see them.")
+    if state.startswith("failed"):
+        return ("**The first-run segment build failed:** "
+                + html.escape(state.removeprefix("failed:").strip()) + "\n\n" + EMPTY)
+    return EMPTY
 
 
 def parse_map(text: str) -> dict[str, str]:
@@ -114,18 +128,22 @@ def clusters_table(data: dict[str, Any]) -> pd.DataFrame:
 def build_segments_tab(service: AssistantService) -> None:
     """Render the tab inside the current Blocks."""
 
+    @guarded
     def load(mode: str, request: gr.Request):
         try:
             service.require_role(request.username, "ops")
             data = service.segments_dashboard()
         except AssistantError as err:
             empty = go.Figure()
-            return (EMPTY if isinstance(err, InputError) else err.for_user(), empty, empty,
+            message = (empty_markdown(getattr(service, "build_status", {}))
+                       if isinstance(err, InputError) else err.for_user())
+            return (message, empty, empty,
                     empty, pd.DataFrame(), pd.DataFrame(), empty)
         return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
                 projection_figure(data), medians_table(data), clusters_table(data),
                 confusion_figure(data, mode))
 
+    @guarded
     def rebuild(file: str | None, mapping_text: str, mode: str, request: gr.Request,
                 progress: gr.Progress = gr.Progress()):  # noqa: B008 - gradio's idiom
         if not file:
@@ -141,6 +159,7 @@ def build_segments_tab(service: AssistantService) -> None:
         gr.Info("Segments rebuilt.")
         return load(mode, request)
 
+    @guarded
     def lookup(customer_id: str, request: gr.Request) -> dict[str, Any]:
         try:
             service.require_role(request.username, "ops")
@@ -148,6 +167,7 @@ def build_segments_tab(service: AssistantService) -> None:
         except AssistantError as err:
             return {"error": err.message, "hint": err.hint}
 
+    @guarded
     def from_answers(answers_json: str, customer_id: str, request: gr.Request
                      ) -> dict[str, Any]:
         try:

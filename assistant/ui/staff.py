@@ -9,6 +9,7 @@ import gradio as gr
 
 from assistant.service import AssistantService
 from assistant.ui.desk import build_desk_tab
+from assistant.ui.guard import guarded
 from assistant.ui.segments import build_segments_tab
 from assistant.ui.studio import build_studio_tab
 from assistant.users import has_role
@@ -30,6 +31,7 @@ def refusal(name: str, role: str, needs: str, what: str) -> str:
 
 
 def create_staff_app(service: AssistantService) -> gr.Blocks:
+    @guarded
     def who(request: gr.Request):
         """On load: who is signed in, and which tabs they may use."""
         user = service.users.get(request.username or "")

@@ -26,6 +26,7 @@ from assistant.prompt_versions import (
 )
 from assistant.service import AssistantService
 from assistant.studio import PreviewResult, Rendered, Sample
+from assistant.ui.guard import guarded
 from assistant.users import has_role
 
 DEFAULT_SEGMENTS = ["Champions", "New", "At Risk"]
@@ -237,6 +238,7 @@ def build_studio_tab(service: AssistantService):
         return service.studio, user.name
 
     # -- loading a template ---------------------------------------------------------
+    @guarded
     def load(name: str | None, request: gr.Request):
         try:
             st, _ = studio(request)
@@ -295,6 +297,7 @@ def build_studio_tab(service: AssistantService):
         return dump_body({"cases": [c.model_dump(by_alias=True) for c in cases]})
 
     # -- editing ---------------------------------------------------------------------
+    @guarded
     def check(name: str, body: str, against: int | None, request: gr.Request):
         try:
             st, _ = studio(request)
@@ -306,6 +309,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return error_markdown(err), gr.update()
 
+    @guarded
     def save(name: str, body: str, note: str, base: int | None, request: gr.Request):
         try:
             st, actor = studio(request)
@@ -329,6 +333,7 @@ def build_studio_tab(service: AssistantService):
         return st.samples(name, segments or None,
                           ticket=(ticket or "").strip() or _default_ticket(), seed=int(seed or 0))
 
+    @guarded
     def render(name: str, body: str, segments: list[str], ticket: str, seed: int,
                request: gr.Request):
         try:
@@ -338,6 +343,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return f"<p class='bad'>{html.escape(err.for_user())}</p>"
 
+    @guarded
     def run(name: str, body: str, segments: list[str], ticket: str, seed: int,
             request: gr.Request) -> Iterator[str]:
         try:
@@ -359,6 +365,7 @@ def build_studio_tab(service: AssistantService):
         yield preview_html(rendered, results, notes)
 
     # -- tests --------------------------------------------------------------------------
+    @guarded
     def save_tests(name: str, text: str, request: gr.Request) -> str:
         try:
             st, actor = studio(request)
@@ -368,6 +375,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return error_markdown(err)
 
+    @guarded
     def run_tests(name: str, version: int | None, request: gr.Request):
         try:
             st, actor = studio(request)
@@ -383,6 +391,7 @@ def build_studio_tab(service: AssistantService):
     def _fail(err: AssistantError):
         return (error_markdown(err), *(gr.update() for _ in range(len(rollout_outs) + 1)))
 
+    @guarded
     def stage(name: str, version: int | None, share: float, segment: str | None,
               request: gr.Request):
         try:
@@ -398,6 +407,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return _fail(err)
 
+    @guarded
     def set_production(name: str, version: int | None, override: bool, reason: str,
                        request: gr.Request):
         try:
@@ -411,6 +421,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return _fail(err)
 
+    @guarded
     def promote(name: str, override: bool, reason: str, request: gr.Request):
         try:
             st, actor = studio(request)
@@ -422,6 +433,7 @@ def build_studio_tab(service: AssistantService):
             return _fail(err)
 
     def rollback(label: str):
+        @guarded
         def go(name: str, reason: str, request: gr.Request):
             try:
                 st, actor = studio(request)
@@ -432,6 +444,7 @@ def build_studio_tab(service: AssistantService):
                 return _fail(err)
         return go
 
+    @guarded
     def stop_staging(name: str, reason: str, request: gr.Request):
         try:
             st, actor = studio(request)
@@ -440,6 +453,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return _fail(err)
 
+    @guarded
     def refresh(name: str, request: gr.Request):
         try:
             st, _ = studio(request)
@@ -448,6 +462,7 @@ def build_studio_tab(service: AssistantService):
             return _fail(err)
 
     # -- agents' edits -----------------------------------------------------------------
+    @guarded
     def make_case(draft_id: str, request: gr.Request):
         try:
             st, actor = studio(request)
@@ -457,6 +472,7 @@ def build_studio_tab(service: AssistantService):
         except AssistantError as err:
             return error_markdown(err), gr.update()
 
+    @guarded
     def pick_edit(evt: gr.SelectData) -> str:
         """A click on a row of agents' edits picks its draft."""
         row = getattr(evt, "row_value", None) or []
@@ -610,6 +626,7 @@ def build_studio_tab(service: AssistantService):
     edits.select(pick_edit, None, [draft_id], api_visibility="undocumented")
     _build_api(service)
 
+    @guarded
     def first_load(name: str | None, request: gr.Request):
         """On page load: the first template, or nothing for a user without the ops role
         (the tab shows the refusal instead)."""
@@ -675,12 +692,14 @@ def _build_api(service: AssistantService) -> None:
                 return failure(err)
         return wrapped
 
+    @guarded
     def prompts(request: gr.Request) -> list[dict[str, Any]]:
         try:
             return st(request)[0].overview()
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
+    @guarded
     def prompt(name: str, which: str, request: gr.Request) -> dict[str, Any]:
         def go(studio, _actor, name, which):
             which = (which or "").strip()
@@ -691,6 +710,7 @@ def _build_api(service: AssistantService) -> None:
             return {"ok": True, **studio.get(name, label=which)}
         return role_checked(go)(name, which, request=request)
 
+    @guarded
     def prompt_save(name: str, text: str, params: str, note: str, base: str,
                     request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, text, params, note, base):
@@ -706,6 +726,7 @@ def _build_api(service: AssistantService) -> None:
             return {"ok": True, **v.as_dict()}
         return role_checked(go)(name, text, params, note, base, request=request)
 
+    @guarded
     def prompt_label(name: str, version: float, label: str, share: float, segment: str,
                      reason: str, override: bool, request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, version, label, share, segment, reason, override):
@@ -719,6 +740,7 @@ def _build_api(service: AssistantService) -> None:
         return role_checked(go)(name, version, label, share, segment, reason, override,
                                 request=request)
 
+    @guarded
     def prompt_rollback(name: str, label: str, reason: str, request: gr.Request
                         ) -> dict[str, Any]:
         def go(studio, actor, name, label, reason):
@@ -728,6 +750,7 @@ def _build_api(service: AssistantService) -> None:
                     "labels": studio.rollout(name)["labels"]}
         return role_checked(go)(name, label, reason, request=request)
 
+    @guarded
     def prompt_promote(name: str, reason: str, override: bool, request: gr.Request
                        ) -> dict[str, Any]:
         def go(studio, actor, name, reason, override):
@@ -737,6 +760,7 @@ def _build_api(service: AssistantService) -> None:
                     "labels": studio.rollout(name)["labels"]}
         return role_checked(go)(name, reason, override, request=request)
 
+    @guarded
     def prompt_test(name: str, version: str, request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, version):
             v = (str(version) if version is not None else "").strip().lstrip("v")
@@ -744,6 +768,7 @@ def _build_api(service: AssistantService) -> None:
             return {"ok": True, **run_.as_dict()}
         return role_checked(go)(name, version, request=request)
 
+    @guarded
     def prompt_audit(name: str, request: gr.Request) -> dict[str, Any]:
         def go(studio, _actor, name):
             return {"ok": True, "events": [e.describe()
