@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from assistant.behaviour import load_orders, read_table
-from assistant.config import REPO_ROOT, Settings
-from assistant.errors import AssistantError, InputError
+from assistant.config import Settings
+from assistant.errors import AssistantError, InputError, unexpected_error
 from assistant.helpbase import HelpBase, build_helpbase
 from assistant.intents import IntentClassifier, train_intents
 from assistant.llm import ChatModel, LLMClient, build_model
@@ -57,7 +57,6 @@ WORDING_TEMPLATE = "questionnaire"
 EXTRACTION_TEMPLATE = "answer_extraction"
 RECOMMEND_TEMPLATE = "recommendation"
 DRAFT_TEMPLATE = "support_draft"
-DEFAULT_ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"  # shipped real data
 # a streamed chunk starting with this replaces everything streamed before it
 REPLACE = "\x00replace\x00"
 # history sent to the model, newest first, until this many characters (small local context)
@@ -106,6 +105,9 @@ class AssistantService:
         self._help: HelpBase | None = None
         self._intents: IntentClassifier | None = None
         self._data_lock = threading.Lock()
+        #: first-run background builds (``first_run_builds``): step -> "running", "ready",
+        #: "not needed" or "failed: <message> <hint>", readable as is
+        self.build_status: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -313,12 +315,66 @@ class AssistantService:
             self._recs = None  # refit with the new segments' profiles on next use
         return summary
 
+    # -- first run (in the background after start) ----------------------------------------
+    def first_run_builds(self) -> dict[str, str]:
+        """What the first visitors need, built once: segments from the shipped orders, the
+        recommender with its product and profile indexes, the help base and the intent
+        classifier. Meant for a background thread: a failing step is logged (with its
+        traceback when unexpected) and recorded in ``build_status``; the next steps still
+        run, nothing is raised, the app keeps serving."""
+
+        def segments() -> bool:
+            summary = self.ensure_segments()
+            if summary:
+                log.info("segments built: %s customers, %s", summary["customers"],
+                         summary["segments"])
+            return bool(summary)
+
+        def recommendations() -> bool:
+            self.recommender()
+            log.info("recommender ready; %s products indexed for search",
+                     self.ensure_catalog_index() or "all")
+            n = self.ensure_customer_profiles()
+            if n:
+                log.info("indexed %s customer profiles in Chroma", n)
+            return True
+
+        def help_base() -> bool:
+            built = self.ensure_help()
+            if built:
+                log.info("help base and intent classifier ready: %s", sorted(built))
+            return bool(built)
+
+        for step, build in (("segments", segments), ("recommendations", recommendations),
+                            ("help base", help_base)):
+            self.run_build_step(step, build)
+        return dict(self.build_status)
+
+    def run_build_step(self, step: str, build: Callable[[], bool]) -> bool:
+        """Run one background build; its outcome goes to ``build_status[step]``. True when
+        it succeeded. Never raises (an exception here would end the thread unseen)."""
+        self.build_status[step] = "running"
+        try:
+            did = build()
+        except AssistantError as err:
+            log.warning("%s not built: %s (%s)", step, err.message, err.hint)
+            self.build_status[step] = f"failed: {err.message} {err.hint}".strip()
+            return False
+        except Exception as exc:  # noqa: BLE001 - the edge of a background thread
+            err = unexpected_error(exc, f"building the {step} in the background", log=log)
+            self.build_status[step] = f"failed: {err.message} {err.hint}"
+            return False
+        self.build_status[step] = "ready" if did else "not needed"
+        return True
+
     def ensure_segments(self) -> dict[str, Any] | None:
-        """First run: build segments from the shipped real orders when none exist."""
-        if self.has_segments() or not DEFAULT_ORDERS.exists():
+        """First run: build segments when none exist, from the orders everything else uses
+        (``TAILOR_ORDERS``, default the shipped real data)."""
+        orders = self.settings.orders_path
+        if self.has_segments() or not orders.exists():
             return None
-        log.info("building segments from %s (first run)", DEFAULT_ORDERS)
-        return self.rebuild_segments(DEFAULT_ORDERS)
+        log.info("building segments from %s (first run)", orders)
+        return self.rebuild_segments(orders)
 
     def segments_dashboard(self) -> dict[str, Any]:
         return dashboard_data(self.segment_model())

@@ -109,3 +109,23 @@ def test_resume_unknown_session_starts_new(service):
     list(service.chat(sid, "hi"))
     again, msgs = service.resume(sid)
     assert again == sid and len(msgs) == 2
+
+
+def test_first_run_segments_come_from_the_configured_orders(tmp_path, staff_shop):
+    """TAILOR_ORDERS set: the first-run build uses that file (as recommendations and the
+    desk do), not the shipped one."""
+    import pandas as pd
+
+    from assistant.config import load_settings
+
+    orders = staff_shop / "orders.csv"  # the first 60,000 rows of the shipped file
+    settings = load_settings(data_dir=tmp_path / "data", llm_provider="scripted",
+                             orders=orders)
+    svc = AssistantService.from_settings(settings, model=ScriptedModel())
+    summary = svc.ensure_segments()
+    assert summary is not None and summary["source"] == str(orders)
+    buyers = pd.read_csv(orders)["CustomerID"].dropna().nunique()
+    assert summary["customers"] <= buyers < 4_338  # the shipped file has 4,338 buyers
+    assert set(svc.segment_model().customers.index.astype(str)) <= set(
+        pd.read_csv(orders)["CustomerID"].dropna().astype(int).astype(str))
+    assert svc.ensure_segments() is None  # built once
