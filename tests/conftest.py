@@ -79,3 +79,15 @@ def copy_shop(staff_shop: Path, dest: Path) -> tuple[Path, Path]:
 
     shutil.copytree(staff_shop, dest)
     return dest / "data", dest / "orders.csv"
+
+
+# Run order: fast tests first, then the slow kinds (stable within each kind, so files keep
+# their order). A broken unit fails in the first minutes, not after the browser tests.
+_RUN_LAST = {"slow": 1, "e2e": 2, "browser": 3}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return max((_RUN_LAST.get(m.name, 0) for m in item.iter_markers()), default=0)
+
+    items.sort(key=rank)

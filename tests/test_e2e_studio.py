@@ -13,6 +13,8 @@ from gradio_client import Client
 from assistant.store import Store
 from tests.apprunner import PASSWORD, AppProcess, add_user
 
+pytestmark = pytest.mark.e2e
+
 TEMPLATE = "recommendation"
 
 

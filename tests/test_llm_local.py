@@ -7,6 +7,8 @@ from assistant.llm import GenerationParams, LLMClient, LocalModel, default_gguf_
 from assistant.schemas import Message
 from assistant.store import Store
 
+pytestmark = pytest.mark.slow
+
 SHORT = GenerationParams(temperature=0.0, max_tokens=12)
 
 

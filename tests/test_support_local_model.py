@@ -29,7 +29,7 @@ from tests.test_support import (
     shares_words,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 
 CUSTOMER = "17850"
 RESULTS: list[dict[str, Any]] = []
