@@ -31,6 +31,7 @@ class AppProcess:
                     **(env or {})}
         self.log_path = data_dir / f"app-{self.port}.log"
         self.proc: subprocess.Popen | None = None
+        self.killed = False  # stop() had to SIGKILL it (SIGTERM was not enough)
 
     def start(self, timeout: float = 120) -> AppProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,7 @@ class AppProcess:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(5)
         if getattr(self, "_log", None):

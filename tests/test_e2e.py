@@ -11,6 +11,18 @@ JUST_CHAT = ["Just chat", "Sure, let's just chat. Ask me anything; what you told
              "is kept on the card."]
 
 
+@pytest.fixture(scope="module")
+def scripted_app(tmp_path_factory: pytest.TempPathFactory):
+    """One app (scripted model, no segments) shared by the tests that only use their own
+    client sessions: each gradio_client has its own session, so they cannot see each other.
+    Staff users alex (agent) and olivia (ops) exist."""
+    data = tmp_path_factory.mktemp("shared-app") / "data"
+    add_user(data, "alex", "agent")
+    add_user(data, "olivia", "ops")
+    with AppProcess(data, provider="scripted") as app:
+        yield app
+
+
 def just_chat(client: Client) -> None:
     """/chat runs the guided questionnaire first, as the chat box does; leave it."""
     assert client.predict("Just chat", api_name="/chat") == JUST_CHAT[1]
@@ -30,6 +42,8 @@ def test_chat_with_local_model_survives_restart(tmp_path):
         other = Client(app.url, verbose=False)
         assert other.predict(api_name="/session") != sid
         assert "provider=local" in app.log() and "SmolLM2-135M-Instruct" in app.log()
+    # SIGTERM stops it although clients still hold streams open (no SIGKILL needed)
+    assert not app.killed, app.log()[-2000:]
 
     with AppProcess(data, port=app.port) as again:
         client = Client(again.url, verbose=False)
@@ -44,15 +58,14 @@ def test_chat_with_local_model_survives_restart(tmp_path):
         assert len(client.predict(sid, api_name="/resume")) == 8
 
 
-def test_bad_input_gets_clear_error_and_app_keeps_running(tmp_path):
-    with AppProcess(tmp_path / "data", provider="scripted") as app:
-        client = Client(app.url, verbose=False)
-        with pytest.raises(Exception, match="empty"):
-            client.predict("   ", api_name="/chat")
-        with pytest.raises(Exception, match="20,000 characters"):
-            client.predict("y" * 20_000, api_name="/chat")
-        just_chat(client)
-        assert "You said: still here" in client.predict("still here", api_name="/chat")
+def test_bad_input_gets_clear_error_and_app_keeps_running(scripted_app):
+    client = Client(scripted_app.url, verbose=False)
+    with pytest.raises(Exception, match="empty"):
+        client.predict("   ", api_name="/chat")
+    with pytest.raises(Exception, match="20,000 characters"):
+        client.predict("y" * 20_000, api_name="/chat")
+    just_chat(client)
+    assert "You said: still here" in client.predict("still here", api_name="/chat")
 
 
 def test_broken_template_stops_startup_with_file_and_line(tmp_path):
@@ -152,76 +165,71 @@ def test_questionnaire_api_resumes_after_restart(tmp_path):
         assert resumed["card"]["facts"] == second["card"]["facts"]
 
 
-def test_questionnaire_through_chat_question_answer_and_profile(tmp_path):
+def test_questionnaire_through_chat_question_answer_and_profile(scripted_app):
     """The questionnaire API as an HTTP client sees it (gradio_client)."""
-    with AppProcess(tmp_path / "data", provider="scripted") as app:
-        client = Client(app.url, verbose=False)
-        q = client.predict(api_name="/question")
-        assert q["id"] == "buyer_type" and q["type"] == "single" and q["options"]
-        reply = client.predict(q["options"][0]["label"], api_name="/chat")
-        assert reply.startswith("Got it")
-        nxt = client.predict(api_name="/question")
-        assert nxt["id"] != q["id"] and nxt["progress"]["answered"] == 1
-        reply = client.predict("budget", "about 40 quid", api_name="/answer")
-        assert "£40" in reply
-        # a correction in free text, at any time
-        reply = client.predict("actually my budget is 50", api_name="/chat")
-        assert "changed your budget to £50" in reply
-        bad = client.predict("budget", "a zillion", api_name="/answer")
-        assert "Sorry" in bad
-        card = client.predict(api_name="/profile")
-        facts = {f["question"]: f for f in card["facts"]}
-        assert facts["buyer_type"]["source"] == "said"
-        assert facts["budget"]["value"] == {"min": 50, "max": 50}
-        assert all(0 < f["confidence"] <= 1 for f in card["facts"])
-        assert card["answered"] >= 2 and card["total"] > card["answered"]
-        with pytest.raises(Exception, match="no question 'shoe_size'"):
-            client.predict("shoe_size", "42", api_name="/answer")
+    client = Client(scripted_app.url, verbose=False)
+    q = client.predict(api_name="/question")
+    assert q["id"] == "buyer_type" and q["type"] == "single" and q["options"]
+    reply = client.predict(q["options"][0]["label"], api_name="/chat")
+    assert reply.startswith("Got it")
+    nxt = client.predict(api_name="/question")
+    assert nxt["id"] != q["id"] and nxt["progress"]["answered"] == 1
+    reply = client.predict("budget", "about 40 quid", api_name="/answer")
+    assert "£40" in reply
+    # a correction in free text, at any time
+    reply = client.predict("actually my budget is 50", api_name="/chat")
+    assert "changed your budget to £50" in reply
+    bad = client.predict("budget", "a zillion", api_name="/answer")
+    assert "Sorry" in bad
+    card = client.predict(api_name="/profile")
+    facts = {f["question"]: f for f in card["facts"]}
+    assert facts["buyer_type"]["source"] == "said"
+    assert facts["budget"]["value"] == {"min": 50, "max": 50}
+    assert all(0 < f["confidence"] <= 1 for f in card["facts"])
+    assert card["answered"] >= 2 and card["total"] > card["answered"]
+    with pytest.raises(Exception, match="no question 'shoe_size'"):
+        client.predict("shoe_size", "42", api_name="/answer")
 
 
-def test_staff_app_needs_login_and_the_right_role(tmp_path):
+def test_staff_app_needs_login_and_the_right_role(scripted_app):
     """The chat stays public; /staff needs a login (HTTP and gradio_client), and each
     action checks the role."""
     import urllib.error
     import urllib.request
 
-    data = tmp_path / "data"
-    add_user(data, "alex", "agent")
-    add_user(data, "olivia", "ops")
-    with AppProcess(data, provider="scripted") as app:
-        assert Client(app.url, verbose=False).predict(api_name="/question")["id"]
-        with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(app.url + "staff/config")
-        assert denied.value.code == 401
-        with pytest.raises(Exception, match="credentials were not provided"):
-            Client(app.url + "staff/", verbose=False)
-        with pytest.raises(ValueError, match="Could not login"):
-            Client(app.url + "staff/", auth=("alex", "wrong-password"), verbose=False)
-        agent = Client(app.url + "staff/", auth=("alex", PASSWORD), verbose=False)
-        refused = agent.predict("17850", api_name="/segment_of_customer")
-        assert refused["error"] == "Your account 'alex' has the role agent; this needs ops."
-        ops = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
-        assert "No segments have been built yet" in ops.predict(
-            "17850", api_name="/segment_of_customer")["error"]
+    app = scripted_app
+    assert Client(app.url, verbose=False).predict(api_name="/question")["id"]
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(app.url + "staff/config")
+    assert denied.value.code == 401
+    with pytest.raises(Exception, match="credentials were not provided"):
+        Client(app.url + "staff/", verbose=False)
+    with pytest.raises(ValueError, match="Could not login"):
+        Client(app.url + "staff/", auth=("alex", "wrong-password"), verbose=False)
+    agent = Client(app.url + "staff/", auth=("alex", PASSWORD), verbose=False)
+    refused = agent.predict("17850", api_name="/segment_of_customer")
+    assert refused["error"] == "Your account 'alex' has the role agent; this needs ops."
+    ops = Client(app.url + "staff/", auth=("olivia", PASSWORD), verbose=False)
+    assert "No segments have been built yet" in ops.predict(
+        "17850", api_name="/segment_of_customer")["error"]
 
 
-def test_recommend_api_popular_then_personal(tmp_path):
+def test_recommend_api_popular_then_personal(scripted_app):
     """/recommend on the shipped orders: labelled popular items for a new person, then
     items for what they said; /item_feedback removes a 'not for me' item."""
-    with AppProcess(tmp_path / "data", provider="scripted") as app:
-        client = Client(app.url, verbose=False)
-        first = client.predict(api_name="/recommend")
-        assert first["popular"] and all(i["fallback"] for i in first["items"])
-        client.predict("interests", "candles and christmas", api_name="/answer")
-        client.predict("budget", "about 5 pounds", api_name="/answer")
-        mine = client.predict(api_name="/recommend")["items"]
-        assert mine and mine != first["items"]
-        assert any("within your budget of £5" in i["reasons"] for i in mine)
-        gone = mine[0]["id"]
-        after = client.predict(gone, "not_for_me", api_name="/item_feedback")["items"]
-        assert gone not in [i["id"] for i in after]
-        with pytest.raises(Exception, match="not a reaction"):
-            client.predict(gone, "love it", api_name="/item_feedback")
+    client = Client(scripted_app.url, verbose=False)
+    first = client.predict(api_name="/recommend")
+    assert first["popular"] and all(i["fallback"] for i in first["items"])
+    client.predict("interests", "candles and christmas", api_name="/answer")
+    client.predict("budget", "about 5 pounds", api_name="/answer")
+    mine = client.predict(api_name="/recommend")["items"]
+    assert mine and mine != first["items"]
+    assert any("within your budget of £5" in i["reasons"] for i in mine)
+    gone = mine[0]["id"]
+    after = client.predict(gone, "not_for_me", api_name="/item_feedback")["items"]
+    assert gone not in [i["id"] for i in after]
+    with pytest.raises(Exception, match="not a reaction"):
+        client.predict(gone, "love it", api_name="/item_feedback")
 
 
 def test_agent_desk_api_needs_the_agent_role(tmp_path, staff_shop):

@@ -4,7 +4,7 @@
 The 135M model follows some attacks (it echoes the ticket, agrees to refunds); what must
 hold is that the desk never shows such a draft as clean, and never shows prompt text. The
 counts are printed at the end (``pytest -s`` or the summary line in the output).
-One llama.cpp thread: the suite shares two cores (about 5-10 s per draft here).
+Two llama.cpp threads: the suite runs one test at a time on two cores (3-6 s per draft here).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Parts:
 
 @pytest.fixture(scope="module")
 def local_model() -> Any:
-    model = build_model(load_settings(llm_provider="local", local_threads=1))
+    model = build_model(load_settings(llm_provider="local", local_threads=2))
     assert model.provider == "local"
     model.warm_up()
     return model

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
@@ -30,7 +33,23 @@ def build_server(service: AssistantService) -> FastAPI:
     return gr.mount_gradio_app(app, chat, "", **common)
 
 
+#: seconds a stop (Ctrl+C, SIGTERM) waits for open requests; Gradio clients hold streams
+#: open, and without a limit uvicorn waits for them forever (or until it is killed)
+SHUTDOWN_GRACE_SECONDS = 3
+
+
+class _ShutdownCancelFilter(logging.Filter):
+    """Drops the traceback uvicorn logs for each open stream it cancels at shutdown (the
+    line "Cancel N running task(s)" before it says what happened)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        return not (exc is not None and issubclass(exc, asyncio.CancelledError))
+
+
 def launch(service: AssistantService) -> None:
-    """Serve until stopped (Ctrl+C)."""
+    """Serve until stopped (Ctrl+C or SIGTERM: at most ``SHUTDOWN_GRACE_SECONDS`` later)."""
+    logging.getLogger("uvicorn.error").addFilter(_ShutdownCancelFilter())
     uvicorn.run(build_server(service), host=service.settings.host,
-                port=service.settings.port, log_level="warning")
+                port=service.settings.port, log_level="warning",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
