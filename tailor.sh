@@ -89,7 +89,7 @@ fresh_check() {
   local t0=$SECONDS
   ./tailor.sh start --port "$port" >"$dir/start.log" 2>&1 &
   local pid=$!
-  until curl -fsS -o /dev/null "http://127.0.0.1:$port/"; do
+  until curl -fs -o /dev/null "http://127.0.0.1:$port/"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -30 "$dir/start.log" >&2; say "FAILED: ./tailor.sh start exited (log: $dir/start.log)"
       exit 1

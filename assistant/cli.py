@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from assistant.config import Settings, load_settings
-from assistant.errors import AssistantError, InputError, unexpected_error
+from assistant.core.config import Settings, load_settings
+from assistant.core.errors import AssistantError, InputError, unexpected_error
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
@@ -132,7 +132,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (TAILOR_PORT).")] = None,
 ) -> None:
     """Start the web app (Chat tab) on the configured model."""
-    from assistant.service import AssistantService
+    from assistant.service.assistant import AssistantService
     from assistant.ui import launch
 
     _setup_logging()
@@ -154,7 +154,7 @@ def chat(
     session: Annotated[str | None, typer.Option(help="Continue this session id.")] = None,
 ) -> None:
     """Send one chat message and stream the reply to stdout (session id on stderr)."""
-    from assistant.service import AssistantService
+    from assistant.service.assistant import AssistantService
 
     service = AssistantService.from_settings(_settings())
     sid, _ = service.resume(session)
@@ -176,7 +176,7 @@ def config() -> None:
 @friendly
 def calls(limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20) -> None:
     """Show the LLM call log (latency, time to first token, tokens, outcome)."""
-    from assistant.store import Store
+    from assistant.infra.store import Store
 
     rows = Store(_settings().db_path).llm_calls(limit)
     typer.echo(json.dumps([r.model_dump() for r in rows], indent=2))
@@ -186,7 +186,7 @@ def calls(limit: Annotated[int, typer.Option(min=1, help="How many, newest first
 @friendly
 def templates_list() -> None:
     """List templates with their variables."""
-    from assistant.prompts import TemplateRegistry
+    from assistant.prompts.templates import TemplateRegistry
 
     for tpl in TemplateRegistry(_settings().prompts_dir):
         variables = ", ".join(f"{n}:{v.type}{'' if v.required else '?'}"
@@ -198,7 +198,7 @@ def templates_list() -> None:
 @friendly
 def templates_check() -> None:
     """Validate every template file (exit 2 with file and line on the first problem)."""
-    from assistant.prompts import TemplateRegistry
+    from assistant.prompts.templates import TemplateRegistry
 
     reg = TemplateRegistry(_settings().prompts_dir)
     typer.echo(f"{len(reg.templates)} template(s) OK")
@@ -256,8 +256,8 @@ def segments_build(
 ) -> None:
     """Ingest orders, compute features, discover segments, train the segment classifier.
     Rejected rows are written to <data dir>/artifacts/last-rejects.csv with their reason."""
-    from assistant.behaviour import parse_map_options
-    from assistant.segmentation import build_segment_model
+    from assistant.orders.ingest import parse_map_options
+    from assistant.segments.model import build_segment_model
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -282,8 +282,8 @@ def segments_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Cross-validate a classifier on any table; compare with the majority baseline."""
-    from assistant.behaviour import read_table
-    from assistant.segmentation import train_table
+    from assistant.orders.ingest import read_table
+    from assistant.segments.model import train_table
 
     result = train_table(read_table(table), label)
     if as_json:
@@ -302,7 +302,7 @@ def segments_show(
     customer: Annotated[str, typer.Argument(help="Customer id from the order data.")],
 ) -> None:
     """Segment of a known customer, with probability and reasons, as JSON."""
-    from assistant.service import AssistantService
+    from assistant.service.assistant import AssistantService
 
     service = AssistantService.from_settings(_settings())
     typer.echo(json.dumps(service.segment_of_customer(customer), indent=2))
@@ -310,7 +310,7 @@ def segments_show(
 
 # --------------------------------------------------------------------------- users
 def _user_store() -> Any:
-    from assistant.users import UserStore
+    from assistant.infra.users import UserStore
 
     return UserStore.from_settings(_settings())
 
@@ -330,7 +330,7 @@ def users_add(
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
 ) -> None:
     """Add a user; the password is asked twice (hidden) unless --password-stdin."""
-    from assistant.users import check_role, normalize_name
+    from assistant.infra.users import check_role, normalize_name
 
     normalize_name(name)
     check_role(role)  # refuse bad input before asking for a password
@@ -370,7 +370,7 @@ def users_passwd(
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
 ) -> None:
     """Set a user's password."""
-    from assistant.users import normalize_name
+    from assistant.infra.users import normalize_name
 
     store = _user_store()
     if store.get(normalize_name(name)) is None:  # refuse before asking for a password
@@ -396,7 +396,7 @@ def help_build(
     """Fill the Bitext responses from data/shop.yaml and index them in Chroma.
 
     Skipped when the data, the shop file and the options are unchanged."""
-    from assistant.helpbase import HelpBase, build_helpbase
+    from assistant.support.helpbase import HelpBase, build_helpbase
 
     base = HelpBase.from_settings(_settings())
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -427,7 +427,7 @@ def help_search(
     """The help passages nearest a text."""
     from dataclasses import asdict
 
-    from assistant.helpbase import HelpBase
+    from assistant.support.helpbase import HelpBase
 
     hits = HelpBase.from_settings(_settings()).search(text, k, intent)
     if as_json:
@@ -446,7 +446,7 @@ def help_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Train the intent classifier; print held-out accuracy and macro-F1."""
-    from assistant.intents import train_intents
+    from assistant.support.intents import train_intents
 
     summary = train_intents(_settings().artifacts_dir, data)
     if as_json:
@@ -465,7 +465,7 @@ def help_train(
 @friendly
 def help_classify(text: Annotated[str, typer.Argument(help="A ticket.")]) -> None:
     """Intent of a ticket with its confidence and the top 3, as JSON."""
-    from assistant.intents import IntentClassifier
+    from assistant.support.intents import IntentClassifier
 
     pred = IntentClassifier.load(_settings().artifacts_dir).predict(text)
     typer.echo(json.dumps(pred._asdict(), indent=2))
@@ -500,8 +500,8 @@ def recommend_evaluate(
     coverage, novelty), plus the cold start; the hybrid's weights are tuned on a validation
     split inside the training data. JSON: {"recommenders": {name: {metric: value}} (repeats
     allowed), "recommenders_new_items": {...} (already-bought excluded), "cold_start": {...}}."""
-    from assistant.behaviour import parse_map_options
-    from assistant.evaluation import evaluate, format_report, load_interactions
+    from assistant.orders.ingest import parse_map_options
+    from assistant.recommend.evaluation import evaluate, format_report, load_interactions
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -525,13 +525,13 @@ AsOption = Annotated[str | None, typer.Option(
 
 def _prompt_versions() -> Any:
     """The studio over the configured database; shipped templates are seeded on first use."""
-    from assistant.prompt_versions import PromptVersions
+    from assistant.prompts.versions import PromptVersions
 
     return PromptVersions.from_settings(_settings())
 
 
 def _actor(name: str | None) -> str:
-    from assistant.prompt_versions import default_actor
+    from assistant.prompts.versions import default_actor
 
     return name or default_actor()
 
@@ -617,7 +617,7 @@ def prompts_diff(
 
 def _read_text(file: Path) -> str:
     """A file the user named; unreadable -> a clear error, not a traceback."""
-    from assistant.errors import InputError
+    from assistant.core.errors import InputError
 
     try:
         return file.read_text(encoding="utf-8")
@@ -635,7 +635,7 @@ def prompts_save(
     as_: AsOption = None,
 ) -> None:
     """Save a new version; refused with a diff when someone saved since --base."""
-    from assistant.prompt_versions import ConflictError
+    from assistant.prompts.versions import ConflictError
 
     body = _read_text(file)
     try:
@@ -709,8 +709,8 @@ def prompts_metrics(
     """Per-version metrics of a template from the call log and feedback (calls, latency,
     tokens, grounding failures, like rate, agents' edits), and with --compare a significance
     test between two versions (Fisher's exact test for rates, Mann-Whitney U otherwise)."""
-    from assistant.prompt_metrics import compare, metrics_markdown, version_metrics
-    from assistant.store import Store
+    from assistant.infra.store import Store
+    from assistant.prompts.metrics import compare, metrics_markdown, version_metrics
 
     store = Store(_settings().db_path)
     per_version = version_metrics(store, name, since=since)
@@ -742,7 +742,7 @@ def prompts_test(
 ) -> None:
     """Run the template's tests on the configured model: a table and the pass rate.
     Exit code 1 when any check fails."""
-    from assistant.llm import LLMClient, build_model
+    from assistant.infra.llm import LLMClient, build_model
 
     settings = _settings()
     studio = _prompt_versions()

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.config import REPO_ROOT, load_settings
-from assistant.embeddings import MiniLMEmbedder
-from assistant.profile_store import DEFAULT_HNSW, VectorStore
+from assistant.core.config import REPO_ROOT, load_settings
+from assistant.infra.embeddings import MiniLMEmbedder
+from assistant.infra.vectors import DEFAULT_HNSW, VectorStore
 
 CHROMA_DEFAULTS = {"ef_construction": 100, "max_neighbors": 16, "ef_search": 100}
 K = 10
@@ -33,10 +33,10 @@ CACHE = Path(tempfile.gettempdir()) / "tailor-profile-vectors.npy"
 def profile_vectors(embedder: MiniLMEmbedder) -> np.ndarray:
     if CACHE.exists():  # embedding 4,338 profiles takes a while on 2 cores
         return np.load(CACHE)
-    from assistant.behaviour import load_orders
-    from assistant.features import build_features
-    from assistant.profiles import customer_documents
-    from assistant.questionnaire import load_spec
+    from assistant.orders.features import build_features
+    from assistant.orders.ingest import load_orders
+    from assistant.questionnaire.engine import load_spec
+    from assistant.recommend.profiles import customer_documents
 
     orders = load_orders(REPO_ROOT / "data" / "online_retail.csv.gz").orders
     feats = build_features(orders)

@@ -1,4 +1,5 @@
-"""Per-customer feature build (assistant.features.build_features) vs DuckDB, same data, same run.
+"""Per-customer feature build (assistant.orders.features.build_features) vs DuckDB, same data,
+same run.
 
     .venv/bin/python bench/features.py [--scales 1,20] [--repeat 3] [--data PATH]
                                        [--duckdb-threads N]
@@ -6,7 +7,7 @@
 Data: the Online Retail file (data/online_retail.csv.gz, else the shared copy), read by a
 minimal loader in this file: pandas read_csv, drop rows without CustomerID, parse dates,
 amount = Quantity * UnitPrice, is_return = InvoiceNo starts with "C" or Quantity < 0. The real
-ingest is assistant.behaviour.load_orders (column mapping, validation, rejected-row report);
+ingest is assistant.orders.ingest.load_orders (column mapping, validation, rejected-row report);
 this bench isolates the feature step, so it only needs the canonical frame. At scale xN the
 frame is replicated N times with distinct customer and order ids per replica (id + "-r{i}"),
 built once by the parent process and handed to the arms as an Arrow (Feather) file. x20 is
@@ -58,7 +59,7 @@ GOAL_RATIO = 1.5
 GOAL_SCALE = 20
 CHECKED = ("recency_days", "frequency", "monetary", "tenure_days", "distinct_items")
 
-# Same definitions as assistant.features: purchases are rows with is_return false; dates are
+# Same definitions as assistant.orders.features: purchases are rows with is_return false; dates are
 # calendar days; the reference date is the day after the last order; monetary is net (sum of
 # all amounts, returns being negative); customers without a purchase are left out.
 DUCKDB_SQL = """
@@ -125,7 +126,7 @@ def replicate(orders: pd.DataFrame, times: int) -> pd.DataFrame:
 
 
 def pandas_arm(orders: pd.DataFrame) -> pd.DataFrame:
-    from assistant.features import build_features
+    from assistant.orders.features import build_features
 
     return build_features(orders)
 
@@ -170,7 +171,7 @@ def run_child(arm: str, source: Path, result: Path, duckdb_threads: int | None) 
         duckdb.sql("select 1").fetchall()
         threads = duckdb.sql("select current_setting('threads')").fetchall()[0][0]
     else:
-        import assistant.features  # noqa: F401
+        import assistant.orders.features  # noqa: F401
 
         threads = 1
     release_free_memory()

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from assistant.config import REPO_ROOT
-from assistant.llm import GenerationParams, LLMClient, LocalModel
-from assistant.prompts import TemplateRegistry
-from assistant.store import Store
+from assistant.core.config import REPO_ROOT
+from assistant.infra.llm import GenerationParams, LLMClient, LocalModel
+from assistant.infra.store import Store
+from assistant.prompts.templates import TemplateRegistry
 
 QUESTIONS = [
     "Can you suggest a gift for my mother who loves gardening?",

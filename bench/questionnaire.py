@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from assistant.answers import AnswerNoise, add_noise, true_answers
-from assistant.behaviour import load_orders
-from assistant.catalog import assign_groups, load_group_rules
-from assistant.config import REPO_ROOT
-from assistant.features import build_features
-from assistant.segmentation import (
+from assistant.core.config import REPO_ROOT
+from assistant.orders.catalog import assign_groups, load_group_rules
+from assistant.orders.features import build_features
+from assistant.orders.ingest import load_orders
+from assistant.segments.answers import AnswerNoise, add_noise, true_answers
+from assistant.segments.model import (
     ASK_ORDER,
     INTEREST_PREFIX,
     QuestionPlanner,

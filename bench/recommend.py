@@ -9,7 +9,7 @@ search on real profile embeddings (4,338 customers, and 100,000 made from them),
 Chroma's default HNSW parameters and with Tailor's (``profile_store.DEFAULT_HNSW``); the
 same as ``bench/chroma_recall.py``.
 
-Data: data/online_retail.csv.gz through assistant.evaluation.load_interactions (every
+Data: data/online_retail.csv.gz through assistant.recommend.evaluation.load_interactions (every
 customer, all dates), profiles as the evaluation builds them (RFM segment, answers derived
 from the orders). Scale "1" is that data (about 4,300 customers); a number N is N synthetic
 profiles made by resampling the real customers with replacement (seeded): their purchase
@@ -38,8 +38,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from assistant import evaluation as ev  # noqa: E402
-from assistant.recommend import (  # noqa: E402
+from assistant.recommend import evaluation as ev  # noqa: E402
+from assistant.recommend.algorithms import (  # noqa: E402
     HybridRecommender,
     Query,
     TrainingData,

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from assistant.config import REPO_ROOT
+from assistant.core.config import REPO_ROOT
 
 
 def free_port() -> int:
@@ -79,7 +79,7 @@ PASSWORD = "correct-horse-42"
 
 def add_user(data_dir: Path, name: str, role: str, password: str = PASSWORD) -> None:
     """A staff user in the app's users file (what `assistant users add` writes)."""
-    from assistant.users import USERS_FILE, UserStore
+    from assistant.infra.users import USERS_FILE, UserStore
 
     data_dir.mkdir(parents=True, exist_ok=True)
     UserStore(data_dir / USERS_FILE).add(name, password, role)

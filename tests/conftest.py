@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import REPO_ROOT, Settings, load_settings
-from assistant.llm import ScriptedModel
-from assistant.service import AssistantService
+from assistant.core.config import REPO_ROOT, Settings, load_settings
+from assistant.infra.llm import ScriptedModel
+from assistant.service.assistant import AssistantService
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -57,9 +57,9 @@ def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Tests copy it (``copy_shop``) so each gets its own stores."""
     import pandas as pd
 
-    from assistant.helpbase import HelpBase, build_helpbase
-    from assistant.intents import train_intents
-    from assistant.profile_store import VectorStore
+    from assistant.infra.vectors import VectorStore
+    from assistant.support.helpbase import HelpBase, build_helpbase
+    from assistant.support.intents import train_intents
 
     root = tmp_path_factory.mktemp("staff-shop")
     orders = root / "orders.csv"

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.behaviour import ORDER_COLUMNS, IngestResult, load_orders, parse_map_options
-from assistant.config import REPO_ROOT
-from assistant.errors import InputError
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import InputError
+from assistant.orders.ingest import ORDER_COLUMNS, IngestResult, load_orders, parse_map_options
 
 REAL_FILE = REPO_ROOT / "data" / "online_retail.csv.gz"
 UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"

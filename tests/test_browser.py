@@ -3,6 +3,7 @@
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,19 @@ def browser():
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def shot(page, path: Path, docs_name: str | None = None, *, full_page: bool = True) -> None:
+    """A screenshot kept with the test's files; with TAILOR_SCREENSHOTS=docs it also becomes
+    the README's picture ``docs/<docs_name>.png`` (refresh them when the UI changes:
+    ``TAILOR_SCREENSHOTS=docs ./tailor.sh test -m browser``)."""
+    page.screenshot(path=str(path), full_page=full_page)
+    if docs_name and os.environ.get("TAILOR_SCREENSHOTS") == "docs":
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(path, DOCS / f"{docs_name}.png")
 
 
 def just_chat(page) -> None:
@@ -167,7 +181,7 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
     """Ops upload real orders (the first 60,000 rows of the shipped file) and rebuild."""
     import pandas as pd
 
-    from assistant.config import REPO_ROOT
+    from assistant.core.config import REPO_ROOT
 
     orders = tmp_path / "orders.csv"
     pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
@@ -195,7 +209,7 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         page.locator("text=/[0-9,]+ customers/").first.wait_for(timeout=120_000)
         _wait_for(lambda: page.locator(".js-plotly-plot").count() >= 4, timeout=30)
         assert page.get_by_text("Confusion matrix").count() >= 1
-        page.screenshot(path=str(tmp_path / "segments.png"), full_page=True)
+        shot(page, tmp_path / "segments.png", "segments")
         page.close()
 
 
@@ -203,9 +217,9 @@ def prebuilt_segments(tmp_path):
     """A data dir with segments built from the first 60,000 rows of the shipped orders."""
     import pandas as pd
 
-    from assistant.config import REPO_ROOT, load_settings
-    from assistant.llm import ScriptedModel
-    from assistant.service import AssistantService
+    from assistant.core.config import REPO_ROOT, load_settings
+    from assistant.infra.llm import ScriptedModel
+    from assistant.service.assistant import AssistantService
 
     data = tmp_path / "data"
     orders = tmp_path / "orders.csv"
@@ -276,7 +290,7 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
         cards.first.get_by_role("button", name="Not for me").click()
         _wait_for(lambda: cards.count() >= 3 and cards.first.inner_text() != first, timeout=30)
         assert all(first.splitlines()[0] not in c for c in cards.all_inner_texts())
-        page.screenshot(path=str(tmp_path / "questionnaire.png"), full_page=True)
+        shot(page, tmp_path / "questionnaire.png", "chat")
         page.close()
 
 
@@ -302,7 +316,7 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
     """An agent signs in, opens a real customer, pastes a ticket about a late order and gets
     a streamed, cited draft from the local model, checked against the customer's records;
     editing the ticket while a draft is written discards that draft."""
-    from assistant.store import Store
+    from assistant.infra.store import Store
     from tests.conftest import copy_shop
 
     data, orders = copy_shop(staff_shop, tmp_path / "shop")
@@ -326,7 +340,7 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
         assert "intent" in status.inner_text()
         page.get_by_text("Sources [n] used in the draft").click()
         assert "[1]" in page.locator("#tailor-draft-citations").inner_text()
-        page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+        shot(page, tmp_path / "desk.png", "agent-desk")
         # a new draft, then the ticket changes while it is being written: discarded
         page.get_by_role("button", name="Regenerate").click()
         _wait_for(lambda: "Writing" in status.inner_text(), timeout=60)
@@ -342,7 +356,7 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
     previews it for real customers of three segments and runs it on the model, runs its
     tests, sends it to staging for 50%, promotes it and rolls it back, while a customer's
     chat in another browser context keeps getting suggestions and switches versions."""
-    from assistant.store import Store
+    from assistant.infra.store import Store
     from tests.conftest import copy_shop
 
     data, orders = copy_shop(staff_shop, tmp_path / "shop")
@@ -411,7 +425,7 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         _wait_for(lambda: preview.get_by_text("tokens in").count() == 3, 90)
         text = preview.inner_text()
         assert "ms" in text and "grounded" in text
-        page.screenshot(path=str(tmp_path / "studio-preview.png"), full_page=True)
+        shot(page, tmp_path / "studio-preview.png", "prompt-studio")
 
         # tests on v2
         page.get_by_role("tab", name="Tests").click()

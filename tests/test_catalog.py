@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from assistant.behaviour import ORDER_COLUMNS, load_orders
-from assistant.catalog import (
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import ConfigError
+from assistant.orders.catalog import (
     CATALOG_COLUMNS,
     DEFAULT_GROUPS_PATH,
     assign_groups,
@@ -16,8 +17,7 @@ from assistant.catalog import (
     load_group_rules,
     spend_by_group,
 )
-from assistant.config import REPO_ROOT
-from assistant.errors import ConfigError
+from assistant.orders.ingest import ORDER_COLUMNS, load_orders
 
 REAL_FILE = REPO_ROOT / "data" / "online_retail.csv.gz"
 

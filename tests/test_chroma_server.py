@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import load_settings
-from assistant.embeddings import MODEL_ID
-from assistant.errors import EmbeddingMismatchError
-from assistant.profile_store import VectorStore
+from assistant.core.config import load_settings
+from assistant.core.errors import EmbeddingMismatchError
+from assistant.infra.embeddings import MODEL_ID
+from assistant.infra.vectors import VectorStore
 from tests.apprunner import free_port
 
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import load_settings
-from assistant.errors import ConfigError
+from assistant.core.config import load_settings
+from assistant.core.errors import ConfigError
 
 
 def test_defaults_are_local_and_loopback():

@@ -269,9 +269,9 @@ def test_running_app_picks_up_a_new_production_template(tmp_path):
     seconds, without a restart (seen in the call log and in what the model receives)."""
     import time
 
-    from assistant.config import load_settings
-    from assistant.prompt_versions import PromptVersions
-    from assistant.store import Store
+    from assistant.core.config import load_settings
+    from assistant.infra.store import Store
+    from assistant.prompts.versions import PromptVersions
 
     data = tmp_path / "data"
     with AppProcess(data, provider="scripted") as app:

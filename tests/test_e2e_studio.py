@@ -10,7 +10,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from assistant.store import Store
+from assistant.infra.store import Store
 from tests.apprunner import PASSWORD, AppProcess, add_user
 
 pytestmark = pytest.mark.e2e

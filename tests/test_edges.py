@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.behaviour import DATE_MAX, DATE_MIN, _sniff_delimiter, load_orders
-from assistant.config import REPO_ROOT
-from assistant.errors import InputError
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import InputError
+from assistant.orders.ingest import DATE_MAX, DATE_MIN, _sniff_delimiter, load_orders
 
 ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"
 runner = CliRunner()
@@ -167,13 +167,13 @@ def test_single_column_file_is_still_refused(tmp_path: Path):
 
 def test_cli_bug_is_a_short_message_and_logged(sample, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch):
-    import assistant.segmentation
+    import assistant.segments.model
     from assistant.cli import app
 
     def broken(*_args, **_kwargs):
         raise AssertionError("Something has gone wrong, please report a bug")
 
-    monkeypatch.setattr(assistant.segmentation, "build_segment_model", broken)
+    monkeypatch.setattr(assistant.segments.model, "build_segment_model", broken)
     path = tmp_path / "orders.csv"
     sample.to_csv(path, index=False)
     data = tmp_path / "data"

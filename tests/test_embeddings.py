@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from assistant.config import load_settings
-from assistant.embeddings import DIMENSION, MODEL_ID, MiniLMEmbedder
-from assistant.errors import EmbeddingMismatchError, InputError
-from assistant.profile_store import VectorStore
+from assistant.core.config import load_settings
+from assistant.core.errors import EmbeddingMismatchError, InputError
+from assistant.infra.embeddings import DIMENSION, MODEL_ID, MiniLMEmbedder
+from assistant.infra.vectors import VectorStore
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from assistant import evaluation as ev
-from assistant.config import REPO_ROOT
-from assistant.errors import InputError
-from assistant.recommend import (
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import InputError
+from assistant.recommend import evaluation as ev
+from assistant.recommend.algorithms import (
     HybridRecommender,
     PopularityRecommender,
     RepeatRecommender,
@@ -321,7 +321,7 @@ def test_evaluate_a_file_without_times(tmp_path):
 def test_real_data_hybrid_beats_every_component():
     """The acceptance target on the UCI data with the weights tuned there (fitting and
     scoring only; ``assistant recommend evaluate`` retunes them; see the module docstring
-    of ``assistant.evaluation``). Content uses a bag-of-words stand-in (no MiniLM)."""
+    of ``assistant.recommend.evaluation``). Content uses a bag-of-words stand-in (no MiniLM)."""
     data = ev.load_interactions(ORDERS)
     split = ev.make_split(data.events, "chronological", split_date="2011-09-01")
     context = ev.build_context(data, split.train)

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from assistant.errors import InputError
-from assistant.features import FEATURE_COLUMNS, build_features, share_columns
+from assistant.core.errors import InputError
+from assistant.orders.features import FEATURE_COLUMNS, build_features, share_columns
 
 COLUMNS = ["customer", "order_id", "timestamp", "item", "quantity", "unit_price", "country",
            "is_return"]

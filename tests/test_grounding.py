@@ -1,11 +1,11 @@
-"""grounding.py: invented products, wrong prices, unknown order ids, amounts, dates and
+"""prompts/grounding.py: invented products, wrong prices, unknown order ids, amounts, dates and
 promises are caught; supported claims pass."""
 
 from datetime import date
 
 import pytest
 
-from assistant.grounding import Candidate, Facts, check, highlight, money_mentions
+from assistant.prompts.grounding import Candidate, Facts, check, highlight, money_mentions
 
 CANDIDATES = [Candidate("WHITE HANGING HEART T-LIGHT HOLDER", 2.95),
               Candidate("JUMBO BAG RED RETROSPOT", 2.08)]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from assistant.config import load_settings
-from assistant.errors import AssistantError, ConfigError, InputError
-from assistant.helpbase import (
+from assistant.core.config import load_settings
+from assistant.core.errors import AssistantError, ConfigError, InputError
+from assistant.support.helpbase import (
     DEFAULT_CSV,
     DEFAULT_SHOP,
     HelpBase,

@@ -12,10 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from assistant.artifacts import ArtifactError
-from assistant.errors import AssistantError, InputError
-from assistant.helpbase import DEFAULT_CSV, load_bitext
-from assistant.intents import IntentClassifier, IntentPrediction, load_examples, train_intents
+from assistant.core.errors import AssistantError, InputError
+from assistant.infra.artifacts import ArtifactError
+from assistant.support.helpbase import DEFAULT_CSV, load_bitext
+from assistant.support.intents import (
+    IntentClassifier,
+    IntentPrediction,
+    load_examples,
+    train_intents,
+)
 
 ACCURACY_FLOOR = 0.97
 MACRO_F1_FLOOR = 0.97

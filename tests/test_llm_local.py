@@ -2,10 +2,10 @@
 
 import pytest
 
-from assistant.errors import ModelResponseError, ModelUnavailableError
-from assistant.llm import GenerationParams, LLMClient, LocalModel, default_gguf_path
-from assistant.schemas import Message
-from assistant.store import Store
+from assistant.core.errors import ModelResponseError, ModelUnavailableError
+from assistant.core.schemas import Message
+from assistant.infra.llm import GenerationParams, LLMClient, LocalModel, default_gguf_path
+from assistant.infra.store import Store
 
 pytestmark = pytest.mark.slow
 

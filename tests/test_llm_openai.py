@@ -1,6 +1,6 @@
 """The OpenAI-compatible path, end to end through the real openai client.
 
-``assistant.llm.OpenAIModel`` (LangChain ``ChatOpenAI`` -> openai -> httpx) talks to the
+``assistant.infra.llm.OpenAIModel`` (LangChain ``ChatOpenAI`` -> openai -> httpx) talks to the
 fake server in ``tests/fake_openai.py`` on 127.0.0.1; ``LLMClient`` logs every call in a
 real SQLite ``Store``. No network beyond 127.0.0.1.
 """
@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from assistant.config import load_settings
-from assistant.errors import ModelUnavailableError
-from assistant.llm import GenerationParams, LLMClient, OpenAIModel, build_model
-from assistant.schemas import LLMCall, Message
-from assistant.store import Store
+from assistant.core.config import load_settings
+from assistant.core.errors import ModelUnavailableError
+from assistant.core.schemas import LLMCall, Message
+from assistant.infra.llm import GenerationParams, LLMClient, OpenAIModel, build_model
+from assistant.infra.store import Store
 from tests.fake_openai import DEFAULT_TEXT, FakeOpenAIServer, cut, hang, reply, stall
 
 MESSAGES = [

@@ -1,5 +1,5 @@
 """Per-version metrics of a prompt template and the significance tests between versions
-(assistant/prompt_metrics.py), on a real SQLite store filled through its public methods."""
+(assistant/prompts/metrics.py), on a real SQLite store filled through its public methods."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from scipy.stats import fisher_exact, mannwhitneyu
 
-from assistant import prompt_metrics as pm
-from assistant.prompt_metrics import (
+from assistant.core.schemas import LLMCall
+from assistant.infra.store import Store
+from assistant.prompts import metrics as pm
+from assistant.prompts.metrics import (
     PREVIEW_SESSION,
     compare,
     edit_distance,
     metrics_markdown,
     version_metrics,
 )
-from assistant.prompt_versions import TEST_SESSION
-from assistant.schemas import LLMCall
-from assistant.store import Store
+from assistant.prompts.versions import TEST_SESSION
 
 REC = "recommendation"
 NOT_ENOUGH = "not enough data (need at least 5 per version)"
@@ -40,7 +40,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr("assistant.store._now", c)
+    monkeypatch.setattr("assistant.infra.store._now", c)
     return c
 
 

@@ -1,4 +1,4 @@
-"""Prompt studio domain (assistant/prompt_versions.py): immutable versions, validation at
+"""Prompt studio domain (assistant/prompts/versions.py): immutable versions, validation at
 the field, optimistic saves under concurrency, labels and their audit log, the production
 test gate, rollback, per-template tests, the running app's production view, export."""
 
@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import REPO_ROOT
-from assistant.llm import LLMClient, ScriptedModel
-from assistant.prompt_versions import (
+from assistant.core.config import REPO_ROOT
+from assistant.infra.llm import LLMClient, ScriptedModel
+from assistant.infra.store import Store
+from assistant.prompts.templates import load_template
+from assistant.prompts.versions import (
     MAX_BODY_BYTES,
     ConflictError,
     FieldError,
@@ -24,8 +26,6 @@ from assistant.prompt_versions import (
     TemplateValidationError,
     body_sha,
 )
-from assistant.prompts import load_template
-from assistant.store import Store
 
 SHIPPED = ("answer_extraction", "chat", "questionnaire", "recommendation", "support_draft")
 PASSING_CHAT = [{"name": "greets", "vars": {"shop_name": "Tailor Gifts", "message": "hi"},
@@ -501,7 +501,7 @@ def test_production_templates_pick_up_a_promotion_within_the_interval(
 def test_production_templates_in_real_time(studio: PromptVersions, store: Store) -> None:
     import time
 
-    from assistant.config import load_settings
+    from assistant.core.config import load_settings
 
     settings = load_settings(data_dir=store.path.parent, prompts_dir=studio.directory)
     assert settings.db_path == store.path
@@ -526,7 +526,7 @@ def test_an_unreadable_store_keeps_the_last_good_version(studio: PromptVersions,
     lock.execute("PRAGMA locking_mode = EXCLUSIVE")
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        with caplog.at_level(logging.WARNING, logger="assistant.prompt_versions"):
+        with caplog.at_level(logging.WARNING, logger="assistant.prompts.versions"):
             clock.now += 5
             assert app.get("chat").version == "v2"
         assert "unreadable" in caplog.text and "last good" in caplog.text
@@ -548,7 +548,7 @@ def test_a_corrupt_production_row_keeps_the_last_good_version(
                      (bad, body_sha(bad)))
         conn.execute("UPDATE template_labels SET version = 2 WHERE name = 'chat' "
                      "AND label = 'production'")
-    with caplog.at_level(logging.WARNING, logger="assistant.prompt_versions"):
+    with caplog.at_level(logging.WARNING, logger="assistant.prompts.versions"):
         clock.now += 5
         assert app.get("chat").version == "v1"
     assert "fails validation" in caplog.text and "still serving v1" in caplog.text

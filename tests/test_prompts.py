@@ -2,10 +2,10 @@ import textwrap
 
 import pytest
 
-from assistant.config import REPO_ROOT
-from assistant.errors import TemplateError
-from assistant.prompts import TemplateRegistry, load_template
-from assistant.schemas import Message
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import TemplateError
+from assistant.core.schemas import Message
+from assistant.prompts.templates import TemplateRegistry, load_template
 
 SAMPLE = {
     "string": "Tom & Jerry <3",

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.config import REPO_ROOT
+from assistant.core.config import REPO_ROOT
 
 runner = CliRunner()
 COMMANDS = ["list", "show", "history", "diff", "save", "label", "unlabel", "rollback", "test",
@@ -175,8 +175,8 @@ def test_export_and_sync(env: Path) -> None:
 
 
 def test_metrics_table_and_comparison(env: Path) -> None:
-    from assistant.schemas import LLMCall
-    from assistant.store import Store
+    from assistant.core.schemas import LLMCall
+    from assistant.infra.store import Store
 
     store = Store(env / "state" / "tailor.sqlite3")
     for version, latency in (("v1", 900.0), ("v2", 300.0)):

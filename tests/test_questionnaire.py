@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
-from assistant.config import REPO_ROOT
-from assistant.errors import ConfigError, InputError
-from assistant.questionnaire import (
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import ConfigError, InputError
+from assistant.questionnaire.engine import (
     CLASSIFIER_QUESTIONS,
     DONT_KNOW_LABEL,
     MAX_INPUT_CHARS,
@@ -28,6 +27,7 @@ from assistant.questionnaire import (
     parse_answer,
     words_to_digits,
 )
+from assistant.segments.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
 
 GIFT = "for myself or as gifts"
 BUSINESS = "for my business"
@@ -355,7 +355,7 @@ def test_classifier_answers_work_with_input_row(qn: Questionnaire) -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from assistant.segmentation import input_row
+    from assistant.segments.model import input_row
 
     state = QuestionnaireState()
     run(qn, state, *HAPPY_GIFT)

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from assistant.config import load_settings
-from assistant.llm import ScriptedModel
-from assistant.questionnaire import (
+from assistant.core.config import load_settings
+from assistant.infra.llm import ScriptedModel
+from assistant.questionnaire.engine import (
     Questionnaire,
     QuestionnaireState,
     check_phrasing,
@@ -19,7 +19,7 @@ from assistant.questionnaire import (
     load_spec,
     parse_extraction,
 )
-from assistant.service import AssistantService
+from assistant.service.assistant import AssistantService
 from tests.fake_openai import FakeOpenAIServer, reply
 
 GOOD = "How are you shopping with us today: for yourself or as gifts, or for a business?"

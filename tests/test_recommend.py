@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.errors import InputError
-from assistant.recommend import (
+from assistant.core.errors import InputError
+from assistant.recommend.algorithms import (
     MODES,
     ContentRecommender,
     HybridRecommender,

@@ -10,10 +10,10 @@ import sys
 import pandas as pd
 import pytest
 
-from assistant.config import REPO_ROOT, load_settings
-from assistant.errors import InputError
-from assistant.llm import ScriptedModel
-from assistant.service import REPLACE, AssistantService, final_text
+from assistant.core.config import REPO_ROOT, load_settings
+from assistant.core.errors import InputError
+from assistant.infra.llm import ScriptedModel
+from assistant.service.assistant import REPLACE, AssistantService, final_text
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ def test_profile_in_chroma_survives_a_new_process(shop):
     answer_all(svc, sid, ANSWERS)
     script = (
         "import json, sys\n"
-        "from assistant.config import load_settings\n"
-        "from assistant.profile_store import VectorStore\n"
+        "from assistant.core.config import load_settings\n"
+        "from assistant.infra.vectors import VectorStore\n"
         f"vs = VectorStore.from_settings(load_settings(data_dir={str(data)!r}))\n"
         f"got = vs.get('profiles', [{sid!r}])\n"
         "hits = vs.query('profiles', 'christmas candles for myself', k=50)\n"

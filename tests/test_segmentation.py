@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.answers import AnswerNoise, add_noise, true_answers
-from assistant.artifacts import ArtifactError, load_bundle, save_bundle
-from assistant.errors import InputError
-from assistant.segmentation import (
+from assistant.core.errors import InputError
+from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
+from assistant.segments.answers import AnswerNoise, add_noise, true_answers
+from assistant.segments.model import (
     SEGMENTS,
     discover_clusters,
     evaluate_classifier,
@@ -181,7 +181,7 @@ def test_train_table_generic():
 
 
 def test_planner_orders_by_information_gain_and_stops_when_confident():
-    from assistant.segmentation import ASK_ORDER, QuestionPlanner, answer_likelihoods
+    from assistant.segments.model import ASK_ORDER, QuestionPlanner, answer_likelihoods
 
     f = features_frame(400)
     rows = training_rows(f, rfm_scores(f)["rfm_segment"])

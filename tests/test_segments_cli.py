@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.artifacts import current_bundle_path
-from assistant.config import REPO_ROOT
-from assistant.segmentation import SEGMENTS
+from assistant.core.config import REPO_ROOT
+from assistant.infra.artifacts import current_bundle_path
+from assistant.segments.model import SEGMENTS
 
 ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"
 runner = CliRunner()

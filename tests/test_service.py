@@ -2,9 +2,9 @@
 
 import pytest
 
-from assistant.errors import InputError, ModelUnavailableError
-from assistant.llm import ScriptedModel
-from assistant.service import AssistantService, clean_message
+from assistant.core.errors import InputError, ModelUnavailableError
+from assistant.infra.llm import ScriptedModel
+from assistant.service.assistant import AssistantService, clean_message
 
 
 def test_chat_streams_saves_and_logs(service, scripted):
@@ -116,7 +116,7 @@ def test_first_run_segments_come_from_the_configured_orders(tmp_path, staff_shop
     desk do), not the shipped one."""
     import pandas as pd
 
-    from assistant.config import load_settings
+    from assistant.core.config import load_settings
 
     orders = staff_shop / "orders.csv"  # the first 60,000 rows of the shipped file
     settings = load_settings(data_dir=tmp_path / "data", llm_provider="scripted",

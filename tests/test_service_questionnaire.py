@@ -4,11 +4,11 @@ first 60,000 rows of the shipped orders), adaptive order, resume after a restart
 import pandas as pd
 import pytest
 
-from assistant.config import REPO_ROOT, load_settings
-from assistant.errors import InputError
-from assistant.llm import ScriptedModel
-from assistant.segmentation import ASK_ORDER, SEGMENTS
-from assistant.service import AssistantService
+from assistant.core.config import REPO_ROOT, load_settings
+from assistant.core.errors import InputError
+from assistant.infra.llm import ScriptedModel
+from assistant.segments.model import ASK_ORDER, SEGMENTS
+from assistant.service.assistant import AssistantService
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@ import sqlite3
 
 import pytest
 
-from assistant.errors import StoreError
-from assistant.schemas import LLMCall
-from assistant.store import MIGRATIONS, Store
+from assistant.core.errors import StoreError
+from assistant.core.schemas import LLMCall
+from assistant.infra.store import MIGRATIONS, Store
 
 
 def test_migrations_run_once_and_are_recorded(tmp_path):

@@ -1,4 +1,4 @@
-"""The prompt studio's service (assistant/studio.py) on a real shop: per-segment preview
+"""The prompt studio's service (assistant/service/studio.py) on a real shop: per-segment preview
 samples from real customers, a streamed preview run with tokens, latency and a grounding
 verdict, staged rollout routing real sessions, agents' edits turned into test cases."""
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.config import load_settings
-from assistant.llm import ScriptedModel
-from assistant.prompt_metrics import PREVIEW_SESSION, version_metrics
-from assistant.prompt_versions import PRODUCTION, STAGING, TemplateValidationError
-from assistant.schemas import Message
-from assistant.service import AssistantService, final_text
-from assistant.studio import SUPPORT, removed_sentences
+from assistant.core.config import load_settings
+from assistant.core.schemas import Message
+from assistant.infra.llm import ScriptedModel
+from assistant.prompts.metrics import PREVIEW_SESSION, version_metrics
+from assistant.prompts.versions import PRODUCTION, STAGING, TemplateValidationError
+from assistant.service.assistant import AssistantService, final_text
+from assistant.service.studio import SUPPORT, removed_sentences
 from tests.conftest import copy_shop
 
 

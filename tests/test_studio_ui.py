@@ -3,9 +3,9 @@ cards (customer data is escaped), metrics figure, audit rows."""
 
 from __future__ import annotations
 
-from assistant.prompt_versions import LabelEvent, Problem
-from assistant.schemas import Message
-from assistant.studio import PreviewResult, Rendered, Sample
+from assistant.core.schemas import Message
+from assistant.prompts.versions import LabelEvent, Problem
+from assistant.service.studio import PreviewResult, Rendered, Sample
 from assistant.ui.studio import (
     audit_rows,
     diff_html,

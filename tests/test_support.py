@@ -1,4 +1,4 @@
-"""Support drafts (assistant/support.py): the sidebar, validation, context assembly with
+"""Support drafts (assistant/support/desk.py): the sidebar, validation, context assembly with
 citations and the segment policy, grounding flags, server-side records with edit diffs,
 cancel, tone and revisions, HTML as text, and an injection corpus against a scripted model
 that obeys every attack.
@@ -22,26 +22,24 @@ import pandas as pd
 import pytest
 import yaml
 
-from assistant.behaviour import load_orders
-from assistant.config import REPO_ROOT, load_settings
-from assistant.errors import AssistantError, ConfigError, InputError
-from assistant.helpbase import DEFAULT_CSV, HelpBase, build_helpbase, load_bitext
-from assistant.intents import IntentClassifier, IntentPrediction, train_intents
-from assistant.llm import LLMClient, ScriptedModel
-from assistant.prompts import TemplateRegistry
-from assistant.schemas import Message
-from assistant.segmentation import SEGMENTS, SegmentModel, build_segment_model
-from assistant.store import Store
-from assistant.support import (
+from assistant.core.config import REPO_ROOT, load_settings
+from assistant.core.errors import AssistantError, ConfigError, InputError
+from assistant.core.schemas import Message
+from assistant.infra.llm import LLMClient, ScriptedModel
+from assistant.infra.store import Store
+from assistant.orders.ingest import load_orders
+from assistant.prompts.leaks import LEAK_NGRAM, LeakGuard, leaks
+from assistant.prompts.templates import TemplateRegistry
+from assistant.segments.model import SEGMENTS, SegmentModel, build_segment_model
+from assistant.support.desk import (
     DEFAULT_POLICIES,
-    LEAK_NGRAM,
     TEMPLATE,
-    LeakGuard,
     SupportDesk,
     detect_injection,
-    leaks,
     load_policies,
 )
+from assistant.support.helpbase import DEFAULT_CSV, HelpBase, build_helpbase, load_bitext
+from assistant.support.intents import IntentClassifier, IntentPrediction, train_intents
 
 ORDER_ROWS = 20_000
 HELP_INTENTS = ["track_order", "delivery_period", "get_refund", "cancel_order", "complaint",
@@ -126,7 +124,7 @@ def secret_of(messages: Sequence[Message], policy: str) -> str:
 
 
 def shares_words(text: str, secret: str, n: int) -> str | None:
-    """The first run of n words of ``secret`` found in ``text`` (independent of support.py)."""
+    """The first run of n words of ``secret`` found in ``text`` (independent of support/desk.py)."""
     def words(s: str) -> list[str]:
         return re.findall(r"[a-z0-9]+", s.lower())
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from assistant.config import load_settings
-from assistant.grounding import check
-from assistant.llm import build_model
+from assistant.core.config import load_settings
+from assistant.infra.llm import build_model
+from assistant.prompts.grounding import check
 from tests.test_support import (
     LEAK_NGRAM,
     Parts,

@@ -1,5 +1,5 @@
-from assistant.errors import ModelUnavailableError
-from assistant.schemas import ChatMessage
+from assistant.core.errors import ModelUnavailableError
+from assistant.core.schemas import ChatMessage
 from assistant.ui.chat import error_bubble, feedback_values, text_of, to_chatbot
 
 

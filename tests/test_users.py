@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from assistant.errors import ConfigError, InputError
-from assistant.users import ROLES, User, UserStore, authenticator, has_role
+from assistant.core.errors import ConfigError, InputError
+from assistant.infra.users import ROLES, User, UserStore, authenticator, has_role
 
 # cheap parameters keep the suite fast; one test below checks the real defaults
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.users import UserStore
+from assistant.infra.users import UserStore
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.errors import AssistantError
-from assistant.service import REPLACE, AssistantService, clean_message
+from assistant.core.errors import AssistantError
+from assistant.service.assistant import REPLACE, AssistantService, clean_message
 from assistant.ui.chat import (
     card_markdown,
     error_bubble,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assistant.errors import AssistantError
-from assistant.schemas import ChatMessage
+from assistant.core.errors import AssistantError
+from assistant.core.schemas import ChatMessage
 
 ChatbotMessage = dict[str, object]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.errors import AssistantError
-from assistant.service import AssistantService
+from assistant.core.errors import AssistantError
+from assistant.service.assistant import AssistantService
 from assistant.ui.guard import guarded
 
 TONES = ["neutral", "friendlier", "more formal"]

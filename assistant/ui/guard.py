@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import gradio as gr
 from gradio.exceptions import AppError
 
-from assistant.errors import AssistantError, unexpected_error
+from assistant.core.errors import AssistantError, unexpected_error
 
 log = logging.getLogger(__name__)
 

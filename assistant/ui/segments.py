@@ -14,8 +14,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from assistant.errors import AssistantError, InputError
-from assistant.service import AssistantService
+from assistant.core.errors import AssistantError, InputError
+from assistant.service.assistant import AssistantService
 from assistant.ui.guard import guarded
 
 EMPTY = ("**No segments yet.** Build them from the shipped orders "

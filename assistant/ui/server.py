@@ -10,7 +10,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from assistant.service import AssistantService
+from assistant.service.assistant import AssistantService
 from assistant.ui.app import CSS, create_chat_app
 from assistant.ui.staff import create_staff_app
 from assistant.ui.studio import STUDIO_CSS

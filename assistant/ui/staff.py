@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from assistant.service import AssistantService
+from assistant.infra.users import has_role
+from assistant.service.assistant import AssistantService
 from assistant.ui.desk import build_desk_tab
 from assistant.ui.guard import guarded
 from assistant.ui.segments import build_segments_tab
 from assistant.ui.studio import build_studio_tab
-from assistant.users import has_role
 
 # tab -> (role it needs, how the refusal names it); the order of the tabs' outputs
 ROLE_TABS = {"desk": ("agent", "the Agent desk needs"), "segments": ("ops", "Segments need"),

@@ -15,8 +15,9 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from assistant.errors import AssistantError
-from assistant.prompt_versions import (
+from assistant.core.errors import AssistantError
+from assistant.infra.users import has_role
+from assistant.prompts.versions import (
     PRODUCTION,
     STAGING,
     ConflictError,
@@ -24,10 +25,9 @@ from assistant.prompt_versions import (
     TemplateValidationError,
     TestRun,
 )
-from assistant.service import AssistantService
-from assistant.studio import PreviewResult, Rendered, Sample
+from assistant.service.assistant import AssistantService
+from assistant.service.studio import PreviewResult, Rendered, Sample
 from assistant.ui.guard import guarded
-from assistant.users import has_role
 
 DEFAULT_SEGMENTS = ["Champions", "New", "At Risk"]
 ALL_SEGMENTS = "(all segments)"
@@ -215,7 +215,7 @@ def _version_choices(history: list[Any]) -> list[tuple[str, int]]:
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
-    from assistant.errors import InputError
+    from assistant.core.errors import InputError
 
     text = (text or "").strip()
     if not text:
@@ -290,7 +290,7 @@ def build_studio_tab(service: AssistantService):
                 edits_rows(edits))
 
     def _tests_yaml(cases: list[Any]) -> str:
-        from assistant.prompt_versions import dump_body
+        from assistant.prompts.versions import dump_body
 
         if not cases:
             return "cases: []\n"
@@ -647,13 +647,13 @@ def _names(service: AssistantService) -> list[str]:
 
 
 def _segment_choices() -> list[str]:
-    from assistant.segmentation import SEGMENTS
+    from assistant.segments.model import SEGMENTS
 
     return list(SEGMENTS)
 
 
 def _default_ticket() -> str:
-    from assistant.studio import SAMPLE_TICKET
+    from assistant.service.studio import SAMPLE_TICKET
 
     return SAMPLE_TICKET
 
@@ -714,7 +714,7 @@ def _build_api(service: AssistantService) -> None:
     def prompt_save(name: str, text: str, params: str, note: str, base: str,
                     request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, text, params, note, base):
-            from assistant.errors import InputError
+            from assistant.core.errors import InputError
 
             body = studio.with_parameters(name, text, _json_object(params, "params"))
             base_s = (str(base) if base is not None else "").strip()

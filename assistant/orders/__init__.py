@@ -1,0 +1,1 @@
+"""Behaviour data: order files in (ingest), per-customer features, the product catalog."""

@@ -1,0 +1,2 @@
+"""Prompt templates: files, versions and labels, metrics, and the grounding check of generated
+text."""

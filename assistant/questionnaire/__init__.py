@@ -1,0 +1,1 @@
+"""The guided questionnaire: spec, free-text parsing, engine, wording."""

@@ -1,0 +1,2 @@
+"""Recommenders, their offline evaluation, profiles, and recommendations for a person in the
+chat."""

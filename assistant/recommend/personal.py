@@ -1,0 +1,180 @@
+"""Recommendations for a person in the chat: the fitted hybrid recommender over the shop's
+orders, a query built from their profile (answers, segment, linked customer, reactions to
+earlier cards), a budget-aware re-rank, and the personal message written by the model and
+checked by ``prompts/grounding.py`` (the deterministic message replaces it when the check fails).
+
+``Recommendations.fit(orders, customers)`` takes a few seconds on the shipped data; the
+service builds one lazily (in the background at start)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from assistant.infra.vectors import VectorStore
+from assistant.orders.catalog import build_catalog
+from assistant.prompts.grounding import Candidate, Facts, Verdict, check
+from assistant.prompts.templates import PromptTemplate
+from assistant.recommend.algorithms import (
+    HybridRecommender,
+    Query,
+    Recommendation,
+    default_components,
+    interactions_from_orders,
+    profiles_from_features,
+)
+
+log = logging.getLogger(__name__)
+
+ANSWER_KEYS = ("spend_per_order", "buyer_type", "region")
+CATALOG = "catalog"  # Chroma collection of product descriptions (content retrieval)
+NOTE_MATCHES = 20  # catalog neighbours of a person's own words that count as a match
+FEEDBACK_VALUES = ("like", "dislike", "not_for_me")
+
+
+@dataclass
+class Profile:
+    """What the recommender needs to know about a person."""
+
+    answers: dict[str, Any] = field(default_factory=dict)  # questionnaire answers by id
+    segment: str | None = None
+    customer_id: str | None = None
+    feedback: dict[str, str] = field(default_factory=dict)  # item -> like|dislike|not_for_me
+    description: str = ""  # the profile in words (for the message)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.answers or self.customer_id or self.feedback)
+
+
+def budget_limit(answers: dict[str, Any]) -> float | None:
+    """The most a person said they want to spend on one item (their budget's upper end)."""
+    budget = answers.get("budget")
+    if isinstance(budget, dict):
+        return float(budget.get("max") or budget.get("min") or 0) or None
+    if isinstance(budget, int | float):
+        return float(budget)
+    return None
+
+
+class Recommendations:
+    def __init__(self, model: HybridRecommender, catalog: pd.DataFrame) -> None:
+        self.model = model
+        self.catalog = catalog
+        self.names = [str(d) for d in catalog["description"].dropna()]
+        self.customers = set(model.data_.users.astype(str))
+        self.item_ids = frozenset(catalog["item"].astype(str))
+
+    @classmethod
+    def fit(cls, orders: pd.DataFrame, customers: pd.DataFrame | None,
+            cache_dir: Path | None = None) -> Recommendations:
+        catalog = build_catalog(orders)
+        profiles = profiles_from_features(customers) if customers is not None else None
+        model = HybridRecommender(default_components(cache_dir=cache_dir))
+        model.fit(interactions_from_orders(orders), catalog, profiles)
+        return cls(model, catalog)
+
+    def query(self, profile: Profile) -> Query:
+        liked = tuple(i for i, v in profile.feedback.items() if v == "like")
+        disliked = tuple(i for i, v in profile.feedback.items() if v != "like")
+        known = profile.customer_id if profile.customer_id in self.customers else None
+        answers = {k: profile.answers[k] for k in ANSWER_KEYS if k in profile.answers}
+        return Query(user=known, interests=tuple(profile.answers.get("interests") or ()),
+                     answers=answers, segment=profile.segment, liked=liked, disliked=disliked)
+
+    # -- the catalog in Chroma (content retrieval) -------------------------------------
+    def index_catalog(self, store: VectorStore) -> int:
+        """Product descriptions into Chroma, with the vectors the content recommender
+        already computed (nothing is embedded twice); metadata: group, price, popularity."""
+        content = self.model.components_.get("content")
+        vectors = getattr(content, "item_vectors_", None)
+        data = self.model.data_
+        keep = [i for i, d in enumerate(data.descriptions) if str(d).strip()]
+        ids = [str(data.items[i]) for i in keep]
+        docs = [str(data.descriptions[i]) for i in keep]
+        prices = data.catalog["typical_price"].to_numpy(dtype=float)
+        metas = [{"group": str(data.groups[i]),
+                  "price": float(prices[i]) if prices[i] == prices[i] else -1.0,
+                  "popularity": int(data.popularity[i])} for i in keep]
+        store.drop(CATALOG)
+        return store.upsert(CATALOG, ids, docs, metas,
+                            embeddings=vectors[keep] if vectors is not None else None)
+
+    def recommend(self, profile: Profile, k: int = 5, *, exclude_seen: bool = True,
+                  search: Callable[[str, int], list[str]] | None = None
+                  ) -> list[Recommendation]:
+        """Top k for a person; items matching their own words (``search``: the catalog in
+        Chroma) and within their budget come first, and say so."""
+        recs = self.model.recommend(self.query(profile), k=k * 4, exclude_seen=exclude_seen)
+        notes = str(profile.answers.get("anything_else") or "").strip()
+        if notes and search is not None:
+            recs = self._said_first(profile, notes, search(notes, NOTE_MATCHES), recs,
+                                    exclude_seen=exclude_seen)
+        limit = budget_limit(profile.answers)
+        if limit is not None:
+            within = [r for r in recs if r.price is not None and r.price <= limit]
+            for r in within:
+                r.reasons.append(f"within your budget of £{limit:,.0f}")
+            recs = within + [r for r in recs if r not in within]
+        return recs[:k]
+
+    def _said_first(self, profile: Profile, notes: str, matches: list[str],
+                    recs: list[Recommendation], *, exclude_seen: bool,
+                    n: int = 2) -> list[Recommendation]:
+        """Up to ``n`` catalog items matching the person's own words go first."""
+        blocked = {i for i, v in profile.feedback.items() if v != "like"}
+        if exclude_seen:
+            blocked |= self.bought(profile.customer_id)
+        quoted = notes if len(notes) <= 40 else notes[:37] + "…"
+        ranked = {r.item: r for r in recs}
+        picked: list[Recommendation] = []
+        for item in matches:
+            if item in blocked or any(p.item == item for p in picked):
+                continue
+            rec = ranked.get(item) or self._item(item)
+            if rec is None:
+                continue
+            rec.reasons.insert(0, f"matches what you said: '{quoted}'")
+            picked.append(rec)
+            if len(picked) == n:
+                break
+        return picked + [r for r in recs if r not in picked]
+
+    def bought(self, customer_id: str | None) -> set[str]:
+        data = self.model.data_
+        if not customer_id or customer_id not in self.customers:
+            return set()
+        row = data.users.get_loc(customer_id)
+        return {str(i) for i in data.items[data.binary[row].indices]}
+
+    def _item(self, item: str) -> Recommendation | None:
+        rows = self.catalog.loc[self.catalog["item"].astype(str) == item]
+        if rows.empty or rows.iloc[0]["group"] == "fees":
+            return None
+        row = rows.iloc[0]
+        price = float(row["typical_price"]) if pd.notna(row["typical_price"]) else None
+        return Recommendation(item=item, description=str(row["description"]), price=price,
+                              group=str(row["group"]), score=0.0, reasons=[],
+                              parts={"search": 1.0})
+
+    # -- the message ---------------------------------------------------------------
+    @staticmethod
+    def items_for_template(recs: list[Recommendation]) -> list[dict[str, str]]:
+        return [{"name": r.description.title() if r.description.isupper() else r.description,
+                 "price": f"{r.price:.2f}" if r.price is not None else "?",
+                 "reason": "; ".join(r.reasons[:2]) or "popular with our customers"}
+                for r in recs]
+
+    def fallback_message(self, template: PromptTemplate, recs: list[Recommendation],
+                         popular: bool) -> str:
+        return template.text("fallback", items=self.items_for_template(recs),
+                             popular=popular).strip()
+
+    def check_message(self, text: str, recs: list[Recommendation]) -> Verdict:
+        candidates = [Candidate(r.description, r.price) for r in recs]
+        return check(text, Facts(products=candidates, catalog=self.names))

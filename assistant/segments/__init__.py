@@ -1,0 +1,1 @@
+"""Customer segments: RFM + clusters, the segment classifier, answers derived from orders."""

@@ -1,0 +1,1 @@
+"""Support drafting for the Agent desk: desk, help base, intents."""

@@ -1,0 +1,991 @@
+"""Support-reply drafting for the Agent desk: retrieve, assemble context, call the template,
+ground, save the draft.
+
+``SupportDesk.start_draft(...)`` validates the input (nothing is saved for a bad ticket),
+then assembles the context in code: the customer's facts and orders, the detected intent
+(``IntentClassifier``), the top help passages (``HelpBase``; numbered [1] [2] [3] for
+citations, customer slots filled) and the segment policy (``data/policies.yaml``). The
+template ``prompts/support_draft.yaml`` keeps the ticket in the user message, as data.
+
+The returned ``DraftRun`` streams the model's text. While streaming, a leak guard holds back
+the last few words and stops the model as soon as the draft repeats the prompt's own words
+(six words in a row of its instructions or labels, not of the data);
+the draft is then replaced by the template's deterministic ``texts.fallback``. Afterwards
+the text is checked (``grounding.check`` with Facts built from
+the customer's orders and the policy's promises, citation numbers, internal words, markup),
+the verdict goes to the LLM call log and the draft is saved as a server-side record
+(``drafts`` table): ``clean`` only when nothing is flagged and the ticket did not try to
+steer the model; ``flagged`` otherwise; ``discarded`` when cancelled (the ticket changed),
+closed early or failed; ``final`` after the agent saves their edit (a unified diff against
+the draft is stored).
+
+Text is never turned into markup here: tickets and drafts are plain strings; the UI escapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import difflib
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+
+from assistant.core.config import REPO_ROOT, Settings
+from assistant.core.errors import AssistantError, ConfigError, InputError
+from assistant.core.schemas import Message
+from assistant.core.yamlfile import line_of, read_config_file
+from assistant.infra.llm import GenerationParams, LLMClient
+from assistant.infra.store import Store
+from assistant.prompts.grounding import Facts, Verdict, check
+from assistant.prompts.leaks import LeakGuard
+from assistant.prompts.templates import PromptTemplate, TemplateRegistry
+from assistant.segments.model import SEGMENTS
+from assistant.support.helpbase import fill_slots
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "support_draft"
+DEFAULT_POLICIES = REPO_ROOT / "data" / "policies.yaml"
+MAX_TICKET_CHARS = 20_000
+MAX_FINAL_CHARS = 20_000
+MAX_REASON_CHARS = 500
+PROMPT_TICKET_CHARS = {"local": 3000}  # the small local context; others get DEFAULT
+DEFAULT_PROMPT_TICKET_CHARS = 12_000
+PASSAGES = 3
+# characters per passage in the prompt (the agent sees the whole passage)
+PASSAGE_CHARS = {"local": 300}
+DEFAULT_PASSAGE_CHARS = 600
+RECENT_ORDERS = 5
+PROMPT_ITEMS = 4  # product names per order in the prompt
+INTENT_CONFIDENCE = 0.5  # below this the help search is not filtered by the intent
+PREVIEW_CHARS = 120
+
+Tone = Literal["neutral", "friendlier", "more formal"]
+Revise = Literal["shorter", "longer", "regenerate"]
+TONES: tuple[str, ...] = ("neutral", "friendlier", "more formal")
+REVISIONS: tuple[str, ...] = ("shorter", "longer", "regenerate")
+PROMISE_KINDS = ("refund", "discount", "free_shipping", "voucher", "compensation",
+                 "replacement", "expedite")
+PromiseKind = Literal["refund", "discount", "free_shipping", "voucher", "compensation",
+                      "replacement", "expedite"]
+STATUSES = ("clean", "flagged", "discarded", "final")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+                      r"\ufeff]")
+
+
+# =========================================================================== policies
+class PolicyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: StrictStr = Field(min_length=1, max_length=800)
+    promises: dict[PromiseKind, float | None] = Field(default_factory=dict)
+
+    @field_validator("promises", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: object) -> object:
+        return {} if v is None else v
+
+    @field_validator("promises")
+    @classmethod
+    def _limits(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        for kind, limit in v.items():
+            if limit is None:
+                continue
+            if kind != "discount":
+                raise ValueError(f"'{kind}' takes no value (only discount has a limit in %); "
+                                 f"write `{kind}:` with nothing after it")
+            if not 0 < limit <= 100:
+                raise ValueError(f"the discount limit must be a percentage above 0 and at "
+                                 f"most 100, not {limit:g}")
+        return v
+
+
+class PolicyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default: PolicyEntry
+    segments: dict[str, PolicyEntry] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a draft for one customer may offer."""
+
+    segment: str  # the segment it applies to, or "default"
+    text: str
+    promises: dict[str, float | None]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"segment": self.segment, "text": self.text, "promises": dict(self.promises)}
+
+
+@dataclass(frozen=True)
+class Policies:
+    default: Policy
+    segments: dict[str, Policy]
+    source: str = ""
+
+    def for_segment(self, segment: str | None) -> Policy:
+        return self.segments.get(segment or "", self.default)
+
+
+def load_policies(path: Path | str | None = None) -> Policies:
+    """Read and check ``data/policies.yaml``; each problem is a ConfigError naming file:line."""
+    path = Path(path) if path is not None else DEFAULT_POLICIES
+    hint = "The layout is documented at the top of data/policies.yaml."
+    data, root = read_config_file(path, what="Support policies",
+                                  default="data/policies.yaml")
+    if not isinstance(data, dict):
+        raise ConfigError(f"Support policies {path} must be a mapping with default: and "
+                          "segments:.", hint)
+    try:
+        spec = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if p != "[key]")
+        line = line_of(root, loc)
+        where = f"{path}:{line}" if line else str(path)
+        name = ".".join(str(p) for p in loc) or "(top level)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            msg = f"unknown promise; use one of {', '.join(PROMISE_KINDS)}"
+        raise ConfigError(f"Support policies {where}: {name}: {msg}.", hint) from None
+    for name in spec.segments:
+        if name not in SEGMENTS:
+            line = _key_line(root, "segments", name)
+            raise ConfigError(
+                f"Support policies {path}:{line}: unknown segment '{name}'.",
+                "Segments are named: " + ", ".join(SEGMENTS) + ".")
+    segments = {name: Policy(name, _squash(e.text), dict(e.promises))
+                for name, e in spec.segments.items()}
+    default = Policy("default", _squash(spec.default.text), dict(spec.default.promises))
+    return Policies(default, segments, str(path))
+
+
+def _key_line(root: Any, section: str, key: str) -> int | None:
+    """1-based line of ``key`` inside the top-level mapping ``section``."""
+    for k, v in getattr(root, "value", []):
+        if getattr(k, "value", None) == section:
+            for kk, _ in getattr(v, "value", []):
+                if getattr(kk, "value", None) == key:
+                    return kk.start_mark.line + 1
+    return None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# =========================================================================== injection
+_I = re.IGNORECASE
+_VERBS_IGNORE = r"(?:ignore|disregard|forget|override|overrule|bypass)"
+_THINGS = (r"(?:instructions?|rules|prompts?|guidelines|polic(?:y|ies)|directions|directives"
+           r"|constraints|restrictions|programming)")
+_INJECTION: list[tuple[str, re.Pattern[str]]] = [
+    ("ignore instructions", re.compile(
+        rf"(?<!not )(?<!n't )\b{_VERBS_IGNORE}\b[^.!?\n]{{0,40}}\b{_THINGS}\b"
+        rf"|\b{_VERBS_IGNORE}\s+(?:all\s+|everything\s+)?(?:the\s+)?(?:above|previous|prior)\b",
+        _I)),
+    ("system prompt", re.compile(
+        r"\bsystem\s*[- ]?prompt\b|\b(?:initial|hidden|secret|system)\s+"
+        r"(?:prompt|instructions?|rules|configuration)\b", _I)),
+    ("reveal instructions", re.compile(
+        r"\b(?:print|show|reveal|repeat|output|display|leak|share|dump|summari[sz]e|list|"
+        r"recite|tell\s+me|what\s+(?:are|were))\b[^.!?\n]{0,30}\byour\s+(?:own\s+)?"
+        r"(?:instructions|prompt|configuration|directives)\b"
+        r"|\b(?:print|reveal|repeat|output|leak|dump|recite)\b[^.!?\n]{0,30}\byour\s+"
+        r"(?:own\s+)?(?:rules|guidelines)\b"
+        r"|\b(?:repeat|print|output)\s+(?:everything|all|the\s+(?:text|words|lines|message"
+        r"|instructions))\s+(?:above|before)\b", _I)),
+    ("role-play", re.compile(
+        r"\byou\s+are\s+now\s+(?:an?|my|in|the|free|unrestricted|going\s+to)\b"
+        r"|\byou\s+are\s+no\s+longer\s+(?:an?|bound|restricted|limited)\b"
+        r"|\bpretend\s+(?:to\s+be|you(?:'re|\s+are))\b|\brole[- ]?play\b"
+        r"|\bact\s+as\s+(?:an?|my|the)\b|\blet'?s\s+play\s+a\s+game\b"
+        r"|\bimagine\s+(?:that\s+)?you\s+are\b|\bstay\s+in\s+character\b"
+        r"|\bfrom\s+now\s+on,?\s+(?:you|your)\b|\byour\s+new\s+(?:role|task|goal)\b", _I)),
+    ("developer mode", re.compile(
+        r"\b(?:developer|dev|god|admin|debug|unrestricted|jailbreak)\s+mode\b|\bjailbreak\b"
+        r"|(?-i:\bDAN\b)", _I)),
+    ("new instructions", re.compile(
+        r"\b(?:new|updated|additional|real)\s+(?:instructions|rules|directives)\b"
+        r"|\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?"
+        r"(?:ai|assistant|model|bot|llm|chatbot|system)\b", _I)),
+    ("approve a refund", re.compile(
+        r"\b(?:approve|authori[sz]e|grant)\b[^.!?\n]{0,30}\b(?:full|complete|total|entire"
+        r"|100\s?%|immediate)\s+(?:refund|reimbursement|compensation)\b", _I)),
+    ("steer the reply", re.compile(
+        r"\b(?:begin|start|end)\s+your\s+(?:reply|response|answer|message)\s+with\b"
+        r"|\byour\s+(?:reply|response|answer)\s+must\b"
+        r"|\b(?:say|write|reply|respond|output)\s+(?:only\s+)?exactly\b", _I)),
+    ("fake role line", re.compile(
+        r"^\s*(?:#+\s*|\[)?(?:system|assistant|developer|admin|ai)\s*(?:\]|:|>)"
+        r"|\[/?(?:system|inst)\]|<\|?(?:im_start|im_end|system|endoftext|eot_id)\|?>"
+        r"|<</?SYS>>|\"role\"\s*:\s*\"(?:system|assistant|developer)\"", _I | re.MULTILINE)),
+    ("encoded text", re.compile(r"\b(?:base64|rot13|rot-13)\b", _I)),
+    ("html/script", re.compile(
+        r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|meta)\b|\bjavascript\s*:"
+        r"|\bon(?:error|load|click|mouseover)\s*=", _I)),
+    # other languages: "ignore the (previous) instructions", "system prompt"
+    ("ignore instructions (other language)", re.compile(
+        r"(?<!not )(?<!n't )\b(?:ignore|ignora\w*|ignorez|ignorer|ignorier\w*|olvida\w*"
+        r"|oubliez|oublie|vergiss\w*|negeer\w*|esque[cç]a\w*)\b[^.!?\n]{0,40}\b(?:instrucci\w*|instructions?"
+        r"|anweisung\w*|istruzion\w*|instru[cç][õo]\w*|instructies|regeln|reglas|r[eè]gles"
+        r"|regole|regras)"
+        r"|(?:игнориру\w*|забудь\w*)[^.!?\n]{0,40}(?:инструкци\w*|правил\w*)"
+        r"|(?:忽略|无视|忘记|忽視|無視)[^。！？\n]{0,20}(?:指令|说明|指示|规则|提示)"
+        r"|\b(?:prompt\s+(?:del|di)\s+sistema|invite\s+syst[eè]me|systemprompt"
+        r"|prompt\s+do\s+sistema)\b|системн\w+\s+(?:промпт|подсказк\w*)|系统提示", _I)),
+]
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                       "$": "s"})
+_SPACED = re.compile(r"\b(?:\w[ ._*-]){3,}\w\b")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def clean_text(text: str | None) -> str:
+    """NFC, without control and zero-width characters, ``\\n`` line ends, stripped."""
+    text = unicodedata.normalize("NFC", text or "")
+    return _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _decoded_base64(text: str) -> list[str]:
+    out = []
+    for m in _B64.finditer(text):
+        raw = m.group(0)
+        try:
+            data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_")
+            decoded = data.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if decoded and sum(c.isprintable() or c.isspace() for c in decoded) / len(decoded) > 0.9:
+            out.append(decoded)
+    return out
+
+
+def _scan(text: str) -> list[str]:
+    found = []
+    for label, pattern in _INJECTION:
+        for m in pattern.finditer(text):
+            found.append(f"{label}: {m.group(0).strip()[:80]}")
+            break
+    return found
+
+
+def _unobfuscate(text: str) -> str:
+    """Spaced-out letters joined ("I G N O R E" -> "IGNORE") and leetspeak read as letters
+    ("1gn0r3" -> "ignore")."""
+    text = _SPACED.sub(lambda m: re.sub(r"[ ._*-]", "", m.group(0)), text)
+    return re.sub(r"[\w@$]*\d[\w@$]*",
+                  lambda m: m.group(0).translate(_LEET)
+                  if re.search(r"[^\W\d_]", m.group(0)) else m.group(0), text)
+
+
+def detect_injection(ticket: str) -> list[str]:
+    """Phrases in a ticket that try to steer the model ("label: matched text"); empty when
+    none. Checks the text (NFKC), the text with spaced-out letters and leetspeak undone, its
+    ROT13, the text reversed and any base64 in it."""
+    text = unicodedata.normalize("NFKC", clean_text(ticket))
+    found = _scan(text)
+    variants = {"obfuscated": _unobfuscate(text), "rot13": codecs.decode(text, "rot13"),
+                "reversed": text[::-1]}
+    variants |= {f"base64 #{i + 1}": d for i, d in enumerate(_decoded_base64(text))}
+    for name, variant in variants.items():
+        if variant == text:
+            continue
+        found += [f"{p} ({name})" for p in _scan(variant)
+                  if not p.startswith(("html/script", "encoded text", "fake role line"))
+                  and p not in found]
+    return list(dict.fromkeys(found))[:10]
+
+
+# =========================================================================== draft checks
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_INTERNAL = re.compile(r"\bRFM\b|\bsegments?\b|\bcan'?t lose them\b|\bpotential loyalists\b"
+                       r"|\bretention gesture\b|\bsystem (?:message|prompt)\b", _I)
+_MARKUP = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|meta|img|a|form|input)"
+                     r"\b[^>]*>?|\bjavascript\s*:|\bon(?:error|load|click|mouseover)\s*="
+                     r"|\bdocument\.cookie\b|\beval\s*\(", _I)
+
+
+_NAME_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")  # as prompts/grounding.py splits names
+
+
+def _catalog_in(text: str, facts: Facts) -> Facts:
+    """Facts with only the catalog names whose every word occurs in the text (grounding
+    compiles one pattern per name: thousands per draft otherwise). Nothing it would flag
+    is dropped: a name it finds has all its words in the text."""
+    low = text.lower()
+    names = [n for n in facts.catalog if all(w in low for w in _NAME_WORD.findall(n.lower()))]
+    return replace(facts, catalog=names)
+
+
+def _flag(kind: str, text: str, start: int, end: int, reason: str) -> dict[str, Any]:
+    return {"kind": kind, "text": text, "start": start, "end": end, "reason": reason}
+
+
+def check_draft(text: str, facts: Facts, citations: int) -> list[dict[str, Any]]:
+    """Grounding flags plus citation numbers that name no passage, internal words (segment
+    names, RFM) and markup, as dicts sorted by position."""
+    verdict: Verdict = check(text, _catalog_in(text, facts))
+    flags = []
+    for f in verdict.flags:
+        reason = "this product is not among the customer's orders" if f.kind == "product" \
+            else f.reason
+        flags.append(_flag(f.kind, f.text, f.start, f.end, reason))
+    for m in _CITATION.finditer(text):
+        if not 1 <= int(m.group(1)) <= citations:
+            flags.append(_flag("citation", m.group(0), m.start(), m.end(),
+                               "no help passage has this number"))
+    for m in _INTERNAL.finditer(text):
+        flags.append(_flag("internal", m.group(0), m.start(), m.end(),
+                           "internal wording the customer should not see"))
+    for m in _MARKUP.finditer(text):
+        flags.append(_flag("markup", m.group(0), m.start(), m.end(),
+                           "HTML or script code in a reply; remove it"))
+    return sorted(flags, key=lambda f: (f["start"], f["kind"]))
+
+
+# =========================================================================== context
+@dataclass
+class CustomerFacts:
+    id: str
+    segment: dict[str, Any] | None
+    behaviour: dict[str, Any] | None
+    orders: list[dict[str, Any]]  # newest first
+    amounts: set[float]
+    products: list[str]
+
+    @property
+    def latest(self) -> dict[str, Any] | None:
+        return next((o for o in self.orders if not o["returned"]), None) or \
+            (self.orders[0] if self.orders else None)
+
+
+@dataclass
+class DraftContext:
+    customer: CustomerFacts | None
+    policy: Policy
+    intent: str | None
+    intent_confidence: float
+    citations: list[dict[str, Any]]
+    facts: Facts
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return self.intent.replace("_", " ") if self.intent else ""
+
+
+Lazy = Callable[[], Any]
+
+
+def _resolve(value: Any) -> Any:
+    """An object, or a callable returning it (None when it fails: the part is left out)."""
+    if value is None or not callable(value):
+        return value
+    try:
+        return value()
+    except AssistantError as err:
+        log.info("support desk: a part is unavailable (%s)", err.message)
+        return None
+
+
+def _norm_id(customer_id: str | None) -> str:
+    return str(customer_id or "").strip().removesuffix(".0")
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+# =========================================================================== the desk
+class SupportDesk:
+    """Drafting for the Agent desk. Collaborators are passed in: ``segments`` (SegmentModel),
+    ``help_base`` (HelpBase), ``intents`` (IntentClassifier) may be None or a callable that
+    returns one (or raises AssistantError when it is not built; the part is then left out).
+    Such a callable is called on every use, so it should be cheap (a cached getter like
+    ``AssistantService.segment_model``, which also sees a rebuild). ``orders`` is the frame of
+    clean orders (``behaviour.load_orders(...).orders``) or a callable returning it, called
+    once, on first use."""
+
+    def __init__(self, settings: Settings, store: Store, templates: TemplateRegistry,
+                 llm: LLMClient, *, segments: Any = None, help_base: Any = None,
+                 intents: Any = None, orders: pd.DataFrame | Lazy | None = None,
+                 policies: Policies | Path | str | None = None,
+                 template_name: str = TEMPLATE) -> None:
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.llm = llm
+        self._segments = segments
+        self._help_base = help_base
+        self._intents = intents
+        self._orders_source = orders
+        self.policies = policies if isinstance(policies, Policies) else load_policies(policies)
+        self.template_name = template_name
+        self.template()  # fail fast: the template exists and is valid
+        self._lock = threading.Lock()
+        self._orders: pd.DataFrame | None = None
+        self._by_customer: dict[str, Any] | None = None
+        self._catalog: list[str] | None = None
+
+    # -- collaborators ------------------------------------------------------------------
+    def template(self) -> PromptTemplate:
+        return self.templates.get(self.template_name)
+
+    def segments(self) -> Any:
+        return _resolve(self._segments)
+
+    def help_base(self) -> Any:
+        return _resolve(self._help_base)
+
+    def intents(self) -> Any:
+        return _resolve(self._intents)
+
+    def orders(self) -> pd.DataFrame | None:
+        with self._lock:
+            if self._orders is None and self._orders_source is not None:
+                frame = _resolve(self._orders_source)
+                if frame is not None:
+                    self._orders = frame
+                    self._by_customer = {str(k): v for k, v in frame.groupby(
+                        "customer", observed=True, sort=False).indices.items()}
+            return self._orders
+
+    def catalog(self) -> list[str]:
+        """Product names of the order data (multi-word, upper-case: the shop's items), to
+        spot a product the customer never bought."""
+        frame = self.orders()
+        if frame is None:
+            return []
+        with self._lock:
+            if self._catalog is None:
+                names = frame["description"].dropna().astype(str).str.strip().unique()
+                self._catalog = sorted(n for n in names
+                                       if n.isupper() and len(n.split()) >= 2)
+            return self._catalog
+
+    # -- customers ----------------------------------------------------------------------
+    def _known(self, cid: str) -> bool:
+        frame = self.orders()
+        if frame is not None and self._by_customer is not None:
+            return cid in self._by_customer
+        segments = self.segments()
+        return segments is not None and cid in segments.customers.index
+
+    def _require_customer(self, customer_id: str) -> str:
+        cid = _norm_id(customer_id)
+        if not cid or not self._known(cid):
+            raise InputError(f"No customer '{customer_id}' in the order data.",
+                             "Check the number (e.g. 17850), or draft from the ticket alone "
+                             "with no customer selected.")
+        return cid
+
+    def _customer_orders(self, cid: str) -> list[dict[str, Any]]:
+        frame = self.orders()
+        if frame is None or self._by_customer is None or cid not in self._by_customer:
+            return []
+        lines = frame.iloc[self._by_customer[cid]]
+        out = []
+        for order_id, group in lines.groupby("order_id", observed=True, sort=False):
+            when = pd.Timestamp(group["timestamp"].min())
+            out.append({
+                "order_id": str(order_id), "date": when.date().isoformat(),
+                "timestamp": when.isoformat(),
+                "items": [str(d).strip() for d in group["description"].dropna()],
+                "amount": round(float(group["amount"].sum()), 2),
+                "line_amounts": [round(float(a), 2) for a in group["amount"]],
+                "unit_prices": [round(float(p), 2) for p in group["unit_price"]],
+                "returned": bool(group["is_return"].any()),
+            })
+        out.sort(key=lambda o: (o["timestamp"], o["order_id"]), reverse=True)
+        return out
+
+    def _facts_of(self, cid: str) -> CustomerFacts:
+        orders = self._customer_orders(cid)
+        segments = self.segments()
+        segment = behaviour = None
+        if segments is not None and cid in segments.customers.index:
+            segment = segments.of_customer(cid)
+            row = segments.behaviour_of(cid)
+            behaviour = {"recency_days": int(row["recency_days"]),
+                         "frequency": int(row["frequency"]),
+                         "monetary": round(float(row["monetary"]), 2)}
+        elif orders:
+            behaviour = self._behaviour_from_orders(orders)
+        amounts: set[float] = set()
+        for o in orders:
+            for x in [o["amount"], *o["line_amounts"], *o["unit_prices"]]:
+                amounts |= {round(x, 2), round(abs(x), 2)}
+        products = list(dict.fromkeys(i for o in orders for i in o["items"]))
+        return CustomerFacts(cid, segment, behaviour, orders, amounts, products)
+
+    def _behaviour_from_orders(self, orders: list[dict[str, Any]]) -> dict[str, Any]:
+        frame = self.orders()
+        end = pd.Timestamp(frame["timestamp"].max()) if frame is not None else None
+        bought = [o for o in orders if not o["returned"]]
+        last = pd.Timestamp(bought[0]["timestamp"]) if bought else None
+        return {"recency_days": (end - last).days if end is not None and last is not None
+                else None, "frequency": len(bought),
+                "monetary": round(sum(o["amount"] for o in orders), 2)}
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        """The desk's sidebar: segment, RFM, recent orders, chat answers, earlier drafts."""
+        cid = self._require_customer(customer_id)
+        facts = self._facts_of(cid)
+        seg = facts.segment or {}
+        behaviour = facts.behaviour or {}
+        rfm = dict(seg.get("rfm") or {"r": None, "f": None, "m": None})
+        rfm.update({k: behaviour.get(k) for k in ("recency_days", "frequency", "monetary")})
+        policy = self.policies.for_segment(seg.get("segment"))
+        return {
+            "id": cid, "segment": seg.get("segment"), "probability": seg.get("probability"),
+            "reasons": list(seg.get("reasons") or []), "rfm": rfm,
+            "recent_orders": [{"order_id": o["order_id"], "date": o["date"],
+                               "items": o["items"], "amount": o["amount"],
+                               "returned": o["returned"]}
+                              for o in facts.orders[:RECENT_ORDERS]],
+            "orders_total": len(facts.orders),
+            "answers": [{"session_id": p["session_id"], "updated_at": p["updated_at"],
+                         "segment": p["segment"], "summary": p["document"],
+                         "facts": p["facts"]}
+                        for p in self.store.profiles_of_customer(cid)],
+            "drafts": self.drafts_for(cid),
+            "policy": policy.as_dict(),
+        }
+
+    # -- drafting -----------------------------------------------------------------------
+    def start_draft(self, *, agent: str, customer_id: str | None, ticket: str,
+                    tone: str = "neutral", revise: str | None = None,
+                    previous: str | None = None) -> DraftRun:
+        """Validate, assemble the context and render the prompt; iterate the returned run
+        for the streamed text, then read ``run.result``. Raises InputError (nothing saved)
+        for an empty or too long ticket, an unknown customer, tone or revision."""
+        agent = (agent or "").strip()
+        if not agent:
+            raise InputError("No agent is signed in for this draft.", "Log in again.")
+        ticket = self._valid_ticket(ticket)
+        tone = (tone or "neutral").strip().lower()
+        if tone not in TONES:
+            raise InputError(f"Unknown tone '{tone}'.", "Use one of: " + ", ".join(TONES) + ".")
+        revise = (revise or "").strip().lower() or None
+        if revise is not None and revise not in REVISIONS:
+            raise InputError(f"Unknown revision '{revise}'.",
+                             "Use shorter, longer or regenerate (or none).")
+        previous = clean_text(previous)
+        if revise in ("shorter", "longer") and not previous:
+            raise InputError(f"There is no draft to make {revise}.",
+                             "Generate a draft first, then ask for a shorter or longer one.")
+        if len(previous) > MAX_TICKET_CHARS:
+            raise InputError("The earlier draft is too long to rewrite.",
+                             f"Keep drafts under {MAX_TICKET_CHARS:,} characters.")
+        cid = self._require_customer(customer_id) if _norm_id(customer_id) else None
+        injection = detect_injection(ticket)
+        ctx = self._context(cid, ticket)
+        segment = (ctx.customer.segment or {}).get("segment") if ctx.customer else None
+        tpl = self.templates.route(self.template_name, cid or ticket, segment=segment)
+        prompt = self._prompt(tpl, ctx, ticket, tone, revise, previous, bool(injection))
+        return DraftRun(self, tpl, prompt, ctx, agent=agent, ticket=ticket, tone=tone,
+                        injection=injection)
+
+    def _valid_ticket(self, ticket: str | None) -> str:
+        text = clean_text(ticket)
+        if not text:
+            raise InputError("The ticket is empty.",
+                             "Paste the customer's message into the ticket box.")
+        if len(text) > MAX_TICKET_CHARS:
+            raise InputError(
+                f"The ticket is {len(text):,} characters long; the limit is "
+                f"{MAX_TICKET_CHARS:,}.",
+                "Paste only the customer's latest message (leave out quoted earlier mails "
+                "and signatures). Nothing was saved.")
+        return text
+
+    def _context(self, cid: str | None, ticket: str) -> DraftContext:
+        notes: list[str] = []
+        facts = self._facts_of(cid) if cid else None
+        segment = (facts.segment or {}).get("segment") if facts else None
+        if cid and segment is None:
+            notes.append("No segment for this customer (segments not built): default policy.")
+        policy = self.policies.for_segment(segment)
+        intent, confidence = self._intent(ticket, notes)
+        citations = self._citations(ticket, intent, confidence, facts, notes)
+        bought = set(facts.products) if facts else set()
+        grounding = Facts(
+            catalog=[n for n in self.catalog() if n not in bought],
+            amounts=sorted(facts.amounts) if facts else [],
+            order_ids=[o["order_id"] for o in facts.orders] if facts else [],
+            dates=[o["date"] for o in facts.orders] if facts else [],
+            promises=dict(policy.promises))
+        return DraftContext(facts, policy, intent, confidence, citations, grounding, notes)
+
+    def _intent(self, ticket: str, notes: list[str]) -> tuple[str | None, float]:
+        classifier = self.intents()
+        if classifier is None:
+            notes.append("No intent classifier (train it with: assistant help train).")
+            return None, 0.0
+        pred = classifier.predict(ticket)
+        return pred.intent, float(pred.confidence)
+
+    def _citations(self, ticket: str, intent: str | None, confidence: float,
+                   facts: CustomerFacts | None, notes: list[str]) -> list[dict[str, Any]]:
+        base = self.help_base()
+        if base is None:
+            notes.append("No help base (build it with: assistant help build).")
+            return []
+        use = intent if intent and confidence >= INTENT_CONFIDENCE else None
+        try:
+            if use is not None and use not in base.intents():
+                use = None
+            hits = base.search(ticket, k=PASSAGES, intent=use)
+        except AssistantError as err:
+            notes.append(f"No help passages: {err.message}")
+            return []
+        values = _slot_values(facts)
+        return [{"n": i, "id": p.id, "title": p.title, "intent": p.intent,
+                 "text": fill_slots(p.text, values), "score": p.score}
+                for i, p in enumerate(hits, start=1)]
+
+    def prompt_context(self, customer_id: str | None, ticket: str, tone: str = "neutral"
+                       ) -> tuple[dict[str, Any], Facts]:
+        """(the template's variables, the facts a reply is checked against) for a customer
+        and ticket, as a draft would get them: the prompt studio previews templates and
+        turns agents' edits into test cases with these."""
+        ticket = self._valid_ticket(ticket)
+        cid = self._require_customer(customer_id) if _norm_id(customer_id) else None
+        ctx = self._context(cid, ticket)
+        fixed, data = self._vars(self.template(), ctx, ticket, tone,
+                                 bool(detect_injection(ticket)))
+        return {**fixed, **data, "revision": []}, ctx.facts
+
+    def _vars(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
+              injection: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the template's own settings, the data) for rendering."""
+        provider = self.llm.model.provider
+        limit = PROMPT_TICKET_CHARS.get(provider, DEFAULT_PROMPT_TICKET_CHARS)
+        passage_chars = PASSAGE_CHARS.get(provider, DEFAULT_PASSAGE_CHARS)
+        if len(ticket) > limit:
+            ctx.notes.append(f"The model read the first {limit:,} of {len(ticket):,} "
+                             "characters of the ticket.")
+            ticket = ticket[:limit] + " […]"
+        fixed = dict(shop_name=self.settings.shop_name, policy=ctx.policy.text,
+                     style=tpl.text("tone_" + tone.replace(" ", "_")), injection=injection)
+        data: dict[str, Any] = dict(
+            intent=(f"{ctx.topic} (confidence {ctx.intent_confidence:.2f})" if ctx.intent
+                    else "unknown"),
+            customer=_customer_line(ctx.customer), orders=_prompt_orders(ctx.customer),
+            answers=self._answers_line(ctx.customer),
+            passages=[{"n": c["n"], "title": c["title"],
+                       "text": _cut(c["text"], passage_chars)} for c in ctx.citations],
+            ticket=_defuse(ticket))
+        return fixed, data
+
+    def _prompt(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
+                revise: str | None, previous: str, injection: bool) -> Prompt:
+        fixed, data = self._vars(tpl, ctx, ticket, tone, injection)
+        task = tpl.text(f"task_{revise}") if revise in ("shorter", "longer") else ""
+        revision = [Message(role="assistant", content=_defuse(previous)),
+                    Message(role="user", content=task)] if task else []
+        messages = tpl.render(**fixed, **data, revision=revision)
+        # the template's own words: every message rendered without the data
+        blank = dict(intent="", customer="", orders=[], answers="", passages=[], ticket="",
+                     revision=[Message(role="user", content=task)] if task else [])
+        secret = "\n".join(m.content for m in tpl.render(**fixed, **blank))
+        params = tpl.parameters
+        if revise == "regenerate":
+            params = params.model_copy(update={"temperature": min(params.temperature + 0.4,
+                                                                   1.0)})
+        allowed = [ctx.policy.text, self.fallback_text(ctx), previous, *_strings(data)]
+        return Prompt(messages, params, secret, allowed)
+
+    def _answers_line(self, facts: CustomerFacts | None) -> str:
+        if facts is None:
+            return ""
+        profiles = self.store.profiles_of_customer(facts.id)
+        return _cut(profiles[0]["document"], 300) if profiles else ""
+
+    def fallback_text(self, ctx: DraftContext) -> str:
+        """The template's standard reply for this context (used instead of a leaking or
+        empty draft); without the help article's title when that title would be flagged
+        (a title such as "Get refund" reads as a promise)."""
+        latest = ctx.customer.latest if ctx.customer else None
+        order_id = latest["order_id"] if latest else ""
+        title = ctx.citations[0]["title"] if ctx.citations else ""
+        text = self.template().text("fallback", shop_name=self.settings.shop_name,
+                                    order_id=order_id, first_title=title).strip()
+        if title and check_draft(text, ctx.facts, len(ctx.citations)):
+            text = self.template().text("fallback", shop_name=self.settings.shop_name,
+                                        order_id=order_id, first_title="").strip()
+        return text
+
+    # -- records ------------------------------------------------------------------------
+    def draft(self, draft_id: str) -> dict[str, Any]:
+        record = self.store.draft(str(draft_id or "").strip())
+        if record is None:
+            raise InputError(f"No draft '{draft_id}'.", "Open the draft from the sidebar.")
+        return record
+
+    def drafts_for(self, customer_id: str) -> list[dict[str, Any]]:
+        return [{"id": d["id"], "created_at": d["created_at"], "intent": d["intent"],
+                 "status": d["status"], "agent": d["agent"],
+                 "preview": (d["final_text"] or d["draft"] or "")[:PREVIEW_CHARS]}
+                for d in self.store.drafts_for(_norm_id(customer_id))]
+
+    def save_final(self, draft_id: str, agent: str, final_text: str) -> dict[str, Any]:
+        """The agent's text as final; their edits are kept as a unified diff of the draft."""
+        record = self.draft(draft_id)
+        if record["status"] == "discarded":
+            raise InputError("This draft was discarded (the ticket changed while it was "
+                             "written).", "Generate a new draft for the current ticket.")
+        text = clean_text(final_text)
+        if not text:
+            raise InputError("The final text is empty.", "Write or keep the reply, then save.")
+        if len(text) > MAX_FINAL_CHARS:
+            raise InputError(f"The final text is {len(text):,} characters; the limit is "
+                             f"{MAX_FINAL_CHARS:,}.", "Shorten the reply.")
+        diff = "".join(difflib.unified_diff(
+            record["draft"].splitlines(keepends=True), _with_newline(text).splitlines(
+                keepends=True), fromfile="draft", tofile=f"final ({agent.strip()})"))
+        self.store.update_draft(record["id"], status="final", final_text=text,
+                                edit_diff=diff, final_agent=(agent or "").strip() or None)
+        return self.draft(record["id"])
+
+    def feedback(self, draft_id: str, liked: bool, reason: str = "") -> dict[str, Any]:
+        record = self.draft(draft_id)
+        reason = clean_text(reason)
+        if len(reason) > MAX_REASON_CHARS:
+            raise InputError(f"The reason is {len(reason):,} characters; the limit is "
+                             f"{MAX_REASON_CHARS}.", "Say it in a sentence or two.")
+        self.store.update_draft(record["id"], feedback=1 if liked else -1,
+                                feedback_reason=reason or None)
+        return self.draft(record["id"])
+
+
+@dataclass
+class Prompt:
+    messages: list[Message]
+    params: GenerationParams
+    secret: str  # the template's own words (instructions, labels): never in a draft
+    allowed: list[str]  # the data (policy, facts, passages, ticket): may be repeated
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return [str(value)]
+
+
+def _with_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _slot_values(facts: CustomerFacts | None) -> dict[str, str]:
+    latest = facts.latest if facts else None
+    if latest is None:
+        return {}
+    return {"order number": latest["order_id"], "invoice number": latest["order_id"],
+            "purchase date": latest["date"], "amount": f"£{_money(latest['amount'])}"}
+
+
+def _customer_line(facts: CustomerFacts | None) -> str:
+    if facts is None:
+        return "none selected: no order facts are known, so state none."
+    bought = [o for o in facts.orders if not o["returned"]]
+    parts = [f"customer number {facts.id}", f"{len(bought)} orders"]
+    if bought:
+        parts.append(f"first order {bought[-1]['date']}, latest order {bought[0]['date']}")
+    return "; ".join(parts) + "."
+
+
+def _prompt_orders(facts: CustomerFacts | None) -> list[dict[str, Any]]:
+    if facts is None:
+        return []
+    out = []
+    for o in facts.orders[:RECENT_ORDERS]:
+        items = [i.capitalize() for i in o["items"][:PROMPT_ITEMS]]
+        more = len(o["items"]) - len(items)
+        out.append({"order_id": o["order_id"], "date": o["date"],
+                    "amount": _money(abs(o["amount"])),
+                    "items": ", ".join(items) + (f" and {more} more" if more > 0 else ""),
+                    "returned": o["returned"]})
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    return cut[:end + 1] if end >= limit // 2 else cut.rsplit(" ", 1)[0] + " …"
+
+
+def _defuse(text: str) -> str:
+    """Chat-template tokens written in a ticket ("<|im_start|>system", "<|eot_id|>",
+    "</s>", "[INST]") are shown as text: the model's tokenizer must not read them as the
+    start of a message of their own."""
+    text = re.sub(r"<\|", "<\u2009|", text)
+    text = re.sub(r"\|>", "|\u2009>", text)
+    return re.sub(r"</?s>|\[/?INST\]|<</?SYS>>", lambda m: m.group(0).replace("<", "‹")
+                  .replace("[", "［"), text)
+
+
+# =========================================================================== the run
+class DraftRun:
+    """One draft being written. Iterate it for text deltas (the last few words are held
+    back until they are known not to repeat the prompt's own words); afterwards ``result``
+    holds the record as a dict. ``cancel()`` (from any thread) stops it and marks the
+    record ``discarded``; closing the iterator early does the same."""
+
+    def __init__(self, desk: SupportDesk, tpl: PromptTemplate, prompt: Prompt,
+                 ctx: DraftContext, *, agent: str, ticket: str, tone: str,
+                 injection: list[str]) -> None:
+        self.desk = desk
+        self.template = tpl
+        self.messages = prompt.messages
+        self.params = prompt.params
+        self.context = ctx
+        self.agent = agent
+        self.ticket = ticket
+        self.tone = tone
+        self.injection = injection
+        self.result: dict[str, Any] | None = None
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+        self._guard = LeakGuard(prompt.secret, prompt.allowed)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Discard this draft (the ticket changed while it was being written)."""
+        with self._lock:
+            self._cancelled.set()
+            if self.result is not None and self.result["status"] != "discarded":
+                self.desk.store.update_draft(self.result["id"], status="discarded")
+                self.result["status"] = "discarded"
+
+    def collect(self) -> dict[str, Any]:
+        """Run to the end without streaming; the result."""
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+    def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("A DraftRun can be iterated once; start a new draft.")
+        self._started = True
+        gen = self.desk.llm.generate(self.messages, self.params,
+                                     template_name=self.template.name,
+                                     template_version=self.template.version)
+        stream = iter(gen)
+        error: AssistantError | None = None
+        finished = False
+        try:
+            if not self.cancelled:
+                for delta in stream:
+                    if self.cancelled:
+                        break
+                    safe = self._guard.feed(delta)
+                    if self._guard.leaked:
+                        break
+                    if safe:
+                        yield safe
+                else:
+                    finished = not self.cancelled
+                if finished and (rest := self._guard.finish()):
+                    yield rest
+        except GeneratorExit:
+            self._cancelled.set()  # closed by the reader: a stale draft
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, AssistantError) else AssistantError(
+                f"Drafting failed unexpectedly ({type(exc).__name__}).",
+                "Try again; if it persists, check the app's log.")
+            raise
+        finally:
+            stream.close()  # a stopped model call is logged as "stopped"
+            self._finish(gen, error)
+
+    # -- the record -----------------------------------------------------------------------
+    def _finish(self, gen: Any, error: AssistantError | None) -> None:
+        ctx = self.context
+        flags: list[dict[str, Any]] = []
+        leaked = self._guard.leaked
+        # only what the guard released: a stopped stream may hold back a few prompt words
+        text = self._guard.text[:self._guard.released].strip()
+        if error is not None:
+            flags.append(_flag("error", "", 0, 0, error.message))
+        elif leaked:
+            text = self.desk.fallback_text(ctx)
+            flags.append(_flag("prompt_leak", "", 0, 0,
+                               "the draft repeated the assistant's instructions or prompt; "
+                               "replaced by the standard reply"))
+        elif not text and not self.cancelled:
+            text = self.desk.fallback_text(ctx)
+            flags.append(_flag("fallback", "", 0, 0,
+                               "the model wrote nothing; this is the standard reply"))
+        flags += check_draft(text, ctx.facts, len(ctx.citations))
+        with self._lock:
+            if self.cancelled or error is not None:
+                status = "discarded"
+            elif flags or self.injection:
+                status = "flagged"
+            else:
+                status = "clean"
+            self.result = self._save(gen, text, flags, status)
+        if gen.call_id is not None:
+            self.desk.store.set_grounding(gen.call_id, _grounding_summary(flags,
+                                                                          self.injection))
+
+    def _save(self, gen: Any, text: str, flags: list[dict[str, Any]],
+              status: str) -> dict[str, Any]:
+        ctx = self.context
+        cited = {int(m.group(1)) for m in _CITATION.finditer(text)}
+        citations = [{**c, "used": c["n"] in cited} for c in ctx.citations]
+        if citations and not cited and status != "discarded":
+            ctx.notes.append("The draft cites no help passage.")
+        record = dict(
+            agent=self.agent, customer_id=ctx.customer.id if ctx.customer else None,
+            ticket=self.ticket, intent=ctx.intent, intent_confidence=ctx.intent_confidence,
+            tone=self.tone, template_name=self.template.name,
+            template_version=self.template.version, model=self.desk.llm.model.model,
+            llm_call_id=gen.call_id, draft=text, flags=flags, citations=citations,
+            injection=self.injection, status=status)
+        draft_id = self.desk.store.add_draft(**record)
+        saved = self.desk.store.draft(draft_id) or {}
+        return {
+            "id": draft_id, "text": text, "citations": citations, "intent": ctx.intent,
+            "intent_confidence": round(ctx.intent_confidence, 4), "flags": flags,
+            "injection": bool(self.injection), "injection_phrases": list(self.injection),
+            "template_name": self.template.name, "template_version": self.template.version,
+            "model": self.desk.llm.model.model, "status": status,
+            "customer_id": record["customer_id"],
+            "segment": (ctx.customer.segment or {}).get("segment") if ctx.customer else None,
+            "policy": ctx.policy.as_dict(), "tone": self.tone, "notes": list(ctx.notes),
+            "created_at": saved.get("created_at"),
+        }
+
+
+def _grounding_summary(flags: list[dict[str, Any]], injection: list[str]) -> str:
+    parts = [f"{f['kind']} '{f['text']}'" if f["text"] else f["kind"] for f in flags]
+    if injection:
+        parts.append(f"injection ({len(injection)})")
+    return "ok" if not parts else f"{len(parts)} flagged: " + "; ".join(parts)
