@@ -34,11 +34,11 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def shot(page, path: Path, docs_name: str | None = None, *, full_page: bool = True) -> None:
-    """A screenshot kept with the test's files; with TAILOR_SCREENSHOTS=docs it also becomes
+    """A screenshot kept with the test's files; with DOCS_SCREENSHOTS=1 it also becomes
     the README's picture ``docs/<docs_name>.png`` (refresh them when the UI changes:
-    ``TAILOR_SCREENSHOTS=docs ./tailor.sh test -m browser``)."""
+    ``DOCS_SCREENSHOTS=1 ./tailor.sh test -m browser``)."""
     page.screenshot(path=str(path), full_page=full_page)
-    if docs_name and os.environ.get("TAILOR_SCREENSHOTS") == "docs":
+    if docs_name and os.environ.get("DOCS_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / f"{docs_name}.png")
 
