@@ -747,8 +747,7 @@ def prompts_test(
     settings = _settings()
     studio = _prompt_versions()
     model = build_model(settings)
-    where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
-    run = studio.run_tests(name, version, LLMClient(model, studio.store, where=where),
+    run = studio.run_tests(name, version, LLMClient(model, studio.store),
                            actor=_actor(as_))
     typer.echo(json.dumps(run.as_dict(), indent=2) if as_json else run.table())
     if not run.passed:

@@ -283,3 +283,61 @@ def test_metrics_compare_production_with_the_version_rolled_back(svc: AssistantS
     assert out["compared"] == (f"v{prod}", f"v{v.version}")
     assert out["versions"][f"v{v.version}"]["calls"] == 1
     assert "Mann-Whitney U" in out["comparison_markdown"]
+
+
+class FixedSamples:
+    """A SampleSource without any shop: what the studio needs, and nothing else."""
+
+    def customers_by_segment(self) -> dict[str, list[str]]:
+        return {"Champions": ["c1", "c2"], "New": ["n1"]}
+
+    def recommendation_context(self, segment: str, customer_id: str):
+        from assistant.prompts.grounding import Candidate, Facts
+
+        variables = dict(shop_name="Test Shop", profile=f"a {segment} customer",
+                         items=[{"name": "Red Candle", "price": "2.50", "reason": "x"}],
+                         popular=False)
+        return variables, Facts(products=[Candidate("RED CANDLE", 2.5)], catalog=[])
+
+    def support_context(self, customer_id, ticket):
+        raise AssertionError("not used here")
+
+
+def test_studio_needs_no_service(tmp_path: Path) -> None:
+    """The studio is built from narrow parts (no AssistantService): versions, the served
+    templates, a model client, the store and a sample source; previews come from it."""
+    from assistant.infra.llm import LLMClient
+    from assistant.infra.store import Store
+    from assistant.prompts.versions import ProductionTemplates, PromptVersions
+    from assistant.service.studio import PromptStudio
+
+    settings = load_settings(data_dir=tmp_path / "data", llm_provider="scripted")
+    store = Store(settings.db_path)
+    versions = PromptVersions(store, settings.prompts_dir)
+    versions.seed()
+    served = ProductionTemplates(versions)
+    llm = LLMClient(ScriptedModel(["You might like the Red Candle at £2.50."]), store)
+    studio = PromptStudio(versions, served, llm, store, FixedSamples())
+    samples, notes = studio.samples("recommendation", ["Champions", "Lost"])
+    assert [s.segment for s in samples] == ["Champions"] and samples[0].customer_id in (
+        "c1", "c2")
+    assert notes == ["No customers in: Lost."]
+    body = versions.get("recommendation", label=PRODUCTION).body
+    result = studio.run_preview("recommendation", body, samples[0]).collect()
+    assert result.text == "You might like the Red Candle at £2.50." and result.grounded
+    assert {row["name"] for row in studio.overview()} >= {"recommendation", "chat"}
+
+
+def test_studio_refuses_file_templates(tmp_path: Path) -> None:
+    from assistant.core.errors import ConfigError
+    from assistant.infra.llm import LLMClient
+    from assistant.infra.store import Store
+    from assistant.prompts.templates import TemplateRegistry
+    from assistant.service.studio import PromptStudio
+
+    settings = load_settings(data_dir=tmp_path / "data", llm_provider="scripted")
+    store = Store(settings.db_path)
+    files = TemplateRegistry(settings.prompts_dir)
+    assert files.refresh() and files.serving()["chat"]["production"]["version"]
+    with pytest.raises(ConfigError, match="template store"):
+        PromptStudio(None, files, LLMClient(ScriptedModel(), store), store, FixedSamples())

@@ -758,3 +758,17 @@ def test_shipped_policies_load() -> None:
     for p in policies.segments.values():  # sayable: no internal names in the text
         assert not re.search(r"(?i)\b(?:segments?|RFM|can't lose them|potential loyalists"
                              r"|need attention|hibernating|at risk)\b", p.text), p.segment
+
+
+@pytest.mark.parametrize("window, read", [(2048, 3000), (None, 5000)])
+def test_the_model_context_decides_how_much_of_the_ticket_it_reads(
+        tmp_path: Path, window: int | None, read: int) -> None:
+    """A small context window (the local model's 2,048 tokens) gets the first 3,000
+    characters; a server's model the whole ticket. Read from the model, not its provider."""
+    model = ScriptedModel(["Thanks, we are on it."])
+    model.context_window = window
+    desk = make_desk(tmp_path, model, None)
+    ticket = "Where is my parcel? " * 250  # 5,000 characters
+    variables, _ = desk.prompt_context(None, ticket)
+    assert variables["ticket"].startswith(ticket[:read].strip()[:100])
+    assert len(variables["ticket"]) == pytest.approx(read, abs=10)

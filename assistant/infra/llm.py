@@ -61,8 +61,17 @@ class Chunk:
 
 
 class ChatModel(Protocol):
+    """A chat model and the facts about it that the app needs (never read from the
+    provider's name elsewhere)."""
+
     provider: str
     model: str
+    #: where it runs, for people: "on this machine" or the server's address
+    location: str
+    #: appended to the start-up line: "from <file>" or "at <server>" ("" for none)
+    origin: str
+    #: tokens of prompt + reply it can hold; None when large or unknown (servers)
+    context_window: int | None
 
     def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Chunk]:
         """Yield text deltas; may end with a Chunk carrying usage."""
@@ -115,6 +124,9 @@ class LocalModel:
         self.model = model
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.location = "on this machine"
+        self.origin = f"from {self.path}"
+        self.context_window: int | None = n_ctx
 
     @property
     def llama(self):
@@ -179,6 +191,9 @@ class OpenAIModel:
 
         self.model = model
         self.base_url = base_url
+        self.location = base_url or "api.openai.com"
+        self.origin = f"at {self.location}"
+        self.context_window: int | None = None  # the server's business
         self._chat = ChatOpenAI(
             model=model,
             base_url=base_url,
@@ -270,6 +285,9 @@ class ScriptedModel:
     def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str] | None = None,
                  *, model: str = "scripted", delay: float = 0.0) -> None:
         self.model = model
+        self.location = "scripted"
+        self.origin = ""
+        self.context_window: int | None = None
         self.replies = replies
         self.delay = delay
         self.calls: list[list[Message]] = []
@@ -379,8 +397,7 @@ class LLMClient:
                  *, where: str = "") -> None:
         self.model = model
         self.call_log = call_log
-        self.where = where or getattr(model, "base_url", None) or (
-            "api.openai.com" if model.provider == "openai" else model.provider)
+        self.where = where or model.location
 
     def warm_up(self) -> None:
         warm = getattr(self.model, "warm_up", None)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
@@ -266,8 +267,30 @@ def load_template(path: Path) -> PromptTemplate:
     return tpl
 
 
+class ServedTemplates(Protocol):
+    """What the app renders from: the template files (``TemplateRegistry``) or the versions
+    labelled in SQLite (``prompts.versions.ProductionTemplates``). One interface, so callers
+    never probe for methods."""
+
+    def get(self, name: str) -> PromptTemplate:
+        """The template every session gets (production)."""
+
+    def route(self, name: str, session_key: str, *, segment: str | None = None
+              ) -> PromptTemplate:
+        """The template for one session (a staged rollout may pick another version)."""
+
+    def serving(self) -> dict[str, dict[str, Any]]:
+        """What is served now: {name: {label: {version, share, segment}}}."""
+
+    def refresh(self) -> bool:
+        """Pick up label changes now; False when the source could not be read."""
+
+    def __iter__(self) -> Iterator[PromptTemplate]: ...
+
+
 class TemplateRegistry:
-    """All templates of a directory, loaded and validated at once."""
+    """All templates of a directory, loaded and validated at once (``ServedTemplates``:
+    files have one version each, no labels, nothing to refresh)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -290,5 +313,12 @@ class TemplateRegistry:
         """Files have no staged versions: every session gets the one template."""
         return self.get(name)
 
-    def __iter__(self):
+    def serving(self) -> dict[str, dict[str, Any]]:
+        return {name: {"production": {"version": tpl.version, "share": 1.0, "segment": None}}
+                for name, tpl in self.templates.items()}
+
+    def refresh(self) -> bool:
+        return True  # the files were read at start; a change needs a restart
+
+    def __iter__(self) -> Iterator[PromptTemplate]:
         return iter(self.templates.values())

@@ -175,6 +175,17 @@ class Recommendations:
         return template.text("fallback", items=self.items_for_template(recs),
                              popular=popular).strip()
 
+    def message_context(self, profile: Profile, recs: list[Recommendation], shop_name: str
+                        ) -> tuple[dict[str, Any], Facts]:
+        """(the recommendation template's variables, the facts its text is checked against)
+        for a person's items: what the chat renders, and what the prompt studio previews."""
+        variables = dict(shop_name=shop_name, profile=profile.description or "(nothing yet)",
+                         items=self.items_for_template(recs), popular=False)
+        return variables, self._facts(recs)
+
     def check_message(self, text: str, recs: list[Recommendation]) -> Verdict:
-        candidates = [Candidate(r.description, r.price) for r in recs]
-        return check(text, Facts(products=candidates, catalog=self.names))
+        return check(text, self._facts(recs))
+
+    def _facts(self, recs: list[Recommendation]) -> Facts:
+        return Facts(products=[Candidate(r.description, r.price) for r in recs],
+                     catalog=self.names)

@@ -22,7 +22,7 @@ from assistant.infra.store import Store
 from assistant.infra.users import User, UserStore, has_role
 from assistant.infra.vectors import VectorStore
 from assistant.orders.ingest import load_orders, read_table
-from assistant.prompts.templates import TemplateRegistry
+from assistant.prompts.templates import ServedTemplates, TemplateRegistry
 from assistant.prompts.versions import ProductionTemplates
 from assistant.questionnaire.engine import (
     SOURCE_CONFIDENCE,
@@ -45,6 +45,7 @@ from assistant.segments.model import (
     build_segment_model,
     dashboard_data,
 )
+from assistant.service.samples import ShopSamples
 from assistant.service.studio import PromptStudio
 from assistant.support.desk import DraftRun, SupportDesk
 from assistant.support.helpbase import HelpBase, build_helpbase
@@ -88,7 +89,7 @@ def clean_message(text: str | None, *, limit: int) -> str:
 
 class AssistantService:
     def __init__(self, settings: Settings, store: Store,
-                 templates: TemplateRegistry | ProductionTemplates,
+                 templates: ServedTemplates,
                  llm: LLMClient) -> None:
         self.settings = settings
         self.store = store
@@ -122,8 +123,7 @@ class AssistantService:
         templates = ProductionTemplates.from_settings(settings, store)
         Wording(templates.get(WORDING_TEMPLATE))
         model = model or build_model(settings)
-        where = (settings.openai_base_url or "api.openai.com") if model.provider == "openai" else ""
-        return cls(settings, store, templates, LLMClient(model, store, where=where))
+        return cls(settings, store, templates, LLMClient(model, store))
 
     # -- staff (Agent desk, Segments, Prompt studio) ------------------------------------
     @cached_property
@@ -152,8 +152,13 @@ class AssistantService:
 
     @cached_property
     def studio(self) -> PromptStudio:
-        """The prompt studio (role ops): versions, preview, tests, rollout, metrics."""
-        return PromptStudio(self)
+        """The prompt studio (role ops): versions, preview, tests, rollout, metrics. It gets
+        the narrow parts it uses, never the service itself."""
+        versions = (self.templates.versions
+                    if isinstance(self.templates, ProductionTemplates) else None)
+        samples = ShopSamples(segments=self.segment_model, recommender=self.recommender,
+                              desk=lambda: self.desk, spec=self.spec, settings=self.settings)
+        return PromptStudio(versions, self.templates, self.llm, self.store, samples)
 
     # -- Agent desk (support drafts) -------------------------------------------------
     @cached_property
@@ -217,16 +222,11 @@ class AssistantService:
     def model_label(self) -> str:
         """Short, for the UI: which model answers and whether it runs on this machine."""
         m = self.llm.model
-        where = "on this machine" if m.provider == "local" else self.llm.where
-        return f"{m.model} ({m.provider}, {where})"
+        return f"{m.model} ({m.provider}, {m.location})"
 
     def describe(self) -> str:
         m = self.llm.model
-        extra = f" at {self.llm.where}" if m.provider == "openai" else ""
-        path = getattr(m, "path", None)
-        if path:
-            extra = f" from {path}"
-        return f"provider={m.provider} model={m.model}{extra}"
+        return f"provider={m.provider} model={m.model}" + (f" {m.origin}" if m.origin else "")
 
     # -- sessions ---------------------------------------------------------------
     def new_session(self) -> str:
@@ -781,9 +781,8 @@ class AssistantService:
             self.store.add_message(session_id, "assistant", fallback)
             yield fallback
             return
-        prompt = tpl.render(shop_name=self.settings.shop_name,
-                            profile=profile.description or "(nothing yet)",
-                            items=engine.items_for_template(recs), popular=False)
+        variables, _ = engine.message_context(profile, recs, self.settings.shop_name)
+        prompt = tpl.render(**variables)
         gen = self.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
                                 template_version=tpl.version, session_id=session_id)
         text = ""

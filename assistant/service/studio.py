@@ -2,7 +2,12 @@
 save template versions; preview a draft body for sample customers of each segment and run
 it on the configured model; tests; staged rollout with per-version metrics; the audit log;
 agents' draft edits turned into test cases. The rules (immutable versions, labels, gates)
-live in ``prompt_versions``; this module wires them to the app's data and model."""
+live in ``prompts/versions.py``; this module wires them to the app's data and model.
+
+The studio gets only what it uses (no back door into ``AssistantService``): the versions,
+the served templates (to show and refresh what runs), the model client, the store (call
+log and drafts) and a ``SampleSource`` for preview contexts built by the same functions the
+app uses."""
 
 from __future__ import annotations
 
@@ -12,15 +17,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import pandas as pd
 
 from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.core.schemas import Message
-from assistant.infra.llm import Generation
-from assistant.prompts.grounding import Candidate, Facts
+from assistant.infra.llm import Generation, LLMClient
+from assistant.infra.store import Store
+from assistant.prompts.grounding import Facts
 from assistant.prompts.grounding import check as grounding_check
 from assistant.prompts.metrics import PREVIEW_SESSION, compare, metrics_markdown, version_metrics
-from assistant.prompts.templates import PromptTemplate
+from assistant.prompts.templates import PromptTemplate, ServedTemplates
 from assistant.prompts.versions import (
     PRODUCTION,
     STAGING,
@@ -37,9 +45,6 @@ from assistant.prompts.versions import (
     dump_body,
     unified_diff,
 )
-
-if TYPE_CHECKING:
-    from assistant.service.assistant import AssistantService
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ class PreviewRun:
         self._messages = tpl.render(**sample.vars)
 
     def __iter__(self) -> Iterator[str]:
-        llm = self._studio.service.llm
+        llm = self._studio.llm
         gen: Generation = llm.generate(self._messages, self._tpl.parameters,
                                        template_name=self._tpl.name,
                                        template_version=f"{self._tpl.version} (preview)",
@@ -149,16 +154,36 @@ class PreviewRun:
         return self.result
 
 
+class SampleSource(Protocol):
+    """Real contexts to preview templates with (``service/samples.py`` builds them from the
+    shop's data with the functions the chat and the desk use)."""
+
+    def customers_by_segment(self) -> dict[str, list[str]]:
+        """Customer ids per segment name (raises ``AssistantError`` when none are built)."""
+
+    def recommendation_context(self, segment: str, customer_id: str
+                               ) -> tuple[dict[str, Any], Facts]:
+        """The recommendation template's variables and facts for a customer, as the chat
+        would render them for a person with the answers their orders show."""
+
+    def support_context(self, customer_id: str | None, ticket: str
+                        ) -> tuple[dict[str, Any], Facts]:
+        """The support template's variables and facts, as a draft would get them."""
+
+
 class PromptStudio:
     """What the studio tab and the ``/prompt*`` API call; ``actor`` is the signed-in user."""
 
-    def __init__(self, service: AssistantService) -> None:
-        self.service = service
-        versions = getattr(service.templates, "versions", None)
-        if not isinstance(versions, PromptVersions):
+    def __init__(self, versions: PromptVersions | None, served: ServedTemplates,
+                 llm: LLMClient, store: Store, samples: SampleSource) -> None:
+        if versions is None:
             raise ConfigError("The prompt studio needs the template store.",
                               "Start the app with `assistant serve` (templates from SQLite).")
         self.versions = versions
+        self.served = served
+        self.llm = llm
+        self.store = store
+        self.sample_source = samples
 
     # -- reading ------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -167,8 +192,7 @@ class PromptStudio:
     def overview(self) -> list[dict[str, Any]]:
         """Per template: description, variables, labels (with rollout), last change, and the
         latest version's last test run."""
-        serving = self.service.templates.serving() if hasattr(
-            self.service.templates, "serving") else {}
+        serving = self.served.serving()
         out = []
         for s in self.versions.list():
             run = self.versions.last_test_run(s.name, s.latest_version)
@@ -264,9 +288,7 @@ class PromptStudio:
         return event
 
     def _refresh(self) -> None:
-        refresh = getattr(self.service.templates, "refresh", None)
-        if refresh is not None:
-            refresh()
+        self.served.refresh()
 
     def rollout(self, name: str) -> dict[str, Any]:
         labels = {lab.label: {"version": lab.version, "share": lab.share,
@@ -278,7 +300,7 @@ class PromptStudio:
         """Per-version metrics from the call log and feedback, and a significance test
         between production and staging; without staging, between production and the
         newest other version that had traffic (e.g. the one just rolled back)."""
-        store = self.service.store
+        store = self.store
         per_version = version_metrics(store, name)
         found = {lab.label: lab for lab in self.versions.labels(name)}
         out: dict[str, Any] = {"versions": {k: v.as_dict() for k, v in per_version.items()},
@@ -306,7 +328,7 @@ class PromptStudio:
         return self.versions.set_tests(name, text, author=actor)
 
     def run_tests(self, name: str, version: int | None, *, actor: str) -> TestRun:
-        return self.versions.run_tests(name, version, self.service.llm, actor=actor)
+        return self.versions.run_tests(name, version, self.llm, actor=actor)
 
     def last_test_run(self, name: str, version: int) -> TestRun | None:
         return self.versions.last_test_run(name, version)
@@ -329,11 +351,11 @@ class PromptStudio:
         notes: list[str] = []
         if name in (RECOMMEND, SUPPORT):
             try:
-                model = self.service.segment_model()
+                by_segment = self.sample_source.customers_by_segment()
             except AssistantError as err:
                 notes.append(f"No segments yet ({err.message}); showing the test inputs.")
             else:
-                out = self._segment_samples(name, model, segments, ticket, seed, notes)
+                out = self._segment_samples(name, by_segment, segments, ticket, seed, notes)
                 if out:
                     return out, notes
         elif segments:
@@ -344,47 +366,30 @@ class PromptStudio:
             notes.append(f"'{name}' has no test cases to take sample inputs from.")
         return [Sample(f"test:{c.name}", f"test: {c.name}", dict(c.vars)) for c in cases], notes
 
-    def _segment_samples(self, name: str, model: Any, segments: list[str] | None,
-                         ticket: str, seed: int, notes: list[str]) -> list[Sample]:
-        customers = model.customers
-        present = [s for s in customers["rfm_segment"].astype(str).unique()]
+    def _segment_samples(self, name: str, by_segment: dict[str, list[str]],
+                         segments: list[str] | None, ticket: str, seed: int,
+                         notes: list[str]) -> list[Sample]:
+        present = list(by_segment)
         chosen = [s for s in (segments or present) if s in present][:MAX_SAMPLES]
         missing = [s for s in (segments or []) if s not in present]
         if missing:
             notes.append("No customers in: " + ", ".join(missing) + ".")
         out = []
         for seg in chosen:
-            pool = customers[customers["rfm_segment"].astype(str) == seg]
-            cid = str(pool.sample(1, random_state=seed).index[0])
+            pool = by_segment[seg]
+            # the same draw as pandas' DataFrame.sample over the segment's rows
+            cid = str(pd.Series(pool).sample(1, random_state=seed).iloc[0])
             try:
                 if name == RECOMMEND:
-                    out.append(self._recommend_sample(seg, cid))
+                    vars_, facts = self.sample_source.recommendation_context(seg, cid)
                 else:
-                    vars_, facts = self.service.desk.prompt_context(cid, ticket)
-                    out.append(Sample(f"{seg}:{cid}", f"{seg} · customer {cid}", vars_,
-                                      seg, cid, facts))
+                    vars_, facts = self.sample_source.support_context(cid, ticket)
             except AssistantError as err:
                 notes.append(f"{seg} (customer {cid}): {err.message}")
+                continue
+            out.append(Sample(f"{seg}:{cid}", f"{seg} · customer {cid}", vars_, seg, cid,
+                              facts))
         return out
-
-    def _recommend_sample(self, segment: str, cid: str) -> Sample:
-        from assistant.recommend.personal import Profile
-        from assistant.recommend.profiles import describe
-
-        service = self.service
-        answers = service.segment_model().observed_answers(cid)
-        engine = service.recommender()
-        profile = Profile(answers=answers, segment=segment, customer_id=cid,
-                          description=describe(service.spec, answers))
-        recs = engine.recommend(profile, service.settings.recommendations,
-                                exclude_seen=service.settings.exclude_seen)
-        vars_ = dict(shop_name=service.settings.shop_name,
-                     profile=profile.description or "(nothing yet)",
-                     items=engine.items_for_template(recs), popular=False)
-        facts = Facts(products=[Candidate(r.description, r.price) for r in recs],
-                      catalog=engine.names)
-        return Sample(f"{segment}:{cid}", f"{segment} · customer {cid}", vars_, segment, cid,
-                      facts)
 
     def render(self, name: str, body: str, samples: list[Sample]) -> list[Rendered]:
         """The draft body rendered for each sample (a render error is shown per sample)."""
@@ -406,7 +411,7 @@ class PromptStudio:
     # -- agents' edits as test cases -----------------------------------------------------
     def agent_edits(self, limit: int = 30) -> list[dict[str, Any]]:
         """Support drafts an agent changed before saving them as final, newest first."""
-        rows = sorted(self.service.store.template_drafts(SUPPORT),
+        rows = sorted(self.store.template_drafts(SUPPORT),
                       key=lambda r: r["updated_at"], reverse=True)
         return list(islice((e for e in map(_edit_of, rows) if e is not None), limit))
 
@@ -414,12 +419,12 @@ class PromptStudio:
         """Turn an agent's edit into a test case of the support template: the same customer
         and ticket as inputs; the sentences the agent deleted must not come back; the reply
         stays grounded, leaks nothing, and (if the agent shortened it) stays as short."""
-        row = self.service.store.draft(draft_id) if draft_id else None
+        row = self.store.draft(draft_id) if draft_id else None
         edit = _edit_of(row) if row and row["template_name"] == SUPPORT else None
         if edit is None:
             raise InputError(f"Draft '{draft_id}' has no saved edit by an agent.",
                              "Pick a draft from the list of agents' edits.")
-        vars_, facts = self.service.desk.prompt_context(edit["customer_id"], edit["ticket"])
+        vars_, facts = self.sample_source.support_context(edit["customer_id"], edit["ticket"])
         asserts: list[dict[str, Any]] = [
             {"type": "not_contains", "value": s} for s in edit["removed"][:3]]
         if len(edit["final"]) < 0.8 * len(edit["draft"]):

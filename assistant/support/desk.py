@@ -48,7 +48,7 @@ from assistant.infra.llm import GenerationParams, LLMClient
 from assistant.infra.store import Store
 from assistant.prompts.grounding import Facts, Verdict, check
 from assistant.prompts.leaks import LeakGuard
-from assistant.prompts.templates import PromptTemplate, TemplateRegistry
+from assistant.prompts.templates import PromptTemplate, ServedTemplates
 from assistant.segments.model import SEGMENTS
 from assistant.support.helpbase import fill_slots
 
@@ -59,11 +59,13 @@ DEFAULT_POLICIES = REPO_ROOT / "data" / "policies.yaml"
 MAX_TICKET_CHARS = 20_000
 MAX_FINAL_CHARS = 20_000
 MAX_REASON_CHARS = 500
-PROMPT_TICKET_CHARS = {"local": 3000}  # the small local context; others get DEFAULT
+#: a model whose context holds at most this many tokens gets the short ticket and passages
+SMALL_CONTEXT_TOKENS = 4096
+SMALL_PROMPT_TICKET_CHARS = 3000
 DEFAULT_PROMPT_TICKET_CHARS = 12_000
 PASSAGES = 3
 # characters per passage in the prompt (the agent sees the whole passage)
-PASSAGE_CHARS = {"local": 300}
+SMALL_PASSAGE_CHARS = 300
 DEFAULT_PASSAGE_CHARS = 600
 RECENT_ORDERS = 5
 PROMPT_ITEMS = 4  # product names per order in the prompt
@@ -418,7 +420,7 @@ class SupportDesk:
     clean orders (``behaviour.load_orders(...).orders``) or a callable returning it, called
     once, on first use."""
 
-    def __init__(self, settings: Settings, store: Store, templates: TemplateRegistry,
+    def __init__(self, settings: Settings, store: Store, templates: ServedTemplates,
                  llm: LLMClient, *, segments: Any = None, help_base: Any = None,
                  intents: Any = None, orders: pd.DataFrame | Lazy | None = None,
                  policies: Policies | Path | str | None = None,
@@ -671,9 +673,10 @@ class SupportDesk:
     def _vars(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
               injection: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         """(the template's own settings, the data) for rendering."""
-        provider = self.llm.model.provider
-        limit = PROMPT_TICKET_CHARS.get(provider, DEFAULT_PROMPT_TICKET_CHARS)
-        passage_chars = PASSAGE_CHARS.get(provider, DEFAULT_PASSAGE_CHARS)
+        window = self.llm.model.context_window
+        small = window is not None and window <= SMALL_CONTEXT_TOKENS
+        limit = SMALL_PROMPT_TICKET_CHARS if small else DEFAULT_PROMPT_TICKET_CHARS
+        passage_chars = SMALL_PASSAGE_CHARS if small else DEFAULT_PASSAGE_CHARS
         if len(ticket) > limit:
             ctx.notes.append(f"The model read the first {limit:,} of {len(ticket):,} "
                              "characters of the ticket.")
