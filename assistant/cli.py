@@ -305,7 +305,8 @@ def segments_show(
     from assistant.service.assistant import AssistantService
 
     service = AssistantService.from_settings(_settings())
-    typer.echo(json.dumps(service.segment_of_customer(customer), indent=2))
+    # the shell user runs the CLI with the data files at hand: no staff role to check
+    typer.echo(json.dumps(service.segment_model().of_customer(customer), indent=2))
 
 
 # --------------------------------------------------------------------------- users

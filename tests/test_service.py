@@ -2,6 +2,7 @@
 
 import pytest
 
+from assistant.core.config import load_settings
 from assistant.core.errors import InputError, ModelUnavailableError
 from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService, clean_message
@@ -129,3 +130,50 @@ def test_first_run_segments_come_from_the_configured_orders(tmp_path, staff_shop
     assert set(svc.segment_model().customers.index.astype(str)) <= set(
         pd.read_csv(orders)["CustomerID"].dropna().astype(int).astype(str))
     assert svc.ensure_segments() is None  # built once
+
+
+STAFF_CALLS = {  # operation -> (role it needs, call with an actor)
+    "desk_customer": ("agent", lambda s, who: s.desk_customer(who, "17850")),
+    "start_draft": ("agent", lambda s, who: s.start_draft(agent=who, customer_id=None,
+                                                          ticket="Where is my order?")),
+    "save_final_draft": ("agent", lambda s, who: s.save_final_draft("d1", who, "Thanks.")),
+    "rate_draft": ("agent", lambda s, who: s.rate_draft(who, "d1", True)),
+    "segments_dashboard": ("ops", lambda s, who: s.segments_dashboard(who)),
+    "staff_rebuild_segments": ("ops", lambda s, who: s.staff_rebuild_segments(
+        who, "orders.csv")),
+    "segment_of_customer": ("ops", lambda s, who: s.segment_of_customer(who, "17850")),
+    "segment_from_answers": ("ops", lambda s, who: s.segment_from_answers(who, {})),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(STAFF_CALLS))
+def test_staff_operations_check_the_role_themselves(service, operation):
+    """Roles are enforced at the service boundary: a front end that forgot to check still
+    gets a refusal, before anything is read or written."""
+    role, call = STAFF_CALLS[operation]
+    service.users.add("alex", "correct-horse-42", "agent")
+    service.users.add("olivia", "correct-horse-42", "ops")
+    wrong = "olivia" if role == "agent" else "alex"
+    with pytest.raises(InputError, match="Please sign in"):
+        call(service, None)
+    with pytest.raises(InputError, match="Please sign in"):
+        call(service, "nobody")
+    with pytest.raises(InputError, match=f"has the role {'ops' if role == 'agent' else 'agent'}"
+                       f"; this needs {role}"):
+        call(service, wrong)
+    assert service.store.template_drafts("support_draft") == []  # nothing was written
+
+
+def test_staff_operations_run_for_the_right_role(tmp_path, staff_shop):
+    from tests.conftest import copy_shop
+
+    data, orders = copy_shop(staff_shop, tmp_path / "shop")
+    settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
+    svc = AssistantService.from_settings(settings, model=ScriptedModel(["Thanks, on it."]))
+    svc.users.add("alex", "correct-horse-42", "agent")
+    svc.users.add("ada", "correct-horse-42", "admin")
+    assert svc.desk_customer("alex", "17850")["id"] == "17850"
+    draft = svc.start_draft(agent="alex", customer_id="17850",
+                            ticket="Where is my order?").collect()
+    assert draft["text"] and svc.rate_draft("alex", draft["id"], True)
+    assert svc.segment_of_customer("ada", "17850")["segment"]  # admin holds every role

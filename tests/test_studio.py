@@ -212,6 +212,8 @@ def test_agent_edit_becomes_a_test_case(svc: AssistantService) -> None:
     customer = str(svc.segment_model().customers.index[0])
     svc.llm.model = ScriptedModel(["Thanks for your message. We will send a free gift "
                                    "tomorrow. Kind regards."])
+    if svc.users.get("ann") is None:  # drafts are written by a signed-in agent
+        svc.users.add("ann", "correct-horse-42", "agent")
     run = svc.start_draft(agent="ann", customer_id=customer,
                           ticket="Where is my order? It has not arrived.", tone="neutral")
     draft = run.collect()

@@ -190,8 +190,11 @@ class AssistantService:
             out["intents"] = train_intents(self.settings.artifacts_dir)
         return out
 
-    def desk_customer(self, customer_id: str) -> dict[str, Any]:
+    # Staff operations take the acting user first and check the role themselves: a front
+    # end cannot forget it (agent: the desk; ops: segments; admin holds every role).
+    def desk_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
         """The Agent desk sidebar (``/customer``), with the customer's recommendations."""
+        self.require_role(actor, "agent")
         out = self.desk.customer(customer_id)
         try:
             recs = self.recommender().recommend(
@@ -206,13 +209,18 @@ class AssistantService:
     def start_draft(self, *, agent: str, customer_id: str | None, ticket: str,
                     tone: str = "neutral", revise: str | None = None,
                     previous: str | None = None) -> DraftRun:
+        """A streamed draft by the signed-in ``agent`` (role agent)."""
+        agent = self.require_role(agent, "agent").name
         return self.desk.start_draft(agent=agent, customer_id=customer_id, ticket=ticket,
                                      tone=tone, revise=revise, previous=previous)
 
     def save_final_draft(self, draft_id: str, agent: str, text: str) -> dict[str, Any]:
+        agent = self.require_role(agent, "agent").name
         return self.desk.save_final(draft_id, agent, text)
 
-    def rate_draft(self, draft_id: str, liked: bool, reason: str = "") -> dict[str, Any]:
+    def rate_draft(self, actor: str | None, draft_id: str, liked: bool, reason: str = ""
+                   ) -> dict[str, Any]:
+        self.require_role(actor, "agent")
         return self.desk.feedback(draft_id, liked, reason)
 
     def warm_up(self) -> None:
@@ -376,14 +384,24 @@ class AssistantService:
         log.info("building segments from %s (first run)", orders)
         return self.rebuild_segments(orders)
 
-    def segments_dashboard(self) -> dict[str, Any]:
+    def segments_dashboard(self, actor: str | None) -> dict[str, Any]:
+        self.require_role(actor, "ops")
         return dashboard_data(self.segment_model())
 
-    def segment_of_customer(self, customer_id: str) -> dict[str, Any]:
+    def staff_rebuild_segments(self, actor: str | None, orders_path: Path,
+                               mapping: dict[str, str] | None = None,
+                               progress: Progress = None) -> dict[str, Any]:
+        """``rebuild_segments`` for a signed-in ops user (the Segments tab's upload)."""
+        self.require_role(actor, "ops")
+        return self.rebuild_segments(orders_path, mapping, progress)
+
+    def segment_of_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
+        self.require_role(actor, "ops")
         return self.segment_model().of_customer(customer_id)
 
-    def segment_from_answers(self, answers: dict[str, Any],
+    def segment_from_answers(self, actor: str | None, answers: dict[str, Any],
                              customer_id: str | None = None) -> dict[str, Any]:
+        self.require_role(actor, "ops")
         return self.segment_model().from_answers(answers, customer_id)
 
     # -- guided questionnaire --------------------------------------------------------

@@ -126,8 +126,7 @@ def build_desk_tab(service: AssistantService):
         if not cid:
             return EMPTY_SIDEBAR, ""
         try:
-            service.require_role(request.username, "agent")
-            return sidebar_markdown(service.desk_customer(cid)), cid
+            return sidebar_markdown(service.desk_customer(request.username, cid)), cid
         except AssistantError as err:
             gr.Warning(err.for_user())
             return EMPTY_SIDEBAR, ""
@@ -135,8 +134,7 @@ def build_desk_tab(service: AssistantService):
     def run(customer: str, ticket: str, tone: str, revise: str | None, previous: str,
             request: gr.Request) -> Iterator[tuple]:
         try:
-            user = service.require_role(request.username, "agent")
-            draft = service.start_draft(agent=user.name, customer_id=customer or None,
+            draft = service.start_draft(agent=request.username, customer_id=customer or None,
                                         ticket=ticket, tone=tone or "neutral", revise=revise,
                                         previous=previous or None)
         except AssistantError as err:
@@ -177,8 +175,7 @@ def build_desk_tab(service: AssistantService):
             gr.Warning("Draft a reply first.")
             return gr.skip()
         try:
-            user = service.require_role(request.username, "agent")
-            out = service.save_final_draft(draft_id, user.name, text)
+            out = service.save_final_draft(draft_id, request.username, text)
         except AssistantError as err:
             gr.Warning(err.for_user())
             return gr.skip()
@@ -192,8 +189,7 @@ def build_desk_tab(service: AssistantService):
                 gr.Warning("Draft a reply first.")
                 return
             try:
-                service.require_role(request.username, "agent")
-                service.rate_draft(draft_id, liked, reason or "")
+                service.rate_draft(request.username, draft_id, liked, reason or "")
             except AssistantError as err:
                 gr.Warning(err.for_user())
                 return
@@ -204,8 +200,7 @@ def build_desk_tab(service: AssistantService):
     def api_customer(customer_id: str, request: gr.Request) -> dict[str, Any]:
         """Sidebar JSON of a customer (agent role)."""
         try:
-            service.require_role(request.username, "agent")
-            return service.desk_customer(customer_id.strip())
+            return service.desk_customer(request.username, customer_id.strip())
         except AssistantError as err:
             raise gr.Error(err.for_user()) from None
 
@@ -214,8 +209,8 @@ def build_desk_tab(service: AssistantService):
                   ) -> dict[str, Any]:
         """A complete draft as JSON: text, citations, intent, flags, template version."""
         try:
-            user = service.require_role(request.username, "agent")
-            run_ = service.start_draft(agent=user.name, customer_id=customer_id.strip() or None,
+            run_ = service.start_draft(agent=request.username,
+                                       customer_id=customer_id.strip() or None,
                                        ticket=ticket, tone=(tone or "neutral").strip())
             return run_.collect()
         except AssistantError as err:

@@ -131,8 +131,7 @@ def build_segments_tab(service: AssistantService) -> None:
     @guarded
     def load(mode: str, request: gr.Request):
         try:
-            service.require_role(request.username, "ops")
-            data = service.segments_dashboard()
+            data = service.segments_dashboard(request.username)
         except AssistantError as err:
             empty = go.Figure()
             message = (empty_markdown(getattr(service, "build_status", {}))
@@ -150,9 +149,9 @@ def build_segments_tab(service: AssistantService) -> None:
             gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
             return load(mode, request)
         try:
-            service.require_role(request.username, "ops")
-            service.rebuild_segments(file, parse_map(mapping_text or ""),
-                                     progress=lambda stage, done: progress(done, desc=stage))
+            service.staff_rebuild_segments(
+                request.username, file, parse_map(mapping_text or ""),
+                progress=lambda stage, done: progress(done, desc=stage))
         except AssistantError as err:
             gr.Warning(err.for_user() + " — the segments in use are unchanged.")
             return load(mode, request)
@@ -162,8 +161,7 @@ def build_segments_tab(service: AssistantService) -> None:
     @guarded
     def lookup(customer_id: str, request: gr.Request) -> dict[str, Any]:
         try:
-            service.require_role(request.username, "ops")
-            return service.segment_of_customer(customer_id)
+            return service.segment_of_customer(request.username, customer_id)
         except AssistantError as err:
             return {"error": err.message, "hint": err.hint}
 
@@ -171,16 +169,13 @@ def build_segments_tab(service: AssistantService) -> None:
     def from_answers(answers_json: str, customer_id: str, request: gr.Request
                      ) -> dict[str, Any]:
         try:
-            service.require_role(request.username, "ops")
-        except AssistantError as err:
-            return {"error": err.message, "hint": err.hint}
-        try:
             answers = json.loads(answers_json or "{}")
         except ValueError as exc:
             return {"error": f"Answers are not valid JSON ({exc}).",
                     "hint": 'Example: {"order_frequency": "every month or two"}'}
         try:
-            return service.segment_from_answers(answers, customer_id.strip() or None)
+            return service.segment_from_answers(request.username, answers,
+                                                customer_id.strip() or None)
         except AssistantError as err:
             return {"error": err.message, "hint": err.hint}
 
