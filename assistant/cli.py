@@ -9,14 +9,21 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from tqdm import tqdm
 
 from assistant.core.config import Settings, load_settings
 from assistant.core.errors import AssistantError, InputError, unexpected_error
+
+# Each command imports the Tailor modules it runs inside its own function (`# lazy: CLI
+# start-up, +cost`): `import assistant.cli` stays ~0.3 s, so `assistant --help`, a typo or
+# `assistant config` answer at once; the service alone would add ~3 s. Costs are measured
+# over `import assistant.cli` on 2 cores.
 
 app = typer.Typer(help="Tailor: a personalization assistant for online shops (offline by default).",
                   no_args_is_help=True, add_completion=False)
@@ -132,8 +139,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (TAILOR_PORT).")] = None,
 ) -> None:
     """Start the web app (Chat tab) on the configured model."""
-    from assistant.service.assistant import AssistantService
-    from assistant.ui import launch
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+    from assistant.ui import launch  # lazy: gradio, +5 s; only `serve` needs it
 
     _setup_logging()
     settings = _settings(host=host, port=port)
@@ -154,7 +161,7 @@ def chat(
     session: Annotated[str | None, typer.Option(help="Continue this session id.")] = None,
 ) -> None:
     """Send one chat message and stream the reply to stdout (session id on stderr)."""
-    from assistant.service.assistant import AssistantService
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
 
     service = AssistantService.from_settings(_settings())
     sid, _ = service.resume(session)
@@ -176,7 +183,7 @@ def config() -> None:
 @friendly
 def calls(limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20) -> None:
     """Show the LLM call log (latency, time to first token, tokens, outcome)."""
-    from assistant.infra.store import Store
+    from assistant.infra.store import Store  # lazy: CLI start-up, +12 ms
 
     rows = Store(_settings().db_path).llm_calls(limit)
     typer.echo(json.dumps([r.model_dump() for r in rows], indent=2))
@@ -186,7 +193,7 @@ def calls(limit: Annotated[int, typer.Option(min=1, help="How many, newest first
 @friendly
 def templates_list() -> None:
     """List templates with their variables."""
-    from assistant.prompts.templates import TemplateRegistry
+    from assistant.prompts.templates import TemplateRegistry  # lazy: CLI start-up, +0.6 s
 
     for tpl in TemplateRegistry(_settings().prompts_dir):
         variables = ", ".join(f"{n}:{v.type}{'' if v.required else '?'}"
@@ -198,7 +205,7 @@ def templates_list() -> None:
 @friendly
 def templates_check() -> None:
     """Validate every template file (exit 2 with file and line on the first problem)."""
-    from assistant.prompts.templates import TemplateRegistry
+    from assistant.prompts.templates import TemplateRegistry  # lazy: CLI start-up, +0.6 s
 
     reg = TemplateRegistry(_settings().prompts_dir)
     typer.echo(f"{len(reg.templates)} template(s) OK")
@@ -208,8 +215,6 @@ class _Bar:
     """tqdm progress bar on stderr driven by (stage, fraction) callbacks."""
 
     def __init__(self, enabled: bool) -> None:
-        from tqdm import tqdm
-
         self.bar = tqdm(total=100, unit="%", file=sys.stderr, disable=not enabled,
                         bar_format="{l_bar}{bar}| {elapsed}")
 
@@ -256,8 +261,8 @@ def segments_build(
 ) -> None:
     """Ingest orders, compute features, discover segments, train the segment classifier.
     Rejected rows are written to <data dir>/artifacts/last-rejects.csv with their reason."""
-    from assistant.orders.ingest import parse_map_options
-    from assistant.segments.model import build_segment_model
+    from assistant.orders.ingest import parse_map_options  # lazy: CLI start-up, +0.4 s
+    from assistant.segments.model import build_segment_model  # lazy: CLI start-up, +1.5 s
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -282,8 +287,8 @@ def segments_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Cross-validate a classifier on any table; compare with the majority baseline."""
-    from assistant.orders.ingest import read_table
-    from assistant.segments.model import train_table
+    from assistant.orders.ingest import read_table  # lazy: CLI start-up, +0.4 s
+    from assistant.segments.model import train_table  # lazy: CLI start-up, +1.5 s
 
     result = train_table(read_table(table), label)
     if as_json:
@@ -302,7 +307,7 @@ def segments_show(
     customer: Annotated[str, typer.Argument(help="Customer id from the order data.")],
 ) -> None:
     """Segment of a known customer, with probability and reasons, as JSON."""
-    from assistant.service.assistant import AssistantService
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
 
     service = AssistantService.from_settings(_settings())
     # the shell user runs the CLI with the data files at hand: no staff role to check
@@ -311,7 +316,7 @@ def segments_show(
 
 # --------------------------------------------------------------------------- users
 def _user_store() -> Any:
-    from assistant.infra.users import UserStore
+    from assistant.infra.users import UserStore  # lazy: CLI start-up, +7 ms
 
     return UserStore.from_settings(_settings())
 
@@ -331,7 +336,7 @@ def users_add(
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
 ) -> None:
     """Add a user; the password is asked twice (hidden) unless --password-stdin."""
-    from assistant.infra.users import check_role, normalize_name
+    from assistant.infra.users import check_role, normalize_name  # lazy: CLI start-up, +7 ms
 
     normalize_name(name)
     check_role(role)  # refuse bad input before asking for a password
@@ -371,7 +376,7 @@ def users_passwd(
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
 ) -> None:
     """Set a user's password."""
-    from assistant.infra.users import normalize_name
+    from assistant.infra.users import normalize_name  # lazy: CLI start-up, +7 ms
 
     store = _user_store()
     if store.get(normalize_name(name)) is None:  # refuse before asking for a password
@@ -397,7 +402,7 @@ def help_build(
     """Fill the Bitext responses from data/shop.yaml and index them in Chroma.
 
     Skipped when the data, the shop file and the options are unchanged."""
-    from assistant.support.helpbase import HelpBase, build_helpbase
+    from assistant.support.helpbase import HelpBase, build_helpbase  # lazy: CLI start-up, +0.4 s
 
     base = HelpBase.from_settings(_settings())
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -426,9 +431,7 @@ def help_search(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """The help passages nearest a text."""
-    from dataclasses import asdict
-
-    from assistant.support.helpbase import HelpBase
+    from assistant.support.helpbase import HelpBase  # lazy: CLI start-up, +0.4 s
 
     hits = HelpBase.from_settings(_settings()).search(text, k, intent)
     if as_json:
@@ -447,7 +450,7 @@ def help_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Train the intent classifier; print held-out accuracy and macro-F1."""
-    from assistant.support.intents import train_intents
+    from assistant.support.intents import train_intents  # lazy: CLI start-up, +1.5 s
 
     summary = train_intents(_settings().artifacts_dir, data)
     if as_json:
@@ -466,7 +469,7 @@ def help_train(
 @friendly
 def help_classify(text: Annotated[str, typer.Argument(help="A ticket.")]) -> None:
     """Intent of a ticket with its confidence and the top 3, as JSON."""
-    from assistant.support.intents import IntentClassifier
+    from assistant.support.intents import IntentClassifier  # lazy: CLI start-up, +1.5 s
 
     pred = IntentClassifier.load(_settings().artifacts_dir).predict(text)
     typer.echo(json.dumps(pred._asdict(), indent=2))
@@ -501,8 +504,12 @@ def recommend_evaluate(
     coverage, novelty), plus the cold start; the hybrid's weights are tuned on a validation
     split inside the training data. JSON: {"recommenders": {name: {metric: value}} (repeats
     allowed), "recommenders_new_items": {...} (already-bought excluded), "cold_start": {...}}."""
-    from assistant.orders.ingest import parse_map_options
-    from assistant.recommend.evaluation import evaluate, format_report, load_interactions
+    from assistant.orders.ingest import parse_map_options  # lazy: CLI start-up, +0.4 s
+    from assistant.recommend.evaluation import (  # lazy: CLI start-up, +1.5 s
+        evaluate,
+        format_report,
+        load_interactions,
+    )
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -526,13 +533,13 @@ AsOption = Annotated[str | None, typer.Option(
 
 def _prompt_versions() -> Any:
     """The studio over the configured database; shipped templates are seeded on first use."""
-    from assistant.prompts.versions import PromptVersions
+    from assistant.prompts.versions import PromptVersions  # lazy: CLI start-up, +0.7 s
 
     return PromptVersions.from_settings(_settings())
 
 
 def _actor(name: str | None) -> str:
-    from assistant.prompts.versions import default_actor
+    from assistant.prompts.versions import default_actor  # lazy: CLI start-up, +0.7 s
 
     return name or default_actor()
 
@@ -543,8 +550,6 @@ def prompts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Templates with description, variables, labels, latest version and last change."""
-    from dataclasses import asdict
-
     rows = _prompt_versions().list()
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
@@ -587,8 +592,6 @@ def prompts_history(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Versions (newest first) and the audit log of label moves."""
-    from dataclasses import asdict
-
     studio = _prompt_versions()
     versions, events = studio.history(name), studio.label_history(name)
     if as_json:
@@ -618,8 +621,6 @@ def prompts_diff(
 
 def _read_text(file: Path) -> str:
     """A file the user named; unreadable -> a clear error, not a traceback."""
-    from assistant.core.errors import InputError
-
     try:
         return file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -636,7 +637,7 @@ def prompts_save(
     as_: AsOption = None,
 ) -> None:
     """Save a new version; refused with a diff when someone saved since --base."""
-    from assistant.prompts.versions import ConflictError
+    from assistant.prompts.versions import ConflictError  # lazy: CLI start-up, +0.7 s
 
     body = _read_text(file)
     try:
@@ -710,8 +711,12 @@ def prompts_metrics(
     """Per-version metrics of a template from the call log and feedback (calls, latency,
     tokens, grounding failures, like rate, agents' edits), and with --compare a significance
     test between two versions (Fisher's exact test for rates, Mann-Whitney U otherwise)."""
-    from assistant.infra.store import Store
-    from assistant.prompts.metrics import compare, metrics_markdown, version_metrics
+    from assistant.infra.store import Store  # lazy: CLI start-up, +12 ms
+    from assistant.prompts.metrics import (  # lazy: CLI start-up, +1.6 s
+        compare,
+        metrics_markdown,
+        version_metrics,
+    )
 
     store = Store(_settings().db_path)
     per_version = version_metrics(store, name, since=since)
@@ -743,7 +748,7 @@ def prompts_test(
 ) -> None:
     """Run the template's tests on the configured model: a table and the pass rate.
     Exit code 1 when any check fails."""
-    from assistant.infra.llm import LLMClient, build_model
+    from assistant.infra.llm import LLMClient, build_model  # lazy: CLI start-up, +12 ms
 
     settings = _settings()
     studio = _prompt_versions()

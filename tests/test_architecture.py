@@ -3,6 +3,7 @@ and they cover every package, so a new package cannot sit outside the floors."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -42,3 +43,33 @@ def test_architecture_doc_names_every_module():
     missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
                if p.name != "__init__.py" and f"`{p.name}`" not in doc]
     assert not missing, f"ARCHITECTURE.md does not mention: {missing}"
+
+
+def _imports_in_functions(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def walk(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if in_function and isinstance(child, ast.Import | ast.ImportFrom):
+                found.append(child)
+            walk(child, in_function
+                 or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef))
+
+    walk(tree, False)
+    return found
+
+
+def test_imports_inside_functions_say_why():
+    """An import inside a function is an exception (a heavy or optional dependency, the
+    CLI's start-up time) and says so on its first line: ``# lazy: <why>``."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        for node in _imports_in_functions(ast.parse(source, filename=str(path))):
+            if "# lazy:" not in lines[node.lineno - 1]:
+                offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}: "
+                                 f"{lines[node.lineno - 1].strip()}")
+    assert not offenders, ("imports inside functions without a `# lazy: <why>` comment "
+                           "(move them to the top of the module, or say why not):\n"
+                           + "\n".join(offenders))

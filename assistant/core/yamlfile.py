@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from assistant.core.errors import AssistantError
+from assistant.core.errors import AssistantError, ConfigError
 
 
 def read_yaml(path: Path, text: str, *, what: str, error: type[AssistantError],
@@ -44,8 +44,6 @@ def read_config_file(path: Path, *, what: str, default: str,
     """(data, node tree) of an ops-edited config file; an unreadable file or bad YAML is a
     ``ConfigError`` naming the file (and line). ``what``: e.g. "Shop settings";
     ``default``: the default path, quoted in the hint."""
-    from assistant.core.errors import ConfigError
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

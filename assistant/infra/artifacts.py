@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pandas as pd
+import skops
 
 from assistant.core.errors import AssistantError
 
@@ -31,9 +33,7 @@ class ArtifactError(AssistantError):
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-    import skops
+    import sklearn  # lazy: scikit-learn, +0.9 s; only saving a bundle records its version
 
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "pandas": pd.__version__, "numpy": numpy.__version__, "skops": skops.__version__}
@@ -50,7 +50,7 @@ class Bundle:
 def save_bundle(root: Path, kind: str, *, models: dict[str, Any],
                 tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
     """Write a complete bundle, then point ``<kind>.current`` at it."""
-    import skops.io as sio
+    import skops.io as sio  # lazy: +0.5 s even after scikit-learn; only bundle I/O needs it
 
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -90,7 +90,7 @@ def current_bundle_path(root: Path, kind: str) -> Path | None:
 
 def load_bundle(root: Path, kind: str, *, models: bool = True) -> Bundle | None:
     """The current bundle of ``kind`` (None when nothing was built yet)."""
-    import skops.io as sio
+    import skops.io as sio  # lazy: +0.5 s even after scikit-learn; only bundle I/O needs it
 
     path = current_bundle_path(root, kind)
     if path is None:

@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
 
 from assistant.core.errors import AssistantError
 
@@ -63,17 +65,13 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     @cached_property
-    def _session(self):  # -> onnxruntime.InferenceSession
-        import onnxruntime as ort
-
+    def _session(self) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         return ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
 
     @cached_property
-    def _tokenizer(self):  # -> tokenizers.Tokenizer
-        from tokenizers import Tokenizer
-
+    def _tokenizer(self) -> Tokenizer:
         tok = Tokenizer.from_file(str(self.tokenizer_path))
         tok.enable_truncation(MAX_TOKENS)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")

@@ -33,6 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.prompts.string import mustache_template_vars
 from langchain_core.utils.mustache import ChevronError
+from langchain_core.utils.mustache import render as mustache_render
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from assistant.core.errors import TemplateError
@@ -220,9 +221,7 @@ def _top_vars(text: str) -> set[str]:
 
 def render_mustache(text: str, values: dict[str, Any]) -> str:
     """Mustache without HTML escaping (the same rules as the chat templates)."""
-    from langchain_core.utils.mustache import render
-
-    return render(_PLAIN_VAR.sub(r"{{&\1}}", text), values)
+    return mustache_render(_PLAIN_VAR.sub(r"{{&\1}}", text), values)
 
 
 def _to_lc(m: Message | dict[str, str]) -> BaseMessage:

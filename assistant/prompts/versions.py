@@ -67,7 +67,7 @@ from assistant.infra.store import Store
 from assistant.prompts.grounding import Candidate, Facts
 from assistant.prompts.grounding import check as grounding_check
 from assistant.prompts.leaks import LEAK_NGRAM, leaks
-from assistant.prompts.templates import PromptTemplate, TemplateRegistry, load_template
+from assistant.prompts.templates import PromptTemplate, TemplateRegistry, _top_vars, load_template
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def _check_schema(schema: Any) -> None:
     if not isinstance(schema, dict):
         raise ValueError("json_schema needs a JSON Schema object (or null for any JSON)")
     try:
-        import jsonschema
+        import jsonschema  # lazy: optional, not a declared dependency (fallback below)
     except ImportError:  # fallback: type + required keys only
         if not isinstance(schema.get("required", []), list):
             raise ValueError("json_schema: `required` must be a list") from None
@@ -465,8 +465,6 @@ def _undeclared(loc: tuple[Any, ...], root: yaml.Node | None, var: str) -> Probl
 
 def _template_problems(tpl: PromptTemplate, root: yaml.Node | None) -> list[Problem]:
     """Syntax and used-vs-declared checks, each at the field that is wrong."""
-    from assistant.prompts.templates import _top_vars
-
     problems: list[Problem] = []
     declared = set(tpl.variables)
     for i, msg in enumerate(tpl.messages):
@@ -634,7 +632,7 @@ def _check_json(output: str, schema: Any) -> tuple[bool, str]:
     if schema is None:
         return True, "valid JSON"
     try:
-        import jsonschema
+        import jsonschema  # lazy: optional, not a declared dependency (fallback below)
     except ImportError:
         return _check_json_fallback(data, schema)
     errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(data),

@@ -59,6 +59,8 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from assistant.core.errors import InputError
+from assistant.infra.embeddings import MiniLMEmbedder
+from assistant.orders.catalog import assign_groups, load_group_rules
 from assistant.segments.answers import (
     CATEGORICAL_QUESTIONS,
     INTEREST_PREFIX,
@@ -199,8 +201,6 @@ class TrainingData:
 def interest_group(words: str) -> str | None:
     """The product group a person's own words name ("candles" -> candles_lights), by the
     rules in data/product_groups.yaml; None when no group matches."""
-    from assistant.orders.catalog import assign_groups
-
     group = str(assign_groups(pd.Series([str(words)])).iat[0])
     return None if group in (OTHER_GROUP, *NON_PRODUCT_GROUPS) else group
 
@@ -229,8 +229,6 @@ def _align_catalog(catalog: pd.DataFrame | None, items: pd.Index) -> pd.DataFram
     if "group" in src:
         groups = src["group"].reindex(items).astype("string").fillna(OTHER_GROUP)
     else:
-        from assistant.orders.catalog import assign_groups
-
         groups = assign_groups(out["description"])
     out["group"] = groups.to_numpy()
     price = src["typical_price"] if "typical_price" in src else pd.Series(dtype="float64")
@@ -759,14 +757,10 @@ class ContentRecommender(Recommender):
 
     def _embedder(self) -> Embedder:
         if self.embedder is None:
-            from assistant.infra.embeddings import MiniLMEmbedder
-
             self.embedder = MiniLMEmbedder()
         return self.embedder
 
     def _fit(self, data: TrainingData) -> None:
-        from assistant.orders.catalog import load_group_rules
-
         desc = data.catalog["description"].astype(str).tolist()
         self.item_vectors_ = _embed_cached(self._embedder(), desc, self.cache_dir)
         self.item_vectors_[np.array([not d for d in desc], dtype=bool)] = 0.0

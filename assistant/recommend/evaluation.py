@@ -48,11 +48,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 from sklearn.metrics import ndcg_score
 
 from assistant.core.errors import InputError
-from assistant.orders.ingest import column_key
+from assistant.orders.catalog import (
+    assign_groups,
+    build_catalog,
+    clean_description,
+    load_group_rules,
+)
+from assistant.orders.features import build_features
+from assistant.orders.ingest import (
+    ALIASES,
+    clean_ids,
+    clean_strings,
+    column_key,
+    load_orders,
+    parse_dates,
+    read_table,
+    to_number,
+)
 from assistant.recommend.algorithms import (
     HALF_LIFE_DAYS,
     NON_PRODUCT_GROUPS,
@@ -61,8 +78,17 @@ from assistant.recommend.algorithms import (
     QueryBatch,
     TrainingData,
     default_components,
+    profiles_from_features,
     top_k,
 )
+from assistant.segments.answers import (
+    INTEREST_PREFIX,
+    INTEREST_SHARE,
+    AnswerNoise,
+    add_noise,
+    true_answers,
+)
+from assistant.segments.model import fit_classifier, rfm_scores, training_rows
 
 Progress = Callable[[str, float], None]
 SPLITS = ("chronological", "random-per-user")
@@ -155,11 +181,7 @@ def load_interactions(path: str | Path, mapping: dict[str, str] | None = None) -
 
 
 def _peek_columns(path: Path) -> list[str]:
-    from assistant.orders.ingest import read_table
-
     if path.exists() and path.is_file() and path.stat().st_size > 0:
-        import pyarrow.parquet as pq
-
         try:
             return [str(c).strip() for c in pq.read_schema(path).names]
         except Exception:  # noqa: BLE001 - not Parquet: read the CSV header below
@@ -190,8 +212,6 @@ def _check_mapped_columns(fields: dict[str, str], header: list[str], name: str) 
 
 
 def _looks_like_orders(fields: dict[str, str], header: list[str]) -> bool:
-    from assistant.orders.ingest import ALIASES
-
     if "rating" in fields or _find(header, _RATING_ALIASES):
         return False
     priced = any(f in fields for f in ("amount", "unit_price")) or bool(
@@ -201,9 +221,6 @@ def _looks_like_orders(fields: dict[str, str], header: list[str]) -> bool:
 
 
 def _load_orders(path: Path, fields: dict[str, str]) -> InteractionData:
-    from assistant.orders.catalog import assign_groups, clean_description
-    from assistant.orders.ingest import load_orders
-
     to_orders = {"user": "customer", "time": "timestamp"}
     mapping = {to_orders.get(k, k): v for k, v in fields.items()}
     ingest = load_orders(path, mapping)
@@ -242,15 +259,6 @@ def _mode_by_item(items: pd.Series, descriptions: pd.Series) -> pd.Series:
 
 
 def _load_generic(path: Path, fields: dict[str, str]) -> InteractionData:
-    from assistant.orders.ingest import (
-        ALIASES,
-        clean_ids,
-        clean_strings,
-        parse_dates,
-        read_table,
-        to_number,
-    )
-
     raw = read_table(path)
     header = [str(c) for c in raw.columns]
     cols = _resolve_generic(fields, header, ALIASES)
@@ -550,8 +558,6 @@ def build_context(data: InteractionData, train: pd.DataFrame, *,
     catalog = _catalog(data, train)
     features = segments = None
     if data.kind == "orders":
-        from assistant.recommend.algorithms import profiles_from_features
-
         features, segments = _features_and_segments(_orders_of(data, train),
                                                      train["time"].max())
         profiles = profiles_from_features(features, segments)
@@ -573,11 +579,7 @@ def _pairs(events: pd.DataFrame) -> pd.DataFrame:
 
 def _catalog(data: InteractionData, train: pd.DataFrame) -> pd.DataFrame:
     if data.kind == "orders":
-        from assistant.orders.catalog import build_catalog
-
         return build_catalog(_orders_of(data, train))
-    from assistant.orders.catalog import assign_groups
-
     items = pd.Index(train["item"].unique())
     desc = (data.descriptions.reindex(items).fillna("") if data.descriptions is not None
             else pd.Series("", index=items))
@@ -603,10 +605,6 @@ def _orders_of(data: InteractionData, events: pd.DataFrame) -> pd.DataFrame:
 
 def _features_and_segments(orders: pd.DataFrame,
                            last: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-    from assistant.orders.catalog import load_group_rules
-    from assistant.orders.features import build_features
-    from assistant.segments.model import rfm_scores
-
     features = build_features(orders, groups=sorted(load_group_rules().names),
                               reference_date=(last + pd.Timedelta(days=1)).normalize())
     features.index = features.index.astype(str)
@@ -616,8 +614,6 @@ def _features_and_segments(orders: pd.DataFrame,
 
 
 def _segment_classifier(features: pd.DataFrame, segments: pd.Series) -> Any:
-    from assistant.segments.model import fit_classifier, training_rows
-
     if segments.isna().all() or segments.nunique() < 2:
         return None
     rows = training_rows(features, segments)
@@ -628,8 +624,6 @@ def _generic_profiles(events: pd.DataFrame, catalog: pd.DataFrame, *,
                       activity: bool) -> pd.DataFrame:
     """Profiles without orders: interests = groups with >= 20% of a user's interactions;
     segment = activity tercile (light / regular / heavy) in the training data."""
-    from assistant.segments.answers import INTEREST_SHARE
-
     group = catalog.set_index("item")["group"].reindex(events["item"]).fillna("other")
     frame = pd.DataFrame({"user": events["user"].to_numpy(), "group": group.to_numpy()})
     share = pd.crosstab(frame["user"], frame["group"], normalize="index")
@@ -649,8 +643,6 @@ def cold_profiles(data: InteractionData, events: pd.DataFrame, context: Context,
                   seed: int) -> pd.DataFrame:
     """What the questionnaire would know about new users: answers derived from their own
     events (``segments/answers.py``), with survey noise, and the segment those answers suggest."""
-    from assistant.segments.answers import INTEREST_PREFIX, AnswerNoise, add_noise, true_answers
-
     if data.kind != "orders":
         profiles = _generic_profiles(events, context.data.catalog.reset_index(),
                                      activity=False)
@@ -676,16 +668,12 @@ def cold_profiles(data: InteractionData, events: pd.DataFrame, context: Context,
 
 
 def _interest_frame(profiles: pd.DataFrame) -> pd.DataFrame:
-    from assistant.segments.answers import INTEREST_PREFIX
-
     groups = sorted({g for v in profiles["interests"] for g in v})
     return pd.DataFrame({INTEREST_PREFIX + g: [float(g in v) for v in profiles["interests"]]
                          for g in groups}, index=profiles.index)
 
 
 def _interest_tuples(answers: pd.DataFrame) -> list[tuple[str, ...]]:
-    from assistant.segments.answers import INTEREST_PREFIX
-
     cols = [c for c in answers if c.startswith(INTEREST_PREFIX)]
     names = np.asarray([c.removeprefix(INTEREST_PREFIX) for c in cols], dtype=object)
     flags = answers[cols].to_numpy(dtype=float) > 0 if cols else np.zeros((len(answers), 0))

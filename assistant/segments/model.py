@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import entropy
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
 from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -38,6 +40,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from assistant.core.errors import InputError
+from assistant.infra.artifacts import load_bundle, save_bundle
+from assistant.orders.catalog import assign_groups, build_catalog, load_group_rules
+from assistant.orders.features import build_features
+from assistant.orders.ingest import load_orders
 from assistant.segments.answers import (
     ANSWER_COLUMNS,
     INTEREST_PREFIX,
@@ -390,11 +396,6 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
                         progress: Progress = None) -> dict[str, Any]:
     """Ingest -> features -> RFM + clusters -> classifier (evaluated, then fitted on all)
     -> a new artefact bundle. Returns the summary; nothing is replaced if a step fails."""
-    from assistant.infra.artifacts import save_bundle
-    from assistant.orders.catalog import assign_groups, build_catalog, load_group_rules
-    from assistant.orders.features import build_features
-    from assistant.orders.ingest import load_orders
-
     progress = progress or _noop
     progress("reading orders", 0.0)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -465,8 +466,6 @@ class SegmentModel:
 
     @classmethod
     def load(cls, artifacts_dir: Path) -> SegmentModel | None:
-        from assistant.infra.artifacts import load_bundle
-
         bundle = load_bundle(artifacts_dir, SEGMENTS_KIND)
         return cls(bundle) if bundle else None
 
@@ -523,8 +522,6 @@ def dashboard_data(model: SegmentModel, *, sample: int = 3000,
                    random_state: int = 0) -> dict[str, Any]:
     """Tables behind the Segments tab: sizes, RFM values, a 2-D projection, per-segment
     medians, cluster profiles and the classifier's evaluation."""
-    from sklearn.decomposition import PCA
-
     cust = model.customers
     clusters: Pipeline = model.bundle.models["clusters"]
     pick = cust.sample(n=min(sample, len(cust)), random_state=random_state)
@@ -604,8 +601,6 @@ class QuestionPlanner:
     def gains(self, answers: dict[str, Any], candidates: list[str] | None = None,
               behaviour: pd.Series | None = None) -> dict[str, float]:
         """Expected entropy reduction (nats) of the segment posterior for each question."""
-        from scipy.stats import entropy
-
         row = input_row(self.classifier, answers, behaviour)
         prior = self.classifier.predict_proba(row)[0]
         base = float(entropy(prior))

@@ -17,6 +17,7 @@ import pandas as pd
 from assistant.core.config import Settings
 from assistant.core.errors import AssistantError, InputError, unexpected_error
 from assistant.core.schemas import ChatMessage, Message
+from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.infra.llm import ChatModel, LLMClient, build_model
 from assistant.infra.store import Store
 from assistant.infra.users import User, UserStore, has_role
@@ -892,8 +893,6 @@ class AssistantService:
 
     def _similarity(self, a: str, b: str) -> float:
         if self._embedder is None:
-            from assistant.infra.embeddings import MiniLMEmbedder
-
             self._embedder = MiniLMEmbedder()
         va, vb = self._embedder.embed([a, b])
         return float(va @ vb)

@@ -20,6 +20,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 import pandas as pd
+import yaml
 
 from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.core.schemas import Message
@@ -461,8 +462,6 @@ def own_texts(tpl: PromptTemplate, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_body(name: str, body: str) -> dict[str, Any]:
-    import yaml
-
     try:
         data = yaml.safe_load(body or "")
     except yaml.YAMLError as exc:

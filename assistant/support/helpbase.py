@@ -356,7 +356,9 @@ def select_representative(texts: list[str], n: int, *,
                           max_similarity: float = 0.9) -> list[int]:
     """Indices of up to ``n`` texts nearest their TF-IDF centroid, skipping near-duplicates
     of one already taken. Deterministic."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import (  # lazy: +1 s; only building the base needs it
+        TfidfVectorizer,
+    )
 
     if len(texts) <= 1:
         return list(range(len(texts)))
@@ -431,7 +433,9 @@ class HelpBase:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HelpBase:
-        from assistant.infra.vectors import VectorStore
+        from assistant.infra.vectors import (  # lazy: chromadb, +0.5 s; not for `help train`
+            VectorStore,
+        )
 
         return cls(VectorStore.from_settings(settings))
 

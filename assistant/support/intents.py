@@ -27,6 +27,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from assistant.core.errors import AssistantError, InputError
+from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
 from assistant.support.helpbase import DEFAULT_CSV, file_digest, load_bitext
 
 KIND = "intents"
@@ -96,8 +97,6 @@ def train_intents(artifacts_dir: Path, csv_path: Path | str | None = None, *,
         "data_hash": file_digest(csv_path), "categories": categories,
     }
     if save:
-        from assistant.infra.artifacts import save_bundle
-
         report = pd.DataFrame.from_dict(scores["per_intent"], orient="index")
         report.index.name = "intent"
         summary["artifacts"] = str(save_bundle(
@@ -114,8 +113,6 @@ class IntentClassifier:
     @classmethod
     def load(cls, artifacts_dir: Path) -> IntentClassifier:
         """The trained classifier; an AssistantError with the command to run when none is."""
-        from assistant.infra.artifacts import ArtifactError, load_bundle
-
         try:
             bundle = load_bundle(Path(artifacts_dir), KIND)
         except ArtifactError as err:

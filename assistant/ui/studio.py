@@ -15,7 +15,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from assistant.core.errors import AssistantError
+from assistant.core.errors import AssistantError, InputError
 from assistant.infra.users import has_role
 from assistant.prompts.versions import (
     PRODUCTION,
@@ -24,9 +24,11 @@ from assistant.prompts.versions import (
     Problem,
     TemplateValidationError,
     TestRun,
+    dump_body,
 )
+from assistant.segments.model import SEGMENTS
 from assistant.service.assistant import AssistantService
-from assistant.service.studio import PreviewResult, Rendered, Sample
+from assistant.service.studio import SAMPLE_TICKET, PreviewResult, Rendered, Sample
 from assistant.ui.guard import guarded
 
 DEFAULT_SEGMENTS = ["Champions", "New", "At Risk"]
@@ -215,8 +217,6 @@ def _version_choices(history: list[Any]) -> list[tuple[str, int]]:
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
-    from assistant.core.errors import InputError
-
     text = (text or "").strip()
     if not text:
         return {}
@@ -290,8 +290,6 @@ def build_studio_tab(service: AssistantService):
                 edits_rows(edits))
 
     def _tests_yaml(cases: list[Any]) -> str:
-        from assistant.prompts.versions import dump_body
-
         if not cases:
             return "cases: []\n"
         return dump_body({"cases": [c.model_dump(by_alias=True) for c in cases]})
@@ -647,14 +645,10 @@ def _names(service: AssistantService) -> list[str]:
 
 
 def _segment_choices() -> list[str]:
-    from assistant.segments.model import SEGMENTS
-
     return list(SEGMENTS)
 
 
 def _default_ticket() -> str:
-    from assistant.service.studio import SAMPLE_TICKET
-
     return SAMPLE_TICKET
 
 
@@ -714,8 +708,6 @@ def _build_api(service: AssistantService) -> None:
     def prompt_save(name: str, text: str, params: str, note: str, base: str,
                     request: gr.Request) -> dict[str, Any]:
         def go(studio, actor, name, text, params, note, base):
-            from assistant.core.errors import InputError
-
             body = studio.with_parameters(name, text, _json_object(params, "params"))
             base_s = (str(base) if base is not None else "").strip()
             if base_s and not base_s.lstrip("v").isdigit():
