@@ -4,7 +4,8 @@
 The 135M model follows some attacks (it echoes the ticket, agrees to refunds); what must
 hold is that the desk never shows such a draft as clean, and never shows prompt text. The
 counts are printed at the end (``pytest -s`` or the summary line in the output).
-Two llama.cpp threads: the suite runs one test at a time on two cores (3-6 s per draft here).
+One llama.cpp thread: with two, a draft slowed past the 180 s timeout when other work shared
+the two cores (llama.cpp threads spin-wait); one degrades gracefully (5-10 s per draft here).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Parts:
 
 @pytest.fixture(scope="module")
 def local_model() -> Any:
-    model = build_model(load_settings(llm_provider="local", local_threads=2))
+    model = build_model(load_settings(llm_provider="local", local_threads=1))
     assert model.provider == "local"
     model.warm_up()
     return model
