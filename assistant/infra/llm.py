@@ -126,7 +126,10 @@ class LocalModel:
         self.n_threads = n_threads
         self.location = "on this machine"
         self.origin = f"from {self.path}"
-        self.context_window: int | None = n_ctx
+
+    @property
+    def context_window(self) -> int:
+        return self.n_ctx
 
     @property
     def llama(self):
@@ -393,11 +396,10 @@ class Generation:
 class LLMClient:
     """The app's entry to a model: streaming, timing, token counts, call log."""
 
-    def __init__(self, model: ChatModel, call_log: CallLog | None = None,
-                 *, where: str = "") -> None:
+    def __init__(self, model: ChatModel, call_log: CallLog | None = None) -> None:
         self.model = model
         self.call_log = call_log
-        self.where = where or model.location
+        self.where = model.location
 
     def warm_up(self) -> None:
         warm = getattr(self.model, "warm_up", None)

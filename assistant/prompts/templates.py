@@ -314,6 +314,7 @@ class TemplateRegistry:
 
     def serving(self) -> dict[str, dict[str, Any]]:
         return {name: {"production": {"version": tpl.version, "share": 1.0, "segment": None}}
+                # the label name is prompts.versions.PRODUCTION (not imported: a floor up)
                 for name, tpl in self.templates.items()}
 
     def refresh(self) -> bool:

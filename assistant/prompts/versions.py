@@ -1258,7 +1258,8 @@ class ProductionTemplates:
         self.warn_every = warn_every
         self._clock = clock
         self._lock = threading.Lock()
-        self._files = TemplateRegistry(versions.directory).templates  # fail fast, fallback
+        self._registry = TemplateRegistry(versions.directory)  # fail fast, fallback
+        self._files = self._registry.templates
         self._serving: dict[tuple[str, str], _Served] = {}
         self._bad: set[tuple[str, int, str]] = set()
         self._checked = float("-inf")
@@ -1312,9 +1313,7 @@ class ProductionTemplates:
 
     def serving(self) -> dict[str, dict[str, Any]]:
         """What is served now: {name: {label: {version, share, segment}}} (files: "file")."""
-        out: dict[str, dict[str, Any]] = {
-            name: {PRODUCTION: {"version": tpl.version, "share": 1.0, "segment": None}}
-            for name, tpl in self._files.items()}
+        out = self._registry.serving()
         for (label, name), s in self._serving.items():
             out.setdefault(name, {})[label] = {"version": s.template.version,
                                                "share": s.share, "segment": s.segment}

@@ -326,7 +326,7 @@ class AssistantService:
 
     # -- first run (in the background after start) ----------------------------------------
     def first_run_builds(self) -> dict[str, str]:
-        """What the first visitors need, built once: segments from the shipped orders, the
+        """What the first visitors need, built once: segments from the shop's orders, the
         recommender with its product and profile indexes, the help base and the intent
         classifier. Meant for a background thread: a failing step is logged (with its
         traceback when unexpected) and recorded in ``build_status``; the next steps still
@@ -359,22 +359,21 @@ class AssistantService:
             self.run_build_step(step, build)
         return dict(self.build_status)
 
-    def run_build_step(self, step: str, build: Callable[[], bool]) -> bool:
-        """Run one background build; its outcome goes to ``build_status[step]``. True when
-        it succeeded. Never raises (an exception here would end the thread unseen)."""
+    def run_build_step(self, step: str, build: Callable[[], bool]) -> None:
+        """Run one background build; its outcome goes to ``build_status[step]``. Never
+        raises (an exception here would end the thread unseen)."""
         self.build_status[step] = "running"
         try:
             did = build()
         except AssistantError as err:
             log.warning("%s not built: %s (%s)", step, err.message, err.hint)
             self.build_status[step] = f"failed: {err.message} {err.hint}".strip()
-            return False
+            return
         except Exception as exc:  # noqa: BLE001 - the edge of a background thread
             err = unexpected_error(exc, f"building the {step} in the background", log=log)
             self.build_status[step] = f"failed: {err.message} {err.hint}"
-            return False
+            return
         self.build_status[step] = "ready" if did else "not needed"
-        return True
 
     def ensure_segments(self) -> dict[str, Any] | None:
         """First run: build segments when none exist, from the orders everything else uses

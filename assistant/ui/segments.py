@@ -27,7 +27,7 @@ def empty_markdown(build_status: dict[str, str]) -> str:
     """The tab without segments: how to build them, and how the first-run build is doing."""
     state = build_status.get("segments", "")
     if state == "running":
-        return ("**Building segments from the shipped orders (first run)…** This takes about "
+        return ("**Building segments from the shop's orders (first run)…** This takes about "
                 "a minute: open the tab again to see them.")
     if state.startswith("failed"):
         return ("**The first-run segment build failed:** "
@@ -134,7 +134,7 @@ def build_segments_tab(service: AssistantService) -> None:
             data = service.segments_dashboard(request.username)
         except AssistantError as err:
             empty = go.Figure()
-            message = (empty_markdown(getattr(service, "build_status", {}))
+            message = (empty_markdown(service.build_status)
                        if isinstance(err, InputError) else err.for_user())
             return (message, empty, empty,
                     empty, pd.DataFrame(), pd.DataFrame(), empty)
