@@ -160,12 +160,13 @@ def chat(
     message: Annotated[str, typer.Argument(help="What to say.")],
     session: Annotated[str | None, typer.Option(help="Continue this session id.")] = None,
 ) -> None:
-    """Send one chat message and stream the reply to stdout (session id on stderr)."""
+    """Send one chat message, as the chat box does, and stream the reply to stdout (session
+    id on stderr): the guided questionnaire first ("Just chat" leaves it), then the model."""
     from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
 
     service = AssistantService.from_settings(_settings())
     sid, _ = service.resume(session)
-    for delta in service.chat(sid, message):
+    for delta in service.respond(sid, message):
         sys.stdout.write(delta)
         sys.stdout.flush()
     sys.stdout.write("\n")
@@ -508,8 +509,8 @@ def recommend_evaluate(
     from assistant.recommend.evaluation import (  # lazy: CLI start-up, +1.5 s
         evaluate,
         format_report,
-        load_interactions,
     )
+    from assistant.recommend.interactions import load_interactions  # lazy: CLI start-up
 
     settings = _settings()
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
@@ -637,7 +638,7 @@ def prompts_save(
     as_: AsOption = None,
 ) -> None:
     """Save a new version; refused with a diff when someone saved since --base."""
-    from assistant.prompts.versions import ConflictError  # lazy: CLI start-up, +0.7 s
+    from assistant.prompts.records import ConflictError  # lazy: CLI start-up, +0.7 s
 
     body = _read_text(file)
     try:

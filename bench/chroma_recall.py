@@ -35,7 +35,7 @@ def profile_vectors(embedder: MiniLMEmbedder) -> np.ndarray:
         return np.load(CACHE)
     from assistant.orders.features import build_features
     from assistant.orders.ingest import load_orders
-    from assistant.questionnaire.engine import load_spec
+    from assistant.questionnaire.spec import load_spec
     from assistant.recommend.profiles import customer_documents
 
     orders = load_orders(REPO_ROOT / "data" / "online_retail.csv.gz").orders

@@ -9,8 +9,8 @@ search on real profile embeddings (4,338 customers, and 100,000 made from them),
 Chroma's default HNSW parameters and with Tailor's (``profile_store.DEFAULT_HNSW``); the
 same as ``bench/chroma_recall.py``.
 
-Data: data/online_retail.csv.gz through assistant.recommend.evaluation.load_interactions (every
-customer, all dates), profiles as the evaluation builds them (RFM segment, answers derived
+Data: data/online_retail.csv.gz through assistant.recommend.interactions.load_interactions
+(every customer, all dates), profiles as the evaluation builds them (RFM segment, answers derived
 from the orders). Scale "1" is that data (about 4,300 customers); a number N is N synthetic
 profiles made by resampling the real customers with replacement (seeded): their purchase
 rows, recency rows and profiles are copied under new ids, the catalog stays the real one.
@@ -45,6 +45,7 @@ from assistant.recommend.algorithms import (  # noqa: E402
     TrainingData,
     default_components,
 )
+from assistant.recommend.interactions import load_interactions  # noqa: E402
 
 
 def scaled(data: TrainingData, n_users: int, seed: int = 0) -> TrainingData:
@@ -112,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    loaded = ev.load_interactions(args.data)
+    loaded = load_interactions(args.data)
     context = ev.build_context(loaded, loaded.events)
     print(f"loaded and profiled {args.data.name} in {time.perf_counter() - start:.1f} s")
     for scale in (int(s) for s in args.scales.split(",")):

@@ -29,10 +29,14 @@ def test_config_masks_the_key(monkeypatch):
 def test_chat_then_calls_show_the_logged_call(monkeypatch, tmp_path):
     monkeypatch.setenv("TAILOR_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("TAILOR_LLM_PROVIDER", "scripted")
-    result = runner.invoke(app, ["chat", "hello cli"])
+    first = runner.invoke(app, ["chat", "hi"])  # the guided questionnaire's first question
+    assert first.exit_code == 0 and "?" in first.stdout
+    session = first.stderr.strip().removeprefix("session: ")
+    leave = runner.invoke(app, ["chat", "just chat", "--session", session])
+    assert leave.stdout.startswith("Sure, let's just chat")
+    result = runner.invoke(app, ["chat", "hello cli", "--session", session])
     assert result.exit_code == 0
     assert "(scripted) You said: hello cli" in result.stdout
-    session = result.stderr.strip().removeprefix("session: ")
     again = runner.invoke(app, ["chat", "second", "--session", session])
     assert again.stderr.strip() == f"session: {session}"
     calls = json.loads(runner.invoke(app, ["calls"]).stdout)

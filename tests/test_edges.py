@@ -285,9 +285,9 @@ def test_background_build_failure_is_logged_and_recorded(
     def no_orders():
         raise InputError("No orders file.", "Set TAILOR_ORDERS.")
 
-    monkeypatch.setattr(service, "ensure_segments", broken)
-    monkeypatch.setattr(service, "recommender", no_orders)
-    monkeypatch.setattr(service, "ensure_help", lambda: {"help": 3})
+    monkeypatch.setattr(service.bootstrap, "ensure_segments", broken)
+    monkeypatch.setattr(service.parts, "recommender", no_orders)
+    monkeypatch.setattr(service.bootstrap, "ensure_help", lambda: {"help": 3})
     caplog.set_level(logging.INFO)
 
     status = service.first_run_builds()  # the thread's target: never raises

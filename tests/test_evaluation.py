@@ -14,12 +14,14 @@ import scipy.sparse as sp
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import InputError
 from assistant.recommend import evaluation as ev
+from assistant.recommend import ranking
 from assistant.recommend.algorithms import (
     HybridRecommender,
     PopularityRecommender,
     RepeatRecommender,
     SimilarProfilesRecommender,
 )
+from assistant.recommend.interactions import load_interactions
 from tests.test_recommend import WordEmbedder
 
 ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"
@@ -90,28 +92,28 @@ REL = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 1], [1, 3, 7])), shape=(2, 10))
 
 def test_precision_recall_hit_rate_by_hand():
     # user 0: hits at positions 1 and 3 of {1, 3}; user 1: no hit of {7}
-    assert ev.precision_at_k(REC, REL, 3) == pytest.approx((2 / 3 + 0) / 2)
-    assert ev.recall_at_k(REC, REL, 3) == pytest.approx((1 + 0) / 2)
-    assert ev.hit_rate_at_k(REC, REL, 3) == pytest.approx(0.5)
-    assert ev.precision_at_k(REC, REL, 1) == pytest.approx(0.5)
-    assert ev.recall_at_k(REC, REL, 1) == pytest.approx(0.25)
+    assert ranking.precision_at_k(REC, REL, 3) == pytest.approx((2 / 3 + 0) / 2)
+    assert ranking.recall_at_k(REC, REL, 3) == pytest.approx((1 + 0) / 2)
+    assert ranking.hit_rate_at_k(REC, REL, 3) == pytest.approx(0.5)
+    assert ranking.precision_at_k(REC, REL, 1) == pytest.approx(0.5)
+    assert ranking.recall_at_k(REC, REL, 1) == pytest.approx(0.25)
 
 
 def test_map_by_hand():
     # user 0: AP@3 = (P@1 + P@3) / min(2, 3) = (1 + 2/3) / 2; user 1: 0
-    assert ev.map_at_k(REC, REL, 3) == pytest.approx((1 + 2 / 3) / 2 / 2)
+    assert ranking.map_at_k(REC, REL, 3) == pytest.approx((1 + 2 / 3) / 2 / 2)
     # AP@2 for user 0 = P@1 / min(2, 2) = 0.5
-    assert ev.map_at_k(REC, REL, 2) == pytest.approx(0.5 / 2)
+    assert ranking.map_at_k(REC, REL, 2) == pytest.approx(0.5 / 2)
 
 
 def test_ndcg_by_hand():
     # user 0: DCG = 1/log2(2) + 1/log2(4) = 1.5, ideal = 1 + 1/log2(3); user 1: 0
     expected = (1.5 / (1 + 1 / math.log2(3))) / 2
-    assert ev.ndcg_at_k(REC, REL, 3) == pytest.approx(expected)
+    assert ranking.ndcg_at_k(REC, REL, 3) == pytest.approx(expected)
     perfect = np.array([[1, 3, 0], [7, 0, 1]])
-    assert ev.ndcg_at_k(perfect, REL, 3) == pytest.approx(1.0)
+    assert ranking.ndcg_at_k(perfect, REL, 3) == pytest.approx(1.0)
     # an empty slot (-1) counts as a miss
-    assert ev.ndcg_at_k(np.array([[-1, 1, 3], [7, -1, -1]]), REL, 3) == pytest.approx(
+    assert ranking.ndcg_at_k(np.array([[-1, 1, 3], [7, -1, -1]]), REL, 3) == pytest.approx(
         ((1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3)) + 1) / 2)
 
 
@@ -121,16 +123,16 @@ def test_ndcg_matches_the_fast_path_on_random_lists():
     rel.data[:] = 1.0
     rel = rel[np.diff(rel.indptr) > 0]
     rec = np.stack([rng.choice(40, 10, replace=False) for _ in range(rel.shape[0])])
-    fast = ev._ndcg_fast(ev._hits(rec, rel), ev._n_relevant(rel), 10)
-    assert ev.ndcg_at_k(rec, rel, 10) == pytest.approx(fast)
+    fast = ranking.ndcg_from_hits(ranking.hit_matrix(rec, rel), ranking.relevant_counts(rel), 10)
+    assert ranking.ndcg_at_k(rec, rel, 10) == pytest.approx(fast)
 
 
 def test_coverage_and_novelty_by_hand():
     rec = np.array([[0, 1], [0, 1]])
-    assert ev.catalog_coverage(rec, 4) == pytest.approx(0.5)
+    assert ranking.catalog_coverage(rec, 4) == pytest.approx(0.5)
     # popularity 4 and 2 of 4 users: -log2(1) = 0, -log2(0.5) = 1
-    assert ev.novelty(rec, np.array([4.0, 2.0, 1.0, 0.0]), 4) == pytest.approx(0.5)
-    assert ev.novelty(np.array([[3]]), np.array([4.0, 2.0, 1.0, 0.0]), 4) == pytest.approx(2.0)
+    assert ranking.novelty(rec, np.array([4.0, 2.0, 1.0, 0.0]), 4) == pytest.approx(0.5)
+    assert ranking.novelty(np.array([[3]]), np.array([4.0, 2.0, 1.0, 0.0]), 4) == pytest.approx(2.0)
 
 
 # --------------------------------------------------------------------------- splits
@@ -183,7 +185,7 @@ def test_validation_split_stays_inside_training():
 
 
 def test_load_orders_file(tmp_path):
-    data = ev.load_interactions(write_shop(tmp_path / "orders.csv"))
+    data = load_interactions(write_shop(tmp_path / "orders.csv"))
     assert data.kind == "orders" and data.orders is not None
     assert data.dropped["non_product_lines"] > 0  # postage is not an item
     assert "POST" not in set(data.events["item"])
@@ -192,7 +194,7 @@ def test_load_orders_file(tmp_path):
 
 def test_load_ratings_with_a_mapping(tmp_path):
     path = write_ratings(tmp_path / "ratings.csv")
-    data = ev.load_interactions(path, {"user": "uid", "item": "movie", "rating": "stars",
+    data = load_interactions(path, {"user": "uid", "item": "movie", "rating": "stars",
                                        "time": "ts"})
     assert data.kind == "interactions" and len(data.events) == 240
     assert data.events["weight"].between(1, 5).all() and data.has_time
@@ -203,34 +205,43 @@ def test_load_finds_columns_by_name(tmp_path):
     path = tmp_path / "views.csv"
     pd.DataFrame({"user_id": ["1", "1", "2", "2", "2"], "product_id": ["a", "b", "a", "c", "c"],
                   "rating": [5, 3, 4, 2, 2]}).to_csv(path, index=False)
-    data = ev.load_interactions(path)
+    data = load_interactions(path)
     assert data.dropped == {"duplicate_row": 1}
     assert not data.has_time and any("random-per-user" in n for n in data.notes)
+
+
+def test_the_mapping_is_checked_against_the_columns_the_reader_finds(tmp_path):
+    """The header comes from orders/ingest.py's reader, the one that reads the rows (pandas'
+    sniffer read this header as 'user_', 'd|mov', 'e_t', 'tle')."""
+    path = tmp_path / "views.csv"
+    path.write_text("user_id|movie_title\n1|a\n1|b\n2|a\n2|c\n")
+    data = load_interactions(path, {"user": "user_id", "item": "movie_title"})
+    assert data.kind == "interactions" and len(data.events) == 4
 
 
 def test_bad_files_say_what_and_how(tmp_path):
     path = write_ratings(tmp_path / "ratings.csv")
     with pytest.raises(InputError, match="'customer_no'.*columns found: uid, movie") as err:
-        ev.load_interactions(path, {"user": "customer_no"})
+        load_interactions(path, {"user": "customer_no"})
     assert "--map user=uid" in err.value.hint
     with pytest.raises(InputError, match="Unknown field 'colour'"):
-        ev.load_interactions(path, {"colour": "stars"})
+        load_interactions(path, {"colour": "stars"})
     with pytest.raises(InputError, match="mapped to more than one field"):
-        ev.load_interactions(path, {"user": "uid", "item": "uid"})
+        load_interactions(path, {"user": "uid", "item": "uid"})
     with pytest.raises(InputError, match=r"no column for user\. Columns found") as err:
-        ev.load_interactions(path)
+        load_interactions(path)
     assert "--map user=COLUMN" in err.value.hint
 
     single = tmp_path / "single.csv"
     pd.DataFrame({"user": ["7"] * 3, "item": ["a", "b", "c"]}).to_csv(single, index=False)
     with pytest.raises(InputError, match="single user"):
-        ev.load_interactions(single)
+        load_interactions(single)
     header = tmp_path / "header.csv"
     header.write_text("user,item\n")
     with pytest.raises(InputError, match="no rows"):
-        ev.load_interactions(header)
+        load_interactions(header)
     with pytest.raises(InputError, match="not found"):
-        ev.load_interactions(tmp_path / "missing.csv")
+        load_interactions(tmp_path / "missing.csv")
 
 
 # --------------------------------------------------------------------------- tuning, evaluate
@@ -254,7 +265,7 @@ def test_lists_and_tables_are_deterministic(tmp_path):
     """Users come in ascending id order whatever the order of the test rows (a seeded tuning
     sample draws by position), and popularity lists break equal counts by item id, so the
     tables cannot change with the row order or with a numpy / pandas version."""
-    data = ev.load_interactions(write_shop(tmp_path / "orders.csv"))
+    data = load_interactions(write_shop(tmp_path / "orders.csv"))
     split = ev.make_split(data.events, "chronological", split_date="2010-09-01")
     context = ev.build_context(data, split.train)
     model = HybridRecommender([PopularityRecommender(), RepeatRecommender()],
@@ -276,7 +287,7 @@ def test_lists_and_tables_are_deterministic(tmp_path):
 
 
 def test_evaluate_report_on_a_small_shop(tmp_path):
-    data = ev.load_interactions(write_shop(tmp_path / "orders.csv"))
+    data = load_interactions(write_shop(tmp_path / "orders.csv"))
     report = ev.evaluate(data, split="chronological", split_date="2010-09-01", k=5,
                          embedder=WordEmbedder())
     names = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "hybrid"}
@@ -294,7 +305,7 @@ def test_evaluate_report_on_a_small_shop(tmp_path):
 
 
 def test_evaluate_random_split_has_no_cold_start(tmp_path):
-    data = ev.load_interactions(write_ratings(tmp_path / "r.csv"),
+    data = load_interactions(write_ratings(tmp_path / "r.csv"),
                                 {"user": "uid", "item": "movie", "rating": "stars"})
     report = ev.evaluate(data, split="random-per-user", test_fraction=0.25, k=3,
                          exclude_seen=(True,), embedder=WordEmbedder())
@@ -308,7 +319,7 @@ def test_evaluate_a_file_without_times(tmp_path):
     rng = np.random.default_rng(2)
     pd.DataFrame([(f"u{u}", f"i{i}") for u in range(30) for i in rng.choice(20, 6, replace=False)],
                  columns=["user", "item"]).to_csv(path, index=False)
-    data = ev.load_interactions(path)
+    data = load_interactions(path)
     report = ev.evaluate(data, split="random-per-user", k=3, embedder=WordEmbedder())
     values = [v for table in ("recommenders", "recommenders_new_items")
               for m in report[table].values() for v in m.values()]
@@ -322,7 +333,7 @@ def test_real_data_hybrid_beats_every_component():
     """The acceptance target on the UCI data with the weights tuned there (fitting and
     scoring only; ``assistant recommend evaluate`` retunes them; see the module docstring
     of ``assistant.recommend.evaluation``). Content uses a bag-of-words stand-in (no MiniLM)."""
-    data = ev.load_interactions(ORDERS)
+    data = load_interactions(ORDERS)
     split = ev.make_split(data.events, "chronological", split_date="2011-09-01")
     context = ev.build_context(data, split.train)
     model = ev._fitted_hybrid(context, None, WordEmbedder(), None)

@@ -11,6 +11,7 @@ from scipy.stats import fisher_exact, mannwhitneyu
 from assistant.core.schemas import LLMCall
 from assistant.infra.store import Store
 from assistant.prompts import metrics as pm
+from assistant.prompts.cases import TEST_SESSION
 from assistant.prompts.metrics import (
     PREVIEW_SESSION,
     compare,
@@ -18,7 +19,6 @@ from assistant.prompts.metrics import (
     metrics_markdown,
     version_metrics,
 )
-from assistant.prompts.versions import TEST_SESSION
 
 REC = "recommendation"
 NOT_ENOUGH = "not enough data (need at least 5 per version)"

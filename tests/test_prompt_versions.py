@@ -15,17 +15,11 @@ import pytest
 from assistant.core.config import REPO_ROOT
 from assistant.infra.llm import LLMClient, ScriptedModel
 from assistant.infra.store import Store
+from assistant.prompts.checks import MAX_BODY_BYTES, FieldError, TemplateValidationError
+from assistant.prompts.records import ConflictError, PromotionBlockedError, body_sha
+from assistant.prompts.serving import ProductionTemplates
 from assistant.prompts.templates import load_template
-from assistant.prompts.versions import (
-    MAX_BODY_BYTES,
-    ConflictError,
-    FieldError,
-    ProductionTemplates,
-    PromotionBlockedError,
-    PromptVersions,
-    TemplateValidationError,
-    body_sha,
-)
+from assistant.prompts.versions import PromptVersions
 
 SHIPPED = ("answer_extraction", "chat", "questionnaire", "recommendation", "support_draft")
 PASSING_CHAT = [{"name": "greets", "vars": {"shop_name": "Tailor Gifts", "message": "hi"},
@@ -526,7 +520,7 @@ def test_an_unreadable_store_keeps_the_last_good_version(studio: PromptVersions,
     lock.execute("PRAGMA locking_mode = EXCLUSIVE")
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        with caplog.at_level(logging.WARNING, logger="assistant.prompts.versions"):
+        with caplog.at_level(logging.WARNING, logger="assistant.prompts.serving"):
             clock.now += 5
             assert app.get("chat").version == "v2"
         assert "unreadable" in caplog.text and "last good" in caplog.text
@@ -548,7 +542,7 @@ def test_a_corrupt_production_row_keeps_the_last_good_version(
                      (bad, body_sha(bad)))
         conn.execute("UPDATE template_labels SET version = 2 WHERE name = 'chat' "
                      "AND label = 'production'")
-    with caplog.at_level(logging.WARNING, logger="assistant.prompts.versions"):
+    with caplog.at_level(logging.WARNING, logger="assistant.prompts.serving"):
         clock.now += 5
         assert app.get("chat").version == "v1"
     assert "fails validation" in caplog.text and "still serving v1" in caplog.text

@@ -10,22 +10,14 @@ import yaml
 
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import ConfigError, InputError
-from assistant.questionnaire.engine import (
+from assistant.questionnaire.engine import DONT_KNOW_LABEL, SKIP_LABEL, Questionnaire
+from assistant.questionnaire.numbers import parse_amount, words_to_digits
+from assistant.questionnaire.parsing import clean_answer, format_answer, parse_answer
+from assistant.questionnaire.spec import MAX_INPUT_CHARS, Question, QuestionnaireSpec, load_spec
+from assistant.questionnaire.state import (
     CLASSIFIER_QUESTIONS,
-    DONT_KNOW_LABEL,
-    MAX_INPUT_CHARS,
-    SKIP_LABEL,
-    Question,
-    Questionnaire,
-    QuestionnaireSpec,
     QuestionnaireState,
     answers_for_classifier,
-    clean_text,
-    format_answer,
-    load_spec,
-    parse_amount,
-    parse_answer,
-    words_to_digits,
 )
 from assistant.segments.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
 
@@ -282,8 +274,8 @@ def test_free_text_is_stored_verbatim_cleaned_and_cut(spec: QuestionnaireSpec) -
     assert long.note and str(question.max_length) in long.note
 
 
-def test_clean_text_keeps_newlines() -> None:
-    assert clean_text(" a\x1b[31m\nb\x7f ") == "a[31m\nb"
+def test_clean_answer_keeps_newlines() -> None:
+    assert clean_answer(" a\x1b[31m\nb\x7f ") == "a[31m\nb"
 
 
 def test_format_answer(spec: QuestionnaireSpec) -> None:

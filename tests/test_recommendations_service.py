@@ -13,7 +13,9 @@ import pytest
 from assistant.core.config import REPO_ROOT, load_settings
 from assistant.core.errors import InputError
 from assistant.infra.llm import ScriptedModel
-from assistant.service.assistant import REPLACE, AssistantService, final_text
+from assistant.service.assistant import AssistantService
+from assistant.service.chat import final_text
+from assistant.service.shopping import REPLACE
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +38,10 @@ def make(data, orders, replies=None) -> AssistantService:
 def answer_all(svc: AssistantService, sid: str, answers: dict[str, str]) -> dict:
     out = svc.guided_view(sid)
     for _ in range(15):
-        qid = out["turn"]["question_id"]
+        qid = out.turn.question_id
         if qid is None:
             break
-        replies = out["turn"]["quick_replies"]
+        replies = out.turn.quick_replies
         out = svc.questionnaire(sid, answers.get(qid, replies[0] if replies else "skip"))
     return out
 
@@ -51,9 +53,9 @@ ANSWERS = {"buyer_type": "for myself", "interests": "candles and christmas",
 def test_nothing_known_gives_labelled_popular_items(shop):
     svc = make(*shop)
     out = svc.recommend(svc.new_session())
-    assert out["popular"] and len(out["items"]) == svc.settings.recommendations
-    assert all(i["fallback"] and "we know too little" in i["reasons"][0] for i in out["items"])
-    assert {"id", "name", "price", "score", "reasons"} <= set(out["items"][0])
+    assert out.popular and len(out.items) == svc.settings.recommendations
+    assert all(i["fallback"] and "we know too little" in i["reasons"][0] for i in out.items)
+    assert {"id", "name", "price", "score", "reasons"} <= set(out.items[0])
 
 
 def test_answers_steer_items_with_reasons_and_budget(shop):
@@ -61,21 +63,21 @@ def test_answers_steer_items_with_reasons_and_budget(shop):
     sid = svc.new_session()
     answer_all(svc, sid, ANSWERS)
     out = svc.recommend(sid)
-    assert not out["popular"]
-    reasons = " ".join(r for i in out["items"] for r in i["reasons"])
+    assert not out.popular
+    reasons = " ".join(r for i in out.items for r in i["reasons"])
     assert "candles and lights" in reasons or "christmas" in reasons, reasons
-    cheap = [i for i in out["items"] if i["price"] is not None and i["price"] <= 5]
+    cheap = [i for i in out.items if i["price"] is not None and i["price"] <= 5]
     assert cheap and all("within your budget of £5" in i["reasons"] for i in cheap)
-    assert out["items"][: len(cheap)] == cheap  # within budget first
+    assert out.items[: len(cheap)] == cheap  # within budget first
 
 
 def test_reactions_change_the_next_recommendations(shop):
     svc = make(*shop)
     sid = svc.new_session()
     answer_all(svc, sid, ANSWERS)
-    first = svc.recommend(sid)["items"]
+    first = svc.recommend(sid).items
     gone = first[0]["id"]
-    after = svc.item_feedback(sid, gone, "not_for_me")["items"]
+    after = svc.item_feedback(sid, gone, "not_for_me").items
     assert gone not in [i["id"] for i in after]
     svc.item_feedback(sid, after[0]["id"], "like")
     assert "Likes:" in svc.store.load_profile(sid)["document"]
@@ -90,7 +92,7 @@ def test_grounded_message_is_kept_and_invented_one_replaced(shop):
     probe = make(data, orders)
     sid = probe.new_session()
     answer_all(probe, sid, ANSWERS)
-    items = probe.recommend(sid)["items"]
+    items = probe.recommend(sid).items
     name, price = items[0]["name"].title(), items[0]["price"]
     good = f"You'll love the {name} at £{price:.2f}, a cosy pick for you."
     svc = make(data, orders, [good])
@@ -113,7 +115,7 @@ def test_confirmed_summary_is_followed_by_suggestions(shop):
     svc = make(*shop)
     sid = svc.new_session()
     out = answer_all(svc, sid, ANSWERS)
-    assert out["turn"]["done"]
+    assert out.turn.done
     reply = "".join(svc.respond(sid, "confirm"))
     assert "Thanks! That's everything I need." in reply
     assert "**" in reply and "£" in reply  # the cards' items, in words
@@ -164,6 +166,6 @@ def test_catalog_in_chroma_matches_a_persons_own_words(shop):
     assert any("T-LIGHT" in names[h] or "HEART" in names[h] for h in hits)
     sid = svc.new_session()
     answer_all(svc, sid, {**ANSWERS, "anything_else": "she loves hearts and t-lights"})
-    items = svc.recommend(sid)["items"]
+    items = svc.recommend(sid).items
     said = [i for i in items if any(r.startswith("matches what you said") for r in i["reasons"])]
     assert said and items[: len(said)] == said

@@ -4,8 +4,9 @@ import pytest
 
 from assistant.core.config import load_settings
 from assistant.core.errors import InputError, ModelUnavailableError
+from assistant.core.text import clean_message
 from assistant.infra.llm import ScriptedModel
-from assistant.service.assistant import AssistantService, clean_message
+from assistant.service.assistant import AssistantService
 
 
 def test_chat_streams_saves_and_logs(service, scripted):

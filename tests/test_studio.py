@@ -14,9 +14,11 @@ import yaml
 from assistant.core.config import load_settings
 from assistant.core.schemas import Message
 from assistant.infra.llm import ScriptedModel
+from assistant.prompts.checks import TemplateValidationError
 from assistant.prompts.metrics import PREVIEW_SESSION, version_metrics
-from assistant.prompts.versions import PRODUCTION, STAGING, TemplateValidationError
-from assistant.service.assistant import AssistantService, final_text
+from assistant.prompts.versions import PRODUCTION, STAGING
+from assistant.service.assistant import AssistantService
+from assistant.service.chat import final_text
 from assistant.service.studio import SUPPORT, removed_sentences
 from tests.conftest import copy_shop
 
@@ -310,7 +312,8 @@ def test_studio_needs_no_service(tmp_path: Path) -> None:
     templates, a model client, the store and a sample source; previews come from it."""
     from assistant.infra.llm import LLMClient
     from assistant.infra.store import Store
-    from assistant.prompts.versions import ProductionTemplates, PromptVersions
+    from assistant.prompts.serving import ProductionTemplates
+    from assistant.prompts.versions import PromptVersions
     from assistant.service.studio import PromptStudio
 
     settings = load_settings(data_dir=tmp_path / "data", llm_provider="scripted")

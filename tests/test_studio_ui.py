@@ -4,7 +4,8 @@ cards (customer data is escaped), metrics figure, audit rows."""
 from __future__ import annotations
 
 from assistant.core.schemas import Message
-from assistant.prompts.versions import LabelEvent, Problem
+from assistant.prompts.checks import Problem
+from assistant.prompts.records import LabelEvent
 from assistant.service.studio import PreviewResult, Rendered, Sample
 from assistant.ui.studio import (
     audit_rows,

@@ -31,15 +31,11 @@ from assistant.orders.ingest import load_orders
 from assistant.prompts.leaks import LEAK_NGRAM, LeakGuard, leaks
 from assistant.prompts.templates import TemplateRegistry
 from assistant.segments.model import SEGMENTS, SegmentModel, build_segment_model
-from assistant.support.desk import (
-    DEFAULT_POLICIES,
-    TEMPLATE,
-    SupportDesk,
-    detect_injection,
-    load_policies,
-)
+from assistant.support.desk import TEMPLATE, SupportDesk
 from assistant.support.helpbase import DEFAULT_CSV, HelpBase, build_helpbase, load_bitext
+from assistant.support.injection import detect_injection
 from assistant.support.intents import IntentClassifier, IntentPrediction, train_intents
+from assistant.support.policies import DEFAULT_POLICIES, load_policies
 
 ORDER_ROWS = 20_000
 HELP_INTENTS = ["track_order", "delivery_period", "get_refund", "cancel_order", "complaint",

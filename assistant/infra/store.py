@@ -206,6 +206,9 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.migrate()
+            # held open, never used: while one connection stays open, closing the others
+            # does not checkpoint and delete the WAL each time (4 ms per close, measured)
+            self._keeper = sqlite3.connect(self.path, check_same_thread=False)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"Cannot open the database {self.path}: {exc}",
@@ -218,6 +221,9 @@ class Store:
         conn = sqlite3.connect(self.path, timeout=10)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
+        # WAL (set in migrate) with NORMAL sync: a commit survives a killed process; only a
+        # power cut may lose the last commits (the WAL is synced at checkpoints)
+        conn.execute("PRAGMA synchronous = NORMAL")
         try:
             with conn:
                 yield conn

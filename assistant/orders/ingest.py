@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
 from assistant.core.errors import InputError
@@ -277,16 +278,21 @@ def load_orders(
     )
 
 
-def parse_map_options(items: list[str] | tuple[str, ...] | None) -> dict[str, str]:
-    """Turn CLI ``--map field=column`` options into a mapping (clear error on bad syntax)."""
+def parse_map_options(
+    items: list[str] | tuple[str, ...] | None, *, option: str = "--map"
+) -> dict[str, str]:
+    """Turn ``field=column`` items into a mapping (field lowercased, both sides stripped; the
+    last item for a field wins): the CLI's ``--map`` options, the Segments tab's mapping box
+    (``option=""``: its items are not options). A malformed item is an ``InputError``."""
+    named = f"{option} " if option else ""
     out: dict[str, str] = {}
     for item in items or ():
         fld, sep, col = item.partition("=")
         fld, col = fld.strip().lower(), col.strip()
         if not sep or not fld or not col:
             raise InputError(
-                f"--map {item!r} is not of the form field=column.",
-                "Write e.g. --map timestamp=InvoiceDate (fields: "
+                f"{named}{item!r} is not of the form field=column.",
+                f"Write e.g. {named}timestamp=InvoiceDate (fields: "
                 + ", ".join(CANONICAL_FIELDS) + ").",
             )
         out[fld] = col
@@ -313,6 +319,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise InputError(f"{path.name} has a header but no rows.", "Add rows to the table.")
     return frame
+
+
+def read_columns(path: str | Path) -> list[str]:
+    """A table's column names as ``read_table`` finds them, with the same checks, reading
+    only the header (a Parquet file's schema, a CSV's first rows)."""
+    path = Path(path)
+    kind = _file_kind(path)
+    if kind == "parquet":
+        try:
+            return [str(c).strip() for c in pq.read_schema(path).names]
+        except Exception:  # noqa: BLE001 - not readable as Parquet: _read_table says why
+            pass
+    frame, _, _ = _read_table(path, kind, nrows=5)
+    return [str(c) for c in frame.columns]
 
 
 def _file_kind(path: Path) -> str:
@@ -368,9 +388,10 @@ def _not_a_table(name: str, why: str) -> InputError:
 
 
 def _read_table(
-    path: Path, kind: str
+    path: Path, kind: str, nrows: int | None = None
 ) -> tuple[pd.DataFrame, list[tuple[int, str]], list[str]]:
-    """The file as a frame (text columns as strings, '' for empty), malformed lines, notes."""
+    """The file as a frame (text columns as strings, '' for empty), malformed lines, notes;
+    ``nrows``: only the first rows of a CSV."""
     if kind == "parquet":
         return _read_parquet(path), [], []
     compression = "gzip" if kind == "gzip" else None
@@ -403,6 +424,7 @@ def _read_table(
                     # header (a separator at the end of each line): columns would shift
                     index_col=False,
                     skiprows=_sep_line_rows(text) if declared else None,
+                    nrows=nrows,
                     engine="c",
                 )
             break
@@ -797,7 +819,9 @@ def _to_dt(values: pd.Series, fmt: str) -> pd.Series:
 def _validate(
     raw: pd.DataFrame, columns: dict[str, str | None], return_prefix: str
 ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    """(orders frame, reason per raw row or <NA>, notes on defaults)."""
+    """(orders frame, reason per raw row or <NA>, notes on defaults). The steps: read each
+    field, derive the missing ones (noted), give every row its first reject reason, build
+    the frame of the rows kept."""
     idx = raw.index
     notes: list[str] = []
 
@@ -808,26 +832,92 @@ def _validate(
     customer = clean_ids(col("customer"))
     timestamp, date_out_of_range = parse_dates_checked(col("timestamp"),
                                                        str(columns["timestamp"]))
+    description, item, missing_item = _item_fields(col("description"), col("item"), idx, notes)
+    values = _value_fields(col("quantity"), col("unit_price"), col("amount"), idx, notes)
+    order_id, is_return = _order_ids(col("order_id"), values.quantity, return_prefix, idx)
 
-    desc_src = col("description")
+    reasons = _first_reasons(idx, [  # in the order of REJECT_REASONS
+        ("missing_customer", customer.isna()),
+        ("unparseable_date", timestamp.isna() & ~date_out_of_range),
+        ("date_out_of_range", date_out_of_range),
+        ("missing_item", missing_item),
+        ("missing_order_id", order_id.isna() if order_id is not None else False),
+        ("non_numeric_quantity", values.bad_quantity),
+        ("non_numeric_price", values.bad_price),
+        ("non_numeric_amount", values.bad_amount),
+        ("zero_quantity", values.quantity == 0),
+        ("non_positive_price", (values.price < 0) | ((values.price == 0) & ~is_return)),
+        ("duplicate_row", raw.duplicated(keep="first")),
+    ])
+
+    if order_id is None:
+        order_id = (customer + "@" + timestamp.dt.strftime("%Y-%m-%dT%H:%M:%S")).astype("string")
+        notes.append("no order id column: order_id = customer@timestamp")
+    country = _countries(col("country"), idx, notes)
+
+    sign = np.where(is_return, -1.0, 1.0)
+    orders = pd.DataFrame(
+        {
+            "customer": customer,
+            "order_id": order_id,
+            "timestamp": timestamp,
+            "item": item,
+            "description": description.fillna(""),
+            "quantity": values.quantity.abs() * sign,
+            "unit_price": values.price.abs(),
+            "amount": values.amount.abs() * sign,
+            "country": country,
+            "is_return": is_return,
+        },
+        index=idx,
+    )[reasons.isna().to_numpy()]
+    orders = orders.reset_index(drop=True).astype(ORDER_COLUMNS)
+    return orders, reasons, notes
+
+
+def _item_fields(
+    desc_src: pd.Series | None, item_src: pd.Series | None, idx: pd.Index, notes: list[str]
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(description, item, item missing in a row): without an item column, the item is the
+    description, else "unknown"."""
     description = (
         _collapse_spaces(clean_strings(desc_src, null_tokens=False))
         if desc_src is not None
         else pd.Series(pd.NA, index=idx, dtype="string")
     )
-    item_src = col("item")
     if item_src is not None:
         item = clean_ids(item_src)
-        missing_item = item.isna()
-    else:
-        item = description.fillna("unknown").mask(description.fillna("") == "", "unknown")
-        missing_item = pd.Series(False, index=idx)
-        notes.append(
-            "no item column: item = the description" if desc_src is not None
-            else "no item column: item = 'unknown'"
-        )
+        return description, item, item.isna()
+    item = description.fillna("unknown").mask(description.fillna("") == "", "unknown")
+    notes.append(
+        "no item column: item = the description" if desc_src is not None
+        else "no item column: item = 'unknown'"
+    )
+    return description, item, pd.Series(False, index=idx)
 
-    qty_src, price_src, amount_src = col("quantity"), col("unit_price"), col("amount")
+
+@dataclass
+class _Values:
+    """Quantity, unit price and amount of every row (absent ones derived), and which rows
+    hold a value that is not a number."""
+
+    quantity: pd.Series
+    price: pd.Series
+    amount: pd.Series
+    bad_quantity: pd.Series
+    bad_price: pd.Series
+    bad_amount: pd.Series
+
+
+def _value_fields(
+    qty_src: pd.Series | None,
+    price_src: pd.Series | None,
+    amount_src: pd.Series | None,
+    idx: pd.Index,
+    notes: list[str],
+) -> _Values:
+    """Numbers from the quantity, unit price and amount columns; an absent one is derived
+    from the others (see the module docstring) and noted."""
     quantity = to_number(qty_src) if qty_src is not None else None
     price = to_number(price_src) if price_src is not None else None
     amount = to_number(amount_src) if amount_src is not None else None
@@ -856,8 +946,14 @@ def _validate(
         amount = quantity * price
     elif amount_src is not None and price_src is not None:
         amount = amount.fillna(quantity * price)
+    return _Values(quantity, price, amount, bad_qty, bad_price, bad_amount)
 
-    order_src = col("order_id")
+
+def _order_ids(
+    order_src: pd.Series | None, quantity: pd.Series, return_prefix: str, idx: pd.Index
+) -> tuple[pd.Series | None, pd.Series]:
+    """(order ids from the file, None without the column; is each row a return): a negative
+    quantity, or an order id starting with ``return_prefix``."""
     if order_src is not None:
         order_id = clean_ids(order_src)
         prefixed = (
@@ -868,21 +964,20 @@ def _validate(
     else:
         order_id = None
         prefixed = pd.Series(False, index=idx)
-    is_return = ((quantity < 0) | prefixed).astype(bool)
+    return order_id, ((quantity < 0) | prefixed).astype(bool)
 
-    conditions = [
-        ("missing_customer", customer.isna()),
-        ("unparseable_date", timestamp.isna() & ~date_out_of_range),
-        ("date_out_of_range", date_out_of_range),
-        ("missing_item", missing_item),
-        ("missing_order_id", order_id.isna() if order_id is not None else False),
-        ("non_numeric_quantity", bad_qty),
-        ("non_numeric_price", bad_price),
-        ("non_numeric_amount", bad_amount),
-        ("zero_quantity", quantity == 0),
-        ("non_positive_price", (price < 0) | ((price == 0) & ~is_return)),
-        ("duplicate_row", raw.duplicated(keep="first")),
-    ]
+
+def _countries(country_src: pd.Series | None, idx: pd.Index, notes: list[str]) -> pd.Series:
+    """The country of every row ("Unknown" when empty or without the column)."""
+    if country_src is not None:
+        return clean_strings(country_src, null_tokens=False).fillna("Unknown")
+    notes.append("no country column: country = 'Unknown'")
+    return pd.Series("Unknown", index=idx, dtype="string")
+
+
+def _first_reasons(idx: pd.Index, conditions: list[tuple[str, pd.Series | bool]]) -> pd.Series:
+    """Each row's first reason whose mask holds (<NA> for a row kept); a mask may be a
+    scalar ``False`` (that check does not apply to this file)."""
     reason_codes = np.select(
         [
             np.broadcast_to(np.asarray(m.fillna(False) if hasattr(m, "fillna") else m,
@@ -893,37 +988,7 @@ def _validate(
         default=0,
     )
     labels = np.array([None] + [name for name, _ in conditions], dtype=object)
-    reasons = pd.Series(labels[reason_codes], index=idx, dtype="string")
-    keep = reason_codes == 0
-
-    if order_id is None:
-        order_id = (customer + "@" + timestamp.dt.strftime("%Y-%m-%dT%H:%M:%S")).astype("string")
-        notes.append("no order id column: order_id = customer@timestamp")
-    country_src = col("country")
-    if country_src is not None:
-        country = clean_strings(country_src, null_tokens=False).fillna("Unknown")
-    else:
-        country = pd.Series("Unknown", index=idx, dtype="string")
-        notes.append("no country column: country = 'Unknown'")
-
-    sign = np.where(is_return, -1.0, 1.0)
-    orders = pd.DataFrame(
-        {
-            "customer": customer,
-            "order_id": order_id,
-            "timestamp": timestamp,
-            "item": item,
-            "description": description.fillna(""),
-            "quantity": quantity.abs() * sign,
-            "unit_price": price.abs(),
-            "amount": amount.abs() * sign,
-            "country": country,
-            "is_return": is_return,
-        },
-        index=idx,
-    )[keep]
-    orders = orders.reset_index(drop=True).astype(ORDER_COLUMNS)
-    return orders, reasons, notes
+    return pd.Series(labels[reason_codes], index=idx, dtype="string")
 
 
 # --------------------------------------------------------------------------- reporting

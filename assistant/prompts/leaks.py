@@ -2,7 +2,7 @@
 ``LEAK_NGRAM`` words in a row shared with the secret text, unless those words also occur in
 a text the reply may quote (the policy, the data, the ticket). Used while streaming Agent
 desk drafts (``support/desk.py``) and by the ``no_prompt_leak`` template test assertion
-(``prompts/versions.py``)."""
+(``prompts/cases.py``)."""
 
 from __future__ import annotations
 

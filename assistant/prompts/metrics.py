@@ -33,7 +33,7 @@ from typing import Any
 from scipy.stats import fisher_exact, mannwhitneyu
 
 from assistant.infra.store import Store
-from assistant.prompts.versions import TEST_SESSION
+from assistant.prompts.cases import TEST_SESSION
 
 PREVIEW_SESSION = "prompt-preview"  # llm_calls.session_id of studio previews (not traffic)
 EXCLUDED_SESSIONS = (TEST_SESSION, PREVIEW_SESSION)

@@ -268,7 +268,7 @@ def load_template(path: Path) -> PromptTemplate:
 
 class ServedTemplates(Protocol):
     """What the app renders from: the template files (``TemplateRegistry``) or the versions
-    labelled in SQLite (``prompts.versions.ProductionTemplates``). One interface, so callers
+    labelled in SQLite (``prompts.serving.ProductionTemplates``). One interface, so callers
     never probe for methods."""
 
     def get(self, name: str) -> PromptTemplate:

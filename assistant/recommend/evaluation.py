@@ -1,11 +1,6 @@
-"""Offline evaluation of the recommenders: load any user-item file, split it, tune the
-hybrid on a validation split inside the training data, and score every recommender with
-ranking metrics on the test data.
-
-**Input.** Orders (a price or amount column: read by ``behaviour.load_orders``, returns and
-non-product lines such as postage left out, one interaction per item and order) or any other
-user-item file: ratings, views, ... (columns ``user``, ``item`` and optionally ``time``,
-``rating``, ``description``, found by name or mapped with ``--map field=column``).
+"""Offline evaluation of the recommenders: split a user-item file (``interactions.py``), tune
+the hybrid on a validation split inside the training data, and score every recommender with
+ranking metrics (``ranking.py``) on the test data.
 
 **Splits.** ``chronological``: train before the split date, test from it on; the returning
 table has the users present in both periods, the cold-start table the users first seen in the
@@ -30,46 +25,25 @@ spend, budget band, buyer type, region), with the survey noise of ``answers.Answ
 (seeded), and a segment predicted from those answers by the segment classifier trained on
 the training customers.
 
-**Metrics** (means over users; ``k`` = list length): precision@k, recall@k, NDCG@k
-(scikit-learn ``ndcg_score``, binary gains), MAP@k (AP@k = sum of precision@i at each hit
-/ min(relevant, k)), hit rate@k (share of users with at least one hit), catalog coverage
-(share of recommendable items shown to anyone) and novelty (mean -log2 of the share of
-training users who bought a shown item).
+**Metrics**: see ``ranking.py``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import scipy.sparse as sp
-from sklearn.metrics import ndcg_score
 
 from assistant.core.errors import InputError
-from assistant.orders.catalog import (
-    assign_groups,
-    build_catalog,
-    clean_description,
-    load_group_rules,
-)
+from assistant.orders.catalog import assign_groups, build_catalog, load_group_rules
 from assistant.orders.features import build_features
-from assistant.orders.ingest import (
-    ALIASES,
-    clean_ids,
-    clean_strings,
-    column_key,
-    load_orders,
-    parse_dates,
-    read_table,
-    to_number,
-)
 from assistant.recommend.algorithms import (
     HALF_LIFE_DAYS,
     NON_PRODUCT_GROUPS,
@@ -80,6 +54,13 @@ from assistant.recommend.algorithms import (
     default_components,
     profiles_from_features,
     top_k,
+)
+from assistant.recommend.interactions import InteractionData
+from assistant.recommend.ranking import (
+    hit_matrix,
+    ndcg_from_hits,
+    ranking_metrics,
+    relevant_counts,
 )
 from assistant.segments.answers import (
     INTEREST_PREFIX,
@@ -92,12 +73,6 @@ from assistant.segments.model import fit_classifier, rfm_scores, training_rows
 
 Progress = Callable[[str, float], None]
 SPLITS = ("chronological", "random-per-user")
-FIELDS = ("user", "item", "time", "rating", "description")
-_SYNONYMS = {"customer": "user", "timestamp": "time", "date": "time", "product": "item"}
-_ORDER_FIELDS = ("order_id", "quantity", "unit_price", "amount", "country")
-_RATING_ALIASES = ("rating", "ratings", "score", "stars", "preference", "grade")
-_EXTRA_USER = ("userid", "user", "visitorid", "reviewerid", "viewerid", "readerid")
-_EXTRA_ITEM = ("movieid", "movie", "asin", "bookid", "isbn", "trackid", "contentid")
 _CHUNK = 512  # queries scored at once (bounds memory at large catalogs)
 _TUNE_USERS = 1500  # validation users used for tuning (a seeded sample when more)
 _TUNE_CANDIDATES = 100  # per component and user: the candidates the blend is tuned on
@@ -107,253 +82,6 @@ _GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def _noop(stage: str, done: float) -> None:
     return None
-
-
-# --------------------------------------------------------------------------- loading
-
-
-@dataclass
-class InteractionData:
-    """A user-item file, cleaned: ``events`` has user, item, time (NaT when the file has no
-    time), weight (a rating, else 1), order (the order id for orders, else a row number)."""
-
-    events: pd.DataFrame
-    kind: str  # "orders" or "interactions"
-    source: str
-    orders: pd.DataFrame | None = None  # the orders frame (purchases, with group) for orders
-    descriptions: pd.Series | None = None  # item -> description, when the file has them
-    rows_read: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_time(self) -> bool:
-        return bool(self.events["time"].notna().any())
-
-    def summary(self) -> dict[str, Any]:
-        ev = self.events
-        return {"source": self.source, "kind": self.kind, "rows_read": int(self.rows_read),
-                "interactions": int(len(ev)), "users": int(ev["user"].nunique()),
-                "items": int(ev["item"].nunique()),
-                "first": str(ev["time"].min())[:10] if self.has_time else None,
-                "last": str(ev["time"].max())[:10] if self.has_time else None,
-                "dropped": self.dropped, "notes": self.notes}
-
-
-def parse_mapping(mapping: dict[str, str] | None) -> dict[str, str]:
-    """Canonical field -> column; accepts customer/timestamp/date as synonyms and the
-    orders fields (order_id, quantity, unit_price, amount, country) for orders files."""
-    out: dict[str, str] = {}
-    allowed = (*FIELDS, *_ORDER_FIELDS)
-    for fld, col in (mapping or {}).items():
-        key = _SYNONYMS.get(fld.strip().lower(), fld.strip().lower())
-        if key not in allowed:
-            raise InputError(
-                f"Unknown field {fld!r} in the column mapping.",
-                "Map one of: " + ", ".join(FIELDS) + " (e.g. --map user=CustomerID --map "
-                "item=StockCode --map time=InvoiceDate --map rating=stars).",
-            )
-        if key in out:
-            raise InputError(f"The field {key!r} is mapped twice.",
-                             "Give each field one --map FIELD=COLUMN.")
-        out[key] = col
-    cols = list(out.values())
-    twice = sorted({c for c in cols if cols.count(c) > 1})
-    if twice:
-        raise InputError(f"Column {twice[0]!r} is mapped to more than one field.",
-                         "Map each column to one field only.")
-    return out
-
-
-def load_interactions(path: str | Path, mapping: dict[str, str] | None = None) -> InteractionData:
-    """Read and validate a user-item file (see the module docstring). ``InputError`` with a
-    hint for anything unusable: unknown or missing columns, no rows, a single user or item."""
-    path = Path(path)
-    fields = parse_mapping(mapping)
-    header = _peek_columns(path)
-    _check_mapped_columns(fields, header, path.name)
-    if _looks_like_orders(fields, header):
-        data = _load_orders(path, fields)
-    else:
-        data = _load_generic(path, fields)
-    _check_enough(data.events, path.name)
-    return data
-
-
-def _peek_columns(path: Path) -> list[str]:
-    if path.exists() and path.is_file() and path.stat().st_size > 0:
-        try:
-            return [str(c).strip() for c in pq.read_schema(path).names]
-        except Exception:  # noqa: BLE001 - not Parquet: read the CSV header below
-            pass
-        try:
-            head = pd.read_csv(path, nrows=5, sep=None, engine="python", dtype=str)
-            if head.shape[1] >= 2:
-                return [str(c).strip() for c in head.columns]
-        except Exception:  # noqa: BLE001 - behaviour.read_table gives the proper message
-            pass
-    return [str(c) for c in read_table(path).columns]
-
-
-def _find(header: list[str], aliases: Sequence[str]) -> str | None:
-    by_norm = {column_key(c): c for c in reversed(header)}
-    return next((by_norm[a] for a in aliases if a in by_norm), None)
-
-
-def _check_mapped_columns(fields: dict[str, str], header: list[str], name: str) -> None:
-    by_norm = {column_key(c) for c in header}
-    for fld, col in fields.items():
-        if col not in header and column_key(col) not in by_norm:
-            raise InputError(
-                f"Column {col!r} (mapped to {fld}) is not in {name}; columns found: "
-                + ", ".join(header) + ".",
-                f"Use one of the columns found, e.g. --map {fld}={header[0]}.",
-            )
-
-
-def _looks_like_orders(fields: dict[str, str], header: list[str]) -> bool:
-    if "rating" in fields or _find(header, _RATING_ALIASES):
-        return False
-    priced = any(f in fields for f in ("amount", "unit_price")) or bool(
-        _find(header, ALIASES["amount"]) or _find(header, ALIASES["unit_price"]))
-    dated = "time" in fields or bool(_find(header, ALIASES["timestamp"]))
-    return priced and dated
-
-
-def _load_orders(path: Path, fields: dict[str, str]) -> InteractionData:
-    to_orders = {"user": "customer", "time": "timestamp"}
-    mapping = {to_orders.get(k, k): v for k, v in fields.items()}
-    ingest = load_orders(path, mapping)
-    orders = ingest.orders
-    purchases = orders[~orders["is_return"]].copy()
-    purchases["group"] = assign_groups(purchases["description"])
-    product = ~purchases["group"].isin(NON_PRODUCT_GROUPS).to_numpy()
-    dropped = dict(ingest.rejected)
-    dropped["returns"] = int(orders["is_return"].sum())
-    dropped["non_product_lines"] = int((~product).sum())
-    purchases = purchases[product]
-    events = pd.DataFrame({
-        "user": purchases["customer"].astype(str).to_numpy(),
-        "item": purchases["item"].astype(str).to_numpy(),
-        "time": purchases["timestamp"].to_numpy(),
-        "weight": 1.0,
-        "order": purchases["order_id"].astype(str).to_numpy(),
-    })
-    desc = clean_description(purchases["description"])
-    descriptions = _mode_by_item(purchases["item"].astype(str), desc)
-    notes = [*ingest.notes, "orders: one interaction per item and order; returns and "
-             "non-product lines (postage, fees) left out"]
-    return InteractionData(events.reset_index(drop=True), "orders", path.name,
-                           purchases.reset_index(drop=True), descriptions, ingest.rows_read,
-                           {k: v for k, v in dropped.items() if v}, notes)
-
-
-def _mode_by_item(items: pd.Series, descriptions: pd.Series) -> pd.Series:
-    frame = pd.DataFrame({"item": items.to_numpy(), "d": descriptions.astype(str).to_numpy()})
-    frame = frame[frame["d"] != ""]
-    if frame.empty:
-        return pd.Series(dtype=str)
-    counts = frame.groupby(["item", "d"]).size().rename("n").reset_index()
-    counts = counts.sort_values(["item", "n", "d"], ascending=[True, False, True])
-    return counts.drop_duplicates("item").set_index("item")["d"]
-
-
-def _load_generic(path: Path, fields: dict[str, str]) -> InteractionData:
-    raw = read_table(path)
-    header = [str(c) for c in raw.columns]
-    cols = _resolve_generic(fields, header, ALIASES)
-    if cols["user"] is None or cols["item"] is None:
-        missing = [f for f in ("user", "item") if cols[f] is None]
-        raise InputError(
-            f"{path.name}: no column for {' and '.join(missing)}. Columns found: "
-            + ", ".join(header) + ".",
-            "Tell Tailor which column holds each one: "
-            + " ".join(f"--map {f}=COLUMN" for f in missing)
-            + " (and optionally time=, rating=, description=).",
-        )
-    rows_read = len(raw)
-    dropped: dict[str, int] = {}
-    notes: list[str] = []
-    dup = raw.duplicated(keep="first").to_numpy()
-    if dup.any():
-        dropped["duplicate_row"] = int(dup.sum())
-        raw = raw[~dup]
-    user, item = clean_ids(raw[cols["user"]].astype("string")), clean_ids(raw[cols["item"]]
-                                                                      .astype("string"))
-    keep = user.notna() & item.notna()
-    _count(dropped, "missing_user_or_item", ~keep)
-    time = (parse_dates(raw[cols["time"]], cols["time"]) if cols["time"]
-            else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]"))
-    if cols["time"]:
-        _count(dropped, "unparseable_time", keep & time.isna())
-        keep &= time.notna()
-    else:
-        notes.append("no time column: only --split random-per-user is possible")
-    weight = pd.Series(1.0, index=raw.index)
-    if cols["rating"]:
-        weight = to_number(raw[cols["rating"]])
-        _count(dropped, "non_numeric_rating", keep & weight.isna())
-        keep &= weight.notna()
-    events = pd.DataFrame({"user": user, "item": item, "time": time, "weight": weight,
-                           "order": np.arange(len(raw)).astype(str)})[keep.to_numpy()]
-    if cols["rating"]:
-        before = len(events)
-        events = events.sort_values("time", kind="stable").drop_duplicates(
-            ["user", "item"], keep="last")
-        if before - len(events):
-            dropped["repeated_rating"] = before - len(events)
-            notes.append("a user rating an item twice: the latest rating kept")
-    descriptions = None
-    if cols["description"]:
-        desc = clean_strings(raw[cols["description"]], null_tokens=False).fillna("")
-        descriptions = _mode_by_item(item[keep].astype(str), desc[keep])
-    else:
-        notes.append("no description column: content-based scores are 0, interests unknown")
-    return InteractionData(events.astype({"user": str, "item": str}).reset_index(drop=True),
-                           "interactions", path.name, None, descriptions, rows_read,
-                           dropped, notes)
-
-
-def _resolve_generic(fields: dict[str, str], header: list[str],
-                     aliases: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
-    by_norm = {column_key(c): c for c in reversed(header)}
-    cols: dict[str, str | None] = {
-        f: (fields[f] if fields[f] in header else by_norm[column_key(fields[f])])
-        if f in fields else None for f in FIELDS}
-    lookup = {"user": (*aliases["customer"], *_EXTRA_USER),
-              "item": (*aliases["item"], *_EXTRA_ITEM),
-              "time": aliases["timestamp"], "rating": _RATING_ALIASES,
-              "description": aliases["description"]}
-    taken = {c for c in cols.values() if c}
-    for f in FIELDS:
-        if cols[f] is None:
-            found = _find([c for c in header if c not in taken], lookup[f])
-            cols[f] = found
-            if found:
-                taken.add(found)
-    return cols
-
-
-def _count(dropped: dict[str, int], reason: str, mask: pd.Series) -> None:
-    n = int(np.asarray(mask).sum())
-    if n:
-        dropped[reason] = dropped.get(reason, 0) + n
-
-
-def _check_enough(events: pd.DataFrame, name: str) -> None:
-    if events.empty:
-        raise InputError(f"{name}: no usable interactions after validation.",
-                         "Check the user and item columns (--map user=.. item=..).")
-    users, items = events["user"].nunique(), events["item"].nunique()
-    if users < 2:
-        raise InputError(
-            f"{name} has a single user ({events['user'].iat[0]}); recommenders are "
-            "evaluated across users.",
-            "Load a file with the interactions of many users, or check that --map user= "
-            "names the user column (not a constant one).")
-    if items < 2:
-        raise InputError(f"{name} has a single item; there is nothing to rank.",
-                         "Check that --map item= names the item column.")
 
 
 # --------------------------------------------------------------------------- splits
@@ -432,104 +160,6 @@ def validation_split(train: pd.DataFrame, split: Split, seed: int) -> Split:
     return random_per_user_split(train, split.detail["test_fraction"], seed + 1)
 
 
-# --------------------------------------------------------------------------- metrics
-
-
-def _hits(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
-    """(n, k) bool: is the item at each position relevant? (-1 = empty slot)."""
-    rows = np.repeat(np.arange(recommended.shape[0]), recommended.shape[1])
-    cols = recommended.ravel()
-    ok = cols >= 0
-    out = np.zeros(cols.shape, dtype=bool)
-    out[ok] = np.asarray(relevant[rows[ok], cols[ok]]).ravel() > 0
-    return out.reshape(recommended.shape)
-
-
-def _n_relevant(relevant: sp.csr_matrix) -> np.ndarray:
-    return np.diff(relevant.indptr).astype(np.float64)
-
-
-def precision_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
-    """Mean over users of (relevant items among the first k) / k."""
-    return float(_hits(recommended[:, :k], relevant).sum(axis=1).mean() / k)
-
-
-def recall_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
-    """Mean over users of (relevant items among the first k) / (relevant items)."""
-    hits = _hits(recommended[:, :k], relevant).sum(axis=1)
-    return float(np.mean(hits / np.maximum(_n_relevant(relevant), 1)))
-
-
-def hit_rate_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
-    """Share of users with at least one relevant item among the first k."""
-    return float(_hits(recommended[:, :k], relevant).any(axis=1).mean())
-
-
-def map_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
-    """Mean over users of AP@k = sum(precision@i at each hit i <= k) / min(relevant, k)."""
-    hits = _hits(recommended[:, :k], relevant).astype(np.float64)
-    prec = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    denom = np.minimum(_n_relevant(relevant), k)
-    return float(np.mean((prec * hits).sum(axis=1) / np.maximum(denom, 1)))
-
-
-def ndcg_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
-    """Mean NDCG@k with binary gains, by scikit-learn's ``ndcg_score``. Only the shown and
-    the relevant items can change DCG or its ideal, so each user's row is compacted to the k
-    shown (scored k, k-1, ..., 1: ties cannot reorder the list) followed by up to k relevant
-    items not shown (scored 0; more could not enter the ideal top k); zero padding adds
-    nothing."""
-    recommended = recommended[:, :k]
-    n = recommended.shape[0]
-    if n == 0:
-        return 0.0
-    hits = _hits(recommended, relevant)
-    missed = np.minimum(_n_relevant(relevant) - hits.sum(axis=1), k).astype(int)
-    width = recommended.shape[1] + max(int(missed.max()), 0)
-    truth = np.zeros((n, max(width, 2)))
-    truth[:, : recommended.shape[1]] = hits
-    after = np.arange(truth.shape[1] - recommended.shape[1])[None, :] < missed[:, None]
-    truth[:, recommended.shape[1]:] = after
-    score = np.zeros_like(truth)
-    score[:, : recommended.shape[1]] = np.arange(recommended.shape[1], 0, -1)[None, :]
-    return float(ndcg_score(truth, score, k=k, ignore_ties=True))
-
-
-def _ndcg_fast(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
-    """Same as ``ndcg_at_k`` from a hit matrix (used inside tuning loops; tested equal)."""
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits[:, :k] * disc[: hits.shape[1]]).sum(axis=1)
-    ideal = np.cumsum(disc)[np.minimum(n_relevant, k).astype(int) - 1]
-    return float(np.mean(np.where(n_relevant > 0, dcg / ideal, 0.0)))
-
-
-def catalog_coverage(recommended: np.ndarray, n_items: int) -> float:
-    """Share of the recommendable items that appear in at least one list."""
-    shown = np.unique(recommended[recommended >= 0])
-    return float(len(shown) / max(n_items, 1))
-
-
-def novelty(recommended: np.ndarray, popularity: np.ndarray, n_users: int) -> float:
-    """Mean self-information -log2(p) of the shown items, p = share of training users who
-    bought the item (at least one user)."""
-    shown = recommended[recommended >= 0]
-    if not len(shown):
-        return 0.0
-    p = np.maximum(popularity[shown], 1.0) / max(n_users, 1)
-    return float(np.mean(-np.log2(p)))
-
-
-def ranking_metrics(recommended: np.ndarray, relevant: sp.csr_matrix, k: int, *,
-                    popularity: np.ndarray, n_users: int, n_items: int) -> dict[str, float]:
-    return {
-        f"precision@{k}": precision_at_k(recommended, relevant, k),
-        f"recall@{k}": recall_at_k(recommended, relevant, k),
-        f"ndcg@{k}": ndcg_at_k(recommended, relevant, k),
-        f"map@{k}": map_at_k(recommended, relevant, k),
-        f"hit_rate@{k}": hit_rate_at_k(recommended, relevant, k),
-        "coverage": catalog_coverage(recommended, n_items),
-        "novelty": novelty(recommended, popularity, n_users),
-    }
 
 
 # --------------------------------------------------------------------------- context
@@ -785,7 +415,7 @@ def tune_weights(model: HybridRecommender, target: Target, mode: str, *, k: int,
     def value(w: dict[str, float]) -> float:
         blend = sum(w[n] * gathered[n] for n in names if w[n]) + cand
         top = top_k(blend, k)
-        return _ndcg_fast(np.take_along_axis(hits_at, top, axis=1), n_rel, k)
+        return ndcg_from_hits(np.take_along_axis(hits_at, top, axis=1), n_rel, k)
 
     singles = {n: value({m: float(m == n) for m in names}) for n in names}
     first = max(names, key=lambda n: singles[n])
@@ -831,8 +461,8 @@ def _candidates(model: HybridRecommender, target: Target, scores: dict[str, np.n
     base[dup] = -np.inf
     gathered = {n: np.take_along_axis(s, idx, axis=1).astype(np.float64)
                 for n, s in scores.items()}
-    hits = _hits(idx, target.relevant)
-    return base, gathered, hits, _n_relevant(target.relevant)
+    hits = hit_matrix(idx, target.relevant)
+    return base, gathered, hits, relevant_counts(target.relevant)
 
 
 # --------------------------------------------------------------------------- evaluate

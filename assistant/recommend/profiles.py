@@ -20,7 +20,8 @@ import pandas as pd
 
 from assistant.infra.vectors import VectorStore
 from assistant.orders.catalog import clean_description
-from assistant.questionnaire.engine import QuestionnaireSpec, format_answer
+from assistant.questionnaire.parsing import format_answer
+from assistant.questionnaire.spec import QuestionnaireSpec
 from assistant.segments.answers import INTEREST_PREFIX, true_answers
 
 SESSIONS = "profiles"

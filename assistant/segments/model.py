@@ -602,7 +602,10 @@ class QuestionPlanner:
               behaviour: pd.Series | None = None) -> dict[str, float]:
         """Expected entropy reduction (nats) of the segment posterior for each question."""
         row = input_row(self.classifier, answers, behaviour)
-        prior = self.classifier.predict_proba(row)[0]
+        return self._gains(row, self.classifier.predict_proba(row)[0], answers, candidates)
+
+    def _gains(self, row: pd.DataFrame, prior: np.ndarray, answers: dict[str, Any],
+               candidates: list[str] | None) -> dict[str, float]:
         base = float(entropy(prior))
         pool = ASK_ORDER if candidates is None else candidates
         todo = [q for q in pool if q in self.lik and q not in answers]
@@ -635,8 +638,11 @@ class QuestionPlanner:
 
     def next_question(self, answers: dict[str, Any], candidates: list[str] | None = None,
                       behaviour: pd.Series | None = None) -> str | None:
-        """The most informative question, or None when confident enough (or nothing left)."""
-        if self.posterior(answers, behaviour).max() >= self.threshold:
+        """The most informative question, or None when confident enough (or nothing left).
+        Two classifier calls: the posterior now, and one batch of every possible answer."""
+        row = input_row(self.classifier, answers, behaviour)
+        prior = self.classifier.predict_proba(row)[0]
+        if prior.max() >= self.threshold:
             return None
-        gains = self.gains(answers, candidates, behaviour)
+        gains = self._gains(row, prior, answers, candidates)
         return max(gains, key=gains.__getitem__) if gains else None

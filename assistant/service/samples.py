@@ -11,7 +11,7 @@ from typing import Any
 
 from assistant.core.config import Settings
 from assistant.prompts.grounding import Facts
-from assistant.questionnaire.engine import QuestionnaireSpec
+from assistant.questionnaire.spec import QuestionnaireSpec
 from assistant.recommend.personal import Profile, Recommendations
 from assistant.recommend.profiles import describe
 from assistant.segments.model import SegmentModel

@@ -26,26 +26,14 @@ from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.core.schemas import Message
 from assistant.infra.llm import Generation, LLMClient
 from assistant.infra.store import Store
+from assistant.prompts.cases import Assertion, TemplateTestCase, TestRun, check_assertion
+from assistant.prompts.checks import Problem, TemplateValidationError, analyse
 from assistant.prompts.grounding import Facts
 from assistant.prompts.grounding import check as grounding_check
 from assistant.prompts.metrics import PREVIEW_SESSION, compare, metrics_markdown, version_metrics
+from assistant.prompts.records import LabelEvent, Version, dump_body, unified_diff
 from assistant.prompts.templates import PromptTemplate, ServedTemplates
-from assistant.prompts.versions import (
-    PRODUCTION,
-    STAGING,
-    Assertion,
-    LabelEvent,
-    Problem,
-    PromptVersions,
-    TemplateTestCase,
-    TemplateValidationError,
-    TestRun,
-    Version,
-    analyse,
-    check_assertion,
-    dump_body,
-    unified_diff,
-)
+from assistant.prompts.versions import PRODUCTION, STAGING, PromptVersions
 
 log = logging.getLogger(__name__)
 

@@ -24,38 +24,44 @@ Text is never turned into markup here: tickets and drafts are plain strings; the
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import difflib
 import logging
-import re
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
-from assistant.core.config import REPO_ROOT, Settings
-from assistant.core.errors import AssistantError, ConfigError, InputError
+from assistant.core.config import Settings
+from assistant.core.errors import AssistantError, InputError
 from assistant.core.schemas import Message
-from assistant.core.yamlfile import line_of, read_config_file
-from assistant.infra.llm import GenerationParams, LLMClient
+from assistant.core.text import clean_text
+from assistant.infra.llm import LLMClient
 from assistant.infra.store import Store
-from assistant.prompts.grounding import Facts, Verdict, check
+from assistant.prompts.grounding import Facts
 from assistant.prompts.leaks import LeakGuard
 from assistant.prompts.templates import PromptTemplate, ServedTemplates
-from assistant.segments.model import SEGMENTS
+from assistant.support.checks import _CITATION, _flag, check_draft
+from assistant.support.context import (
+    RECENT_ORDERS,
+    CustomerFacts,
+    DraftContext,
+    Prompt,
+    _customer_line,
+    _cut,
+    _defuse,
+    _prompt_orders,
+    _slot_values,
+    _strings,
+)
 from assistant.support.helpbase import fill_slots
+from assistant.support.injection import detect_injection
+from assistant.support.policies import Policies, load_policies
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "support_draft"
-DEFAULT_POLICIES = REPO_ROOT / "data" / "policies.yaml"
 MAX_TICKET_CHARS = 20_000
 MAX_FINAL_CHARS = 20_000
 MAX_REASON_CHARS = 500
@@ -67,8 +73,6 @@ PASSAGES = 3
 # characters per passage in the prompt (the agent sees the whole passage)
 SMALL_PASSAGE_CHARS = 300
 DEFAULT_PASSAGE_CHARS = 600
-RECENT_ORDERS = 5
-PROMPT_ITEMS = 4  # product names per order in the prompt
 INTENT_CONFIDENCE = 0.5  # below this the help search is not filtered by the intent
 PREVIEW_CHARS = 120
 
@@ -76,316 +80,7 @@ Tone = Literal["neutral", "friendlier", "more formal"]
 Revise = Literal["shorter", "longer", "regenerate"]
 TONES: tuple[str, ...] = ("neutral", "friendlier", "more formal")
 REVISIONS: tuple[str, ...] = ("shorter", "longer", "regenerate")
-PROMISE_KINDS = ("refund", "discount", "free_shipping", "voucher", "compensation",
-                 "replacement", "expedite")
-PromiseKind = Literal["refund", "discount", "free_shipping", "voucher", "compensation",
-                      "replacement", "expedite"]
 STATUSES = ("clean", "flagged", "discarded", "final")
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-                      r"\ufeff]")
-
-
-# =========================================================================== policies
-class PolicyEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: StrictStr = Field(min_length=1, max_length=800)
-    promises: dict[PromiseKind, float | None] = Field(default_factory=dict)
-
-    @field_validator("promises", mode="before")
-    @classmethod
-    def _none_is_empty(cls, v: object) -> object:
-        return {} if v is None else v
-
-    @field_validator("promises")
-    @classmethod
-    def _limits(cls, v: dict[str, float | None]) -> dict[str, float | None]:
-        for kind, limit in v.items():
-            if limit is None:
-                continue
-            if kind != "discount":
-                raise ValueError(f"'{kind}' takes no value (only discount has a limit in %); "
-                                 f"write `{kind}:` with nothing after it")
-            if not 0 < limit <= 100:
-                raise ValueError(f"the discount limit must be a percentage above 0 and at "
-                                 f"most 100, not {limit:g}")
-        return v
-
-
-class PolicyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    default: PolicyEntry
-    segments: dict[str, PolicyEntry] = Field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What a draft for one customer may offer."""
-
-    segment: str  # the segment it applies to, or "default"
-    text: str
-    promises: dict[str, float | None]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"segment": self.segment, "text": self.text, "promises": dict(self.promises)}
-
-
-@dataclass(frozen=True)
-class Policies:
-    default: Policy
-    segments: dict[str, Policy]
-    source: str = ""
-
-    def for_segment(self, segment: str | None) -> Policy:
-        return self.segments.get(segment or "", self.default)
-
-
-def load_policies(path: Path | str | None = None) -> Policies:
-    """Read and check ``data/policies.yaml``; each problem is a ConfigError naming file:line."""
-    path = Path(path) if path is not None else DEFAULT_POLICIES
-    hint = "The layout is documented at the top of data/policies.yaml."
-    data, root = read_config_file(path, what="Support policies",
-                                  default="data/policies.yaml")
-    if not isinstance(data, dict):
-        raise ConfigError(f"Support policies {path} must be a mapping with default: and "
-                          "segments:.", hint)
-    try:
-        spec = PolicyFile.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p != "[key]")
-        line = line_of(root, loc)
-        where = f"{path}:{line}" if line else str(path)
-        name = ".".join(str(p) for p in loc) or "(top level)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "literal_error":
-            msg = f"unknown promise; use one of {', '.join(PROMISE_KINDS)}"
-        raise ConfigError(f"Support policies {where}: {name}: {msg}.", hint) from None
-    for name in spec.segments:
-        if name not in SEGMENTS:
-            line = _key_line(root, "segments", name)
-            raise ConfigError(
-                f"Support policies {path}:{line}: unknown segment '{name}'.",
-                "Segments are named: " + ", ".join(SEGMENTS) + ".")
-    segments = {name: Policy(name, _squash(e.text), dict(e.promises))
-                for name, e in spec.segments.items()}
-    default = Policy("default", _squash(spec.default.text), dict(spec.default.promises))
-    return Policies(default, segments, str(path))
-
-
-def _key_line(root: Any, section: str, key: str) -> int | None:
-    """1-based line of ``key`` inside the top-level mapping ``section``."""
-    for k, v in getattr(root, "value", []):
-        if getattr(k, "value", None) == section:
-            for kk, _ in getattr(v, "value", []):
-                if getattr(kk, "value", None) == key:
-                    return kk.start_mark.line + 1
-    return None
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
-# =========================================================================== injection
-_I = re.IGNORECASE
-_VERBS_IGNORE = r"(?:ignore|disregard|forget|override|overrule|bypass)"
-_THINGS = (r"(?:instructions?|rules|prompts?|guidelines|polic(?:y|ies)|directions|directives"
-           r"|constraints|restrictions|programming)")
-_INJECTION: list[tuple[str, re.Pattern[str]]] = [
-    ("ignore instructions", re.compile(
-        rf"(?<!not )(?<!n't )\b{_VERBS_IGNORE}\b[^.!?\n]{{0,40}}\b{_THINGS}\b"
-        rf"|\b{_VERBS_IGNORE}\s+(?:all\s+|everything\s+)?(?:the\s+)?(?:above|previous|prior)\b",
-        _I)),
-    ("system prompt", re.compile(
-        r"\bsystem\s*[- ]?prompt\b|\b(?:initial|hidden|secret|system)\s+"
-        r"(?:prompt|instructions?|rules|configuration)\b", _I)),
-    ("reveal instructions", re.compile(
-        r"\b(?:print|show|reveal|repeat|output|display|leak|share|dump|summari[sz]e|list|"
-        r"recite|tell\s+me|what\s+(?:are|were))\b[^.!?\n]{0,30}\byour\s+(?:own\s+)?"
-        r"(?:instructions|prompt|configuration|directives)\b"
-        r"|\b(?:print|reveal|repeat|output|leak|dump|recite)\b[^.!?\n]{0,30}\byour\s+"
-        r"(?:own\s+)?(?:rules|guidelines)\b"
-        r"|\b(?:repeat|print|output)\s+(?:everything|all|the\s+(?:text|words|lines|message"
-        r"|instructions))\s+(?:above|before)\b", _I)),
-    ("role-play", re.compile(
-        r"\byou\s+are\s+now\s+(?:an?|my|in|the|free|unrestricted|going\s+to)\b"
-        r"|\byou\s+are\s+no\s+longer\s+(?:an?|bound|restricted|limited)\b"
-        r"|\bpretend\s+(?:to\s+be|you(?:'re|\s+are))\b|\brole[- ]?play\b"
-        r"|\bact\s+as\s+(?:an?|my|the)\b|\blet'?s\s+play\s+a\s+game\b"
-        r"|\bimagine\s+(?:that\s+)?you\s+are\b|\bstay\s+in\s+character\b"
-        r"|\bfrom\s+now\s+on,?\s+(?:you|your)\b|\byour\s+new\s+(?:role|task|goal)\b", _I)),
-    ("developer mode", re.compile(
-        r"\b(?:developer|dev|god|admin|debug|unrestricted|jailbreak)\s+mode\b|\bjailbreak\b"
-        r"|(?-i:\bDAN\b)", _I)),
-    ("new instructions", re.compile(
-        r"\b(?:new|updated|additional|real)\s+(?:instructions|rules|directives)\b"
-        r"|\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?"
-        r"(?:ai|assistant|model|bot|llm|chatbot|system)\b", _I)),
-    ("approve a refund", re.compile(
-        r"\b(?:approve|authori[sz]e|grant)\b[^.!?\n]{0,30}\b(?:full|complete|total|entire"
-        r"|100\s?%|immediate)\s+(?:refund|reimbursement|compensation)\b", _I)),
-    ("steer the reply", re.compile(
-        r"\b(?:begin|start|end)\s+your\s+(?:reply|response|answer|message)\s+with\b"
-        r"|\byour\s+(?:reply|response|answer)\s+must\b"
-        r"|\b(?:say|write|reply|respond|output)\s+(?:only\s+)?exactly\b", _I)),
-    ("fake role line", re.compile(
-        r"^\s*(?:#+\s*|\[)?(?:system|assistant|developer|admin|ai)\s*(?:\]|:|>)"
-        r"|\[/?(?:system|inst)\]|<\|?(?:im_start|im_end|system|endoftext|eot_id)\|?>"
-        r"|<</?SYS>>|\"role\"\s*:\s*\"(?:system|assistant|developer)\"", _I | re.MULTILINE)),
-    ("encoded text", re.compile(r"\b(?:base64|rot13|rot-13)\b", _I)),
-    ("html/script", re.compile(
-        r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|meta)\b|\bjavascript\s*:"
-        r"|\bon(?:error|load|click|mouseover)\s*=", _I)),
-    # other languages: "ignore the (previous) instructions", "system prompt"
-    ("ignore instructions (other language)", re.compile(
-        r"(?<!not )(?<!n't )\b(?:ignore|ignora\w*|ignorez|ignorer|ignorier\w*|olvida\w*"
-        r"|oubliez|oublie|vergiss\w*|negeer\w*|esque[cç]a\w*)\b[^.!?\n]{0,40}\b(?:instrucci\w*|instructions?"
-        r"|anweisung\w*|istruzion\w*|instru[cç][õo]\w*|instructies|regeln|reglas|r[eè]gles"
-        r"|regole|regras)"
-        r"|(?:игнориру\w*|забудь\w*)[^.!?\n]{0,40}(?:инструкци\w*|правил\w*)"
-        r"|(?:忽略|无视|忘记|忽視|無視)[^。！？\n]{0,20}(?:指令|说明|指示|规则|提示)"
-        r"|\b(?:prompt\s+(?:del|di)\s+sistema|invite\s+syst[eè]me|systemprompt"
-        r"|prompt\s+do\s+sistema)\b|системн\w+\s+(?:промпт|подсказк\w*)|系统提示", _I)),
-]
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s"})
-_SPACED = re.compile(r"\b(?:\w[ ._*-]){3,}\w\b")
-_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-
-
-def clean_text(text: str | None) -> str:
-    """NFC, without control and zero-width characters, ``\\n`` line ends, stripped."""
-    text = unicodedata.normalize("NFC", text or "")
-    return _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def _decoded_base64(text: str) -> list[str]:
-    out = []
-    for m in _B64.finditer(text):
-        raw = m.group(0)
-        try:
-            data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_")
-            decoded = data.decode("utf-8")
-        except (binascii.Error, ValueError):
-            continue
-        if decoded and sum(c.isprintable() or c.isspace() for c in decoded) / len(decoded) > 0.9:
-            out.append(decoded)
-    return out
-
-
-def _scan(text: str) -> list[str]:
-    found = []
-    for label, pattern in _INJECTION:
-        for m in pattern.finditer(text):
-            found.append(f"{label}: {m.group(0).strip()[:80]}")
-            break
-    return found
-
-
-def _unobfuscate(text: str) -> str:
-    """Spaced-out letters joined ("I G N O R E" -> "IGNORE") and leetspeak read as letters
-    ("1gn0r3" -> "ignore")."""
-    text = _SPACED.sub(lambda m: re.sub(r"[ ._*-]", "", m.group(0)), text)
-    return re.sub(r"[\w@$]*\d[\w@$]*",
-                  lambda m: m.group(0).translate(_LEET)
-                  if re.search(r"[^\W\d_]", m.group(0)) else m.group(0), text)
-
-
-def detect_injection(ticket: str) -> list[str]:
-    """Phrases in a ticket that try to steer the model ("label: matched text"); empty when
-    none. Checks the text (NFKC), the text with spaced-out letters and leetspeak undone, its
-    ROT13, the text reversed and any base64 in it."""
-    text = unicodedata.normalize("NFKC", clean_text(ticket))
-    found = _scan(text)
-    variants = {"obfuscated": _unobfuscate(text), "rot13": codecs.decode(text, "rot13"),
-                "reversed": text[::-1]}
-    variants |= {f"base64 #{i + 1}": d for i, d in enumerate(_decoded_base64(text))}
-    for name, variant in variants.items():
-        if variant == text:
-            continue
-        found += [f"{p} ({name})" for p in _scan(variant)
-                  if not p.startswith(("html/script", "encoded text", "fake role line"))
-                  and p not in found]
-    return list(dict.fromkeys(found))[:10]
-
-
-# =========================================================================== draft checks
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-_INTERNAL = re.compile(r"\bRFM\b|\bsegments?\b|\bcan'?t lose them\b|\bpotential loyalists\b"
-                       r"|\bretention gesture\b|\bsystem (?:message|prompt)\b", _I)
-_MARKUP = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|meta|img|a|form|input)"
-                     r"\b[^>]*>?|\bjavascript\s*:|\bon(?:error|load|click|mouseover)\s*="
-                     r"|\bdocument\.cookie\b|\beval\s*\(", _I)
-
-
-_NAME_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")  # as prompts/grounding.py splits names
-
-
-def _catalog_in(text: str, facts: Facts) -> Facts:
-    """Facts with only the catalog names whose every word occurs in the text (grounding
-    compiles one pattern per name: thousands per draft otherwise). Nothing it would flag
-    is dropped: a name it finds has all its words in the text."""
-    low = text.lower()
-    names = [n for n in facts.catalog if all(w in low for w in _NAME_WORD.findall(n.lower()))]
-    return replace(facts, catalog=names)
-
-
-def _flag(kind: str, text: str, start: int, end: int, reason: str) -> dict[str, Any]:
-    return {"kind": kind, "text": text, "start": start, "end": end, "reason": reason}
-
-
-def check_draft(text: str, facts: Facts, citations: int) -> list[dict[str, Any]]:
-    """Grounding flags plus citation numbers that name no passage, internal words (segment
-    names, RFM) and markup, as dicts sorted by position."""
-    verdict: Verdict = check(text, _catalog_in(text, facts))
-    flags = []
-    for f in verdict.flags:
-        reason = "this product is not among the customer's orders" if f.kind == "product" \
-            else f.reason
-        flags.append(_flag(f.kind, f.text, f.start, f.end, reason))
-    for m in _CITATION.finditer(text):
-        if not 1 <= int(m.group(1)) <= citations:
-            flags.append(_flag("citation", m.group(0), m.start(), m.end(),
-                               "no help passage has this number"))
-    for m in _INTERNAL.finditer(text):
-        flags.append(_flag("internal", m.group(0), m.start(), m.end(),
-                           "internal wording the customer should not see"))
-    for m in _MARKUP.finditer(text):
-        flags.append(_flag("markup", m.group(0), m.start(), m.end(),
-                           "HTML or script code in a reply; remove it"))
-    return sorted(flags, key=lambda f: (f["start"], f["kind"]))
-
-
-# =========================================================================== context
-@dataclass
-class CustomerFacts:
-    id: str
-    segment: dict[str, Any] | None
-    behaviour: dict[str, Any] | None
-    orders: list[dict[str, Any]]  # newest first
-    amounts: set[float]
-    products: list[str]
-
-    @property
-    def latest(self) -> dict[str, Any] | None:
-        return next((o for o in self.orders if not o["returned"]), None) or \
-            (self.orders[0] if self.orders else None)
-
-
-@dataclass
-class DraftContext:
-    customer: CustomerFacts | None
-    policy: Policy
-    intent: str | None
-    intent_confidence: float
-    citations: list[dict[str, Any]]
-    facts: Facts
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def topic(self) -> str:
-        return self.intent.replace("_", " ") if self.intent else ""
 
 
 Lazy = Callable[[], Any]
@@ -404,10 +99,6 @@ def _resolve(value: Any) -> Any:
 
 def _norm_id(customer_id: str | None) -> str:
     return str(customer_id or "").strip().removesuffix(".0")
-
-
-def _money(x: float) -> str:
-    return f"{x:,.2f}"
 
 
 # =========================================================================== the desk
@@ -774,77 +465,8 @@ class SupportDesk:
         return self.draft(record["id"])
 
 
-@dataclass
-class Prompt:
-    messages: list[Message]
-    params: GenerationParams
-    secret: str  # the template's own words (instructions, labels): never in a draft
-    allowed: list[str]  # the data (policy, facts, passages, ticket): may be repeated
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _strings(v)]
-    return [str(value)]
-
-
 def _with_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
-
-
-def _slot_values(facts: CustomerFacts | None) -> dict[str, str]:
-    latest = facts.latest if facts else None
-    if latest is None:
-        return {}
-    return {"order number": latest["order_id"], "invoice number": latest["order_id"],
-            "purchase date": latest["date"], "amount": f"£{_money(latest['amount'])}"}
-
-
-def _customer_line(facts: CustomerFacts | None) -> str:
-    if facts is None:
-        return "none selected: no order facts are known, so state none."
-    bought = [o for o in facts.orders if not o["returned"]]
-    parts = [f"customer number {facts.id}", f"{len(bought)} orders"]
-    if bought:
-        parts.append(f"first order {bought[-1]['date']}, latest order {bought[0]['date']}")
-    return "; ".join(parts) + "."
-
-
-def _prompt_orders(facts: CustomerFacts | None) -> list[dict[str, Any]]:
-    if facts is None:
-        return []
-    out = []
-    for o in facts.orders[:RECENT_ORDERS]:
-        items = [i.capitalize() for i in o["items"][:PROMPT_ITEMS]]
-        more = len(o["items"]) - len(items)
-        out.append({"order_id": o["order_id"], "date": o["date"],
-                    "amount": _money(abs(o["amount"])),
-                    "items": ", ".join(items) + (f" and {more} more" if more > 0 else ""),
-                    "returned": o["returned"]})
-    return out
-
-
-def _cut(text: str, limit: int) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-    return cut[:end + 1] if end >= limit // 2 else cut.rsplit(" ", 1)[0] + " …"
-
-
-def _defuse(text: str) -> str:
-    """Chat-template tokens written in a ticket ("<|im_start|>system", "<|eot_id|>",
-    "</s>", "[INST]") are shown as text: the model's tokenizer must not read them as the
-    start of a message of their own."""
-    text = re.sub(r"<\|", "<\u2009|", text)
-    text = re.sub(r"\|>", "|\u2009>", text)
-    return re.sub(r"</?s>|\[/?INST\]|<</?SYS>>", lambda m: m.group(0).replace("<", "‹")
-                  .replace("[", "［"), text)
 
 
 # =========================================================================== the run

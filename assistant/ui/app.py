@@ -5,19 +5,26 @@ Per-browser state lives in ``gr.State`` (the session id) mirrored into ``gr.Brow
 (encrypted localStorage), so a page reload or an app restart resumes the conversation from
 SQLite. API clients (gradio_client) get one session per client: ``/chat`` sends a message
 and returns the reply; ``/session`` and ``/resume`` tell and switch the session.
+
+Every callback is a module-level function whose first argument is the service (bound with
+``guard.bind``), so tests call them without a browser. A message, typed or clicked, goes
+through ``service.turn`` and the callbacks only draw what it yields.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 from assistant.core.errors import AssistantError
-from assistant.service.assistant import REPLACE, AssistantService, clean_message
+from assistant.core.text import clean_message
+from assistant.service.assistant import AssistantService
+from assistant.service.results import GuidedReply, TurnUpdate
 from assistant.ui.chat import (
     card_markdown,
     error_bubble,
@@ -26,7 +33,7 @@ from assistant.ui.chat import (
     to_chatbot,
     with_options,
 )
-from assistant.ui.guard import guarded
+from assistant.ui.guard import bind
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,8 @@ READY = "Type a message and press Enter"
 CSS = """
 #tailor-status {opacity: 0.75; font-size: 0.85em}
 """
+REACTED = {"like": "Noted: more like this.", "dislike": "Noted: less like this.",
+           "not_for_me": "Removed: it won't come back."}
 
 
 def _browser_secret(data_dir: Path) -> str:
@@ -46,387 +55,378 @@ def _browser_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+# -- drawing: service results -> component values -----------------------------------------
+def card_of(out: GuidedReply) -> str:
+    return card_markdown(out.card.model_dump(), out.turn.progress.model_dump())
+
+
+def guided_chat(service: AssistantService, sid: str, out: GuidedReply) -> list:
+    """The saved conversation, with the quick replies of a running questionnaire."""
+    replies = [*out.turn.quick_replies, service.JUST_CHAT] \
+        if service.questionnaire_active(sid) else []
+    return with_options(to_chatbot(service.history(sid)), replies)
+
+
+def draw(history: list, update: TurnUpdate) -> list:
+    """The chat after one update of a turn: its replies (and a working note) after the
+    history the turn started from."""
+    bubbles: list[dict[str, Any]] = [{"role": "assistant", "content": r}
+                                     for r in update.replies]
+    if update.working:
+        bubbles.append({"role": "assistant", "content": "",
+                        "metadata": {"title": update.working, "status": "pending"}})
+    return with_options([*history, *bubbles], update.quick_replies)
+
+
+def play(updates: Iterator[TurnUpdate], history: list) -> Iterator[tuple]:
+    """A turn drawn as it happens: (chat, card, cards) per update; a failure shows in the
+    chat after whatever was already written."""
+    shown = list(history)
+    try:
+        for update in updates:
+            shown = draw(history, update)
+            card = card_markdown(update.card.model_dump(),
+                                 update.progress.model_dump() if update.progress else None) \
+                if update.card else gr.skip()
+            yield shown, card, update.items if update.items is not None else gr.skip()
+    except AssistantError as err:
+        settled = [m for m in shown if not (m.get("metadata") or {}).get("status")]
+        yield [*settled, error_bubble(err)], gr.skip(), gr.skip()
+
+
+# -- chat callbacks ------------------------------------------------------------------------
+def restore(service: AssistantService, saved_id: str | None):
+    """Page load: bring back this browser's conversation (and the questionnaire's current
+    question), then open the input (it stays closed until then, so a first message cannot
+    race the restored session)."""
+    sid, _ = service.resume(saved_id)
+    out = service.guided_view(sid) if service.questionnaire_active(sid) else \
+        service.questionnaire(sid)
+    msgs = service.history(sid)
+    history = guided_chat(service, sid, out)
+    return (sid, gr.Chatbot(value=history, feedback_value=feedback_values(msgs)),
+            sid, gr.Textbox(interactive=True, placeholder=READY), gr.Button(interactive=True),
+            card_of(out), service.shown_recommendations(sid))
+
+
+def accept(service: AssistantService, text: str, sid: str | None, history: list):
+    """Show the person's message at once; an unusable one stays in the box."""
+    sid = sid or service.new_session()
+    try:
+        cleaned = clean_message(text, limit=service.settings.max_message_chars)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.Textbox(value=text), history, sid, sid, ""
+    history = [*(history or []), {"role": "user", "content": cleaned}]
+    return gr.Textbox(value=""), history, sid, sid, cleaned
+
+
+def respond(service: AssistantService, pending: str, sid: str, history: list
+            ) -> Iterator[tuple]:
+    """The accepted message's turn, drawn as it streams."""
+    if not pending:  # the message was refused: leave the chat as it is
+        yield gr.skip(), gr.skip(), gr.skip()
+        return
+    yield from play(service.turn(sid, pending), history)
+
+
+def pick(service: AssistantService, sid: str | None, history: list, evt: gr.SelectData
+         ) -> Iterator[tuple]:
+    """A quick reply was clicked: it is the person's answer."""
+    value = str(evt.value)
+    history = [*(history or []), {"role": "user", "content": value}]
+    if not sid:
+        yield history, gr.skip(), gr.skip()
+        return
+    if not service.questionnaire_active(sid):
+        yield history[:-1], gr.skip(), gr.skip()
+        return
+    yield from play(service.turn(sid, value), history)
+
+
+def suggest_now(service: AssistantService, sid: str | None, history: list
+                ) -> Iterator[tuple[list, list]]:
+    """"Show suggestions": the cards and their message."""
+    if not sid:
+        yield gr.skip(), gr.skip()
+        return
+    for chat, _card, items in play(service.suggestions(sid), list(history or [])):
+        yield chat, items
+
+
+def react(service: AssistantService, sid: str | None, item: str, value: str) -> list:
+    try:
+        out = service.item_feedback(sid or "", item, value)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    gr.Info(REACTED[value])
+    return out.items
+
+
+def identify(service: AssistantService, sid: str | None, customer_id: str
+             ) -> tuple[list, str]:
+    if not sid or not (customer_id or "").strip():
+        gr.Warning("Type your customer number (e.g. 17850) or the email you order with.")
+        return gr.skip(), gr.skip()
+    try:
+        out = service.identify(sid, customer_id)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip(), gr.skip()
+    return guided_chat(service, sid, out), card_of(out)
+
+
+def edit_fact(service: AssistantService, sid: str | None, question: str, value: str
+              ) -> tuple[list, str]:
+    if not sid or not question or not (value or "").strip():
+        gr.Warning("Pick a fact and type its new value.")
+        return gr.skip(), gr.skip()
+    try:
+        out = service.questionnaire_edit(sid, question, value)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip(), gr.skip()
+    gr.Info(out.turn.message[:200])
+    return guided_chat(service, sid, out), card_of(out)
+
+
+def retry(service: AssistantService, sid: str | None, history: list) -> Iterator[list]:
+    if not sid or service.questionnaire_active(sid):
+        yield gr.skip()
+        return
+    msgs = service.history(sid)
+    if msgs and msgs[-1].role == "assistant":
+        msgs = msgs[:-1]
+    base = to_chatbot(msgs)
+    reply = ""
+    try:
+        for delta in service.retry(sid):
+            reply += delta
+            yield [*base, {"role": "assistant", "content": reply}]
+    except AssistantError as err:
+        yield [*base, *([{"role": "assistant", "content": reply}] if reply else []),
+               error_bubble(err)]
+
+
+def clear(service: AssistantService, sid: str | None):
+    new = service.new_session()
+    out = service.guided_view(new)
+    return new, new, guided_chat(service, new, out), card_of(out), []
+
+
+def like(service: AssistantService, sid: str | None, data: gr.LikeData):
+    if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
+        return
+    try:
+        service.feedback(sid, data.index, data.liked)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+
+
+# -- the HTTP API (gradio_client): one session per client --------------------------------------
+def api(call: Callable[[AssistantService, str, Any], Any]
+        ) -> Callable[..., tuple[Any, str]]:
+    """An API endpoint from ``call(service, sid, *inputs)``: the client's session (created
+    on first use) goes last in and out; a result with ``model_dump`` is sent as JSON; an
+    ``AssistantError`` becomes the client's error message with its hint."""
+    def endpoint(service: AssistantService, *args: Any) -> tuple[Any, str]:
+        *inputs, sid = args
+        sid = sid or service.new_session()
+        try:
+            out = call(service, sid, *inputs)
+        except AssistantError as err:
+            raise gr.Error(err.for_user()) from None
+        return (out.model_dump() if hasattr(out, "model_dump") else out), sid
+
+    endpoint.__name__ = endpoint.__qualname__ = f"api_{call.__name__}"
+    endpoint.__doc__ = call.__doc__
+    return endpoint
+
+
+def api_chat(service: AssistantService, message: str, sid: str | None
+             ) -> Iterator[tuple[str, str]]:
+    """Send a message in this client's session, as the chat box does: while the guided
+    questionnaire runs the reply is its next question ("Just chat" leaves it); after it,
+    the model's reply streams. Returns the full reply."""
+    sid = sid or service.new_session()
+    reply = ""
+    try:
+        for update in service.turn(sid, message):
+            reply = update.text
+            yield reply, sid
+    except AssistantError as err:
+        raise gr.Error(err.for_user()) from None
+    yield reply, sid
+
+
+def questionnaire(service: AssistantService, sid: str, message: str) -> GuidedReply:
+    """The guided questionnaire for this client's session: an empty message starts or
+    repeats the current question; returns the turn and the "what we know" card."""
+    return service.questionnaire(sid, message if message.strip() else None)
+
+
+def question(service: AssistantService, sid: str) -> Any:
+    """The pending question of this client's session: id, text, type, options,
+    progress (id is null at the summary or once the questionnaire is over)."""
+    return service.pending_question(sid)
+
+
+def profile(service: AssistantService, sid: str) -> Any:
+    """The "what we know" card: facts with source and confidence, the segment with its
+    probability and reasons, answered/total."""
+    return service.profile(sid)
+
+
+def answer(service: AssistantService, sid: str, question_id: str, value: str) -> str:
+    """Answer one question directly (the pending one, or change an earlier answer);
+    returns the reply, as /chat does."""
+    return service.answer(sid, question_id.strip(), value).turn.message
+
+
+def recommend(service: AssistantService, sid: str) -> Any:
+    """Recommendations for this client's session: items with id, name, price, score,
+    reasons (popular items, labelled so, while nothing is known)."""
+    return service.recommend(sid)
+
+
+def item_feedback(service: AssistantService, sid: str, item: str, value: str) -> Any:
+    """like | dislike | not_for_me on an item; returns the new recommendations."""
+    return service.item_feedback(sid, item.strip(), value.strip())
+
+
+def session(service: AssistantService, sid: str) -> str:
+    """This client's session id (created on first use)."""
+    return sid
+
+
+def api_resume(service: AssistantService, session_id: str, sid: str | None
+               ) -> tuple[list[dict], str]:
+    """Switch this client to an earlier session; returns its conversation."""
+    sid, msgs = service.resume(session_id.strip() or None)
+    return [m.model_dump(include={"role", "content", "status"}) for m in msgs], sid
+
+
+# -- layout ---------------------------------------------------------------------------------
 def create_chat_app(service: AssistantService) -> gr.Blocks:
-    limit = service.settings.max_message_chars
-    FACT_CHOICES = [(q.text[:60], q.id) for q in service.spec.questions]  # noqa: N806
-
-    # -- callbacks: unpack state, call the service, format the result -------------
-    @guarded
-    def restore(saved_id: str | None):
-        """Page load: bring back this browser's conversation (and the questionnaire's current
-        question), then open the input (it stays closed until then, so a first message
-        cannot race the restored session)."""
-        sid, _ = service.resume(saved_id)
-        guided = service.guided_view(sid) if service.questionnaire_active(sid) else \
-            service.questionnaire(sid)
-        msgs = service.history(sid)
-        history = with_options(to_chatbot(msgs), _replies(sid, guided))
-        return (sid, gr.Chatbot(value=history, feedback_value=feedback_values(msgs)),
-                sid, gr.Textbox(interactive=True, placeholder=READY),
-                gr.Button(interactive=True),
-                card_markdown(guided["card"], guided["turn"].get("progress")),
-                service.shown_recommendations(sid))
-
-    @guarded
-    def accept(text: str, sid: str | None, history: list):
-        """Show the person's message at once; an unusable one stays in the box."""
-        sid = sid or service.new_session()
-        try:
-            cleaned = clean_message(text, limit=limit)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return gr.Textbox(value=text), history, sid, sid, ""
-        history = [*(history or []), {"role": "user", "content": cleaned}]
-        return gr.Textbox(value=""), history, sid, sid, cleaned
-
-    @guarded
-    def respond(pending: str, sid: str, history: list) -> Iterator[tuple]:
-        if not pending:  # the message was refused: leave the chat as it is
-            yield gr.skip(), gr.skip(), gr.skip()
-            return
-        if service.questionnaire_active(sid):
-            yield from _guided_then_suggest(sid, pending, history)
-            return
-        for update in _stream(service.chat(sid, pending), history):
-            yield update, gr.skip(), gr.skip()
-
-    def _guided_then_suggest(sid: str, text: str, history: list) -> Iterator[tuple]:
-        """An answer; after a confirmed summary, the recommendations follow."""
-        chat, card_md = _guided(sid, text, history)
-        yield chat, card_md, gr.skip()
-        if service.suggestion_due(sid):
-            for shown, items in _suggest(sid, chat):
-                yield shown, gr.skip(), items
-
-    def _guided(sid: str, text: str, history: list) -> tuple[list, str]:
-        try:
-            out = service.guided_reply(sid, text)
-        except AssistantError as err:
-            return [*history, error_bubble(err)], gr.skip()
-        bot = {"role": "assistant", "content": out["turn"]["message"]}
-        return (with_options([*history, bot], _replies(sid, out)),
-                card_markdown(out["card"], out["turn"].get("progress")))
-
-    @guarded
-    def suggest_now(sid: str | None, history: list) -> Iterator[tuple[list, list]]:
-        if not sid:
-            yield gr.skip(), gr.skip()
-            return
-        yield from _suggest(sid, history)
-
-    def _suggest(sid: str, history: list) -> Iterator[tuple[list, list]]:
-        history = list(history or [])
-        waiting = {"role": "assistant", "content": "",
-                   "metadata": {"title": "Picking a few things for you…", "status": "pending"}}
-        yield [*history, waiting], gr.skip()
-        try:
-            items = service.recommend(sid)["items"]
-            text = ""
-            for chunk in service.suggest(sid):
-                text = chunk.removeprefix(REPLACE) if chunk.startswith(REPLACE) else text + chunk
-                yield [*history, {"role": "assistant", "content": text}], gr.skip()
-        except AssistantError as err:
-            yield [*history, error_bubble(err)], gr.skip()
-            return
-        yield [*history, {"role": "assistant", "content": text}], items
-
-    @guarded
-    def react(sid: str | None, item: str, value: str) -> list:
-        try:
-            out = service.item_feedback(sid or "", item, value)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return gr.skip()
-        gr.Info({"like": "Noted: more like this.", "dislike": "Noted: less like this.",
-                 "not_for_me": "Removed: it won't come back."}[value])
-        return out["items"]
-
-    @guarded
-    def api_recommend(sid: str | None) -> tuple[dict, str]:
-        """Recommendations for this client's session: items with id, name, price, score,
-        reasons (popular items, labelled so, while nothing is known)."""
-        sid = sid or service.new_session()
-        try:
-            return service.recommend(sid), sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def api_item_feedback(item: str, value: str, sid: str | None) -> tuple[dict, str]:
-        """like | dislike | not_for_me on an item; returns the new recommendations."""
-        sid = sid or service.new_session()
-        try:
-            return service.item_feedback(sid, item.strip(), value.strip()), sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    def _replies(sid: str, guided: dict) -> list[str]:
-        """Quick replies while the questionnaire runs, plus the way out to free chat."""
-        if not service.questionnaire_active(sid):
-            return []
-        return [*guided["turn"]["quick_replies"], service.JUST_CHAT]
-
-    @guarded
-    def identify(sid: str | None, customer_id: str) -> tuple[list, str]:
-        if not sid or not (customer_id or "").strip():
-            gr.Warning("Type your customer number (e.g. 17850) or the email you order with.")
-            return gr.skip(), gr.skip()
-        try:
-            out = service.identify(sid, customer_id)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return gr.skip(), gr.skip()
-        msgs = service.history(sid)
-        return (with_options(to_chatbot(msgs), _replies(sid, out)),
-                card_markdown(out["card"], out["turn"].get("progress")))
-
-    @guarded
-    def pick(sid: str | None, history: list, evt: gr.SelectData) -> Iterator[tuple]:
-        """A quick reply was clicked: it is the person's answer."""
-        value = str(evt.value)
-        history = [*(history or []), {"role": "user", "content": value}]
-        if not sid:
-            yield history, gr.skip(), gr.skip()
-            return
-        if not service.questionnaire_active(sid):
-            yield history[:-1], gr.skip(), gr.skip()
-            return
-        yield from _guided_then_suggest(sid, value, history)
-
-    @guarded
-    def edit_fact(sid: str | None, question: str, value: str) -> tuple[list, str]:
-        if not sid or not question or not (value or "").strip():
-            gr.Warning("Pick a fact and type its new value.")
-            return gr.skip(), gr.skip()
-        try:
-            out = service.questionnaire_edit(sid, question, value)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return gr.skip(), gr.skip()
-        msgs = service.history(sid)
-        gr.Info(out["turn"]["message"][:200])
-        return (with_options(to_chatbot(msgs), _replies(sid, out)),
-                card_markdown(out["card"], out["turn"].get("progress")))
-
-    @guarded
-    def retry(sid: str | None, history: list) -> Iterator[list]:
-        if not sid or service.questionnaire_active(sid):
-            yield gr.skip()
-            return
-        msgs = service.history(sid)
-        if msgs and msgs[-1].role == "assistant":
-            msgs = msgs[:-1]
-        yield from _stream(service.retry(sid), to_chatbot(msgs))
-
-    def _stream(deltas: Iterator[str], history: list) -> Iterator[list]:
-        history = list(history or [])
-        reply = ""
-        try:
-            for delta in deltas:
-                reply += delta
-                yield [*history, {"role": "assistant", "content": reply}]
-        except AssistantError as err:
-            yield [*history, *([{"role": "assistant", "content": reply}] if reply else []),
-                   error_bubble(err)]
-
-    @guarded
-    def clear(sid: str | None):
-        new = service.new_session()
-        guided = service.guided_view(new)
-        history = with_options(to_chatbot(service.history(new)), _replies(new, guided))
-        return (new, new, history, card_markdown(guided["card"], guided["turn"].get("progress")),
-                [])
-
-    @guarded
-    def like(sid: str | None, data: gr.LikeData):
-        if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
-            return
-        try:
-            service.feedback(sid, data.index, data.liked)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-
-    @guarded
-    def api_chat(message: str, sid: str | None) -> Iterator[tuple[str, str]]:
-        """Send a message in this client's session, as the chat box does: while the guided
-        questionnaire runs the reply is its next question ("Just chat" leaves it); after it,
-        the model's reply streams. Returns the full reply."""
-        sid = sid or service.new_session()
-        reply = ""
-        try:
-            for delta in service.respond(sid, message):
-                reply += delta
-                yield reply, sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-        yield reply, sid
-
-    @guarded
-    def api_questionnaire(message: str, sid: str | None) -> tuple[dict, str]:
-        """The guided questionnaire for this client's session: an empty message starts or
-        repeats the current question; returns the turn and the "what we know" card."""
-        sid = sid or service.new_session()
-        try:
-            return service.questionnaire(sid, message if message.strip() else None), sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def api_question(sid: str | None) -> tuple[dict, str]:
-        """The pending question of this client's session: id, text, type, options,
-        progress (id is null at the summary or once the questionnaire is over)."""
-        sid = sid or service.new_session()
-        try:
-            return service.pending_question(sid), sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def api_profile(sid: str | None) -> tuple[dict, str]:
-        """The "what we know" card: facts with source and confidence, the segment with its
-        probability and reasons, answered/total."""
-        sid = sid or service.new_session()
-        try:
-            return service.profile(sid), sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def api_answer(question_id: str, value: str, sid: str | None) -> tuple[str, str]:
-        """Answer one question directly (the pending one, or change an earlier answer);
-        returns the reply, as /chat does."""
-        sid = sid or service.new_session()
-        try:
-            return service.answer(sid, question_id.strip(), value)["turn"]["message"], sid
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def api_session(sid: str | None) -> tuple[str, str]:
-        """This client's session id (created on first use)."""
-        sid = sid or service.new_session()
-        return sid, sid
-
-    @guarded
-    def api_resume(session_id: str, sid: str | None) -> tuple[list[dict], str]:
-        """Switch this client to an earlier session; returns its conversation."""
-        sid, msgs = service.resume(session_id.strip() or None)
-        return [m.model_dump(include={"role", "content", "status"}) for m in msgs], sid
-
-    # -- layout -------------------------------------------------------------------
     with gr.Blocks(title="Tailor") as demo:
-        session = gr.State(None)
-        saved = gr.BrowserState(None, storage_key="tailor-session",
-                                secret=_browser_secret(service.settings.data_dir))
-        pending = gr.State("")
-        recs = gr.State([])
+        state = {"session": gr.State(None), "pending": gr.State(""), "recs": gr.State([]),
+                 "saved": gr.BrowserState(None, storage_key="tailor-session",
+                                          secret=_browser_secret(service.settings.data_dir))}
         gr.Markdown(f"## {service.settings.shop_name} · Tailor")
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(
-                    elem_id="tailor-chat",
-                    label=f"{service.settings.shop_name} assistant",
-                    height=520,
-                    buttons=["copy"],
-                    placeholder="**Hello!** Ask about gifts, occasions or your order. "
-                    "Your conversation is saved: come back any time.",
-                )
-                with gr.Row():
-                    box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
-                                     placeholder="Loading your conversation…",
-                                     interactive=False, autofocus=True, max_lines=6)
-                    send = gr.Button("Send", variant="primary", scale=1, min_width=80,
-                                     interactive=False)
-                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-                gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
-                            "Thumbs up/down under a reply help us improve. "
-                            "Staff: [sign in](/staff/).",
-                            elem_id="tailor-status")
+                chat = _chat_column(service)
             with gr.Column(scale=2, min_width=260):
-                card = gr.Markdown("### What we know", elem_id="tailor-card")
-                with gr.Accordion("Ordered from us before?", open=False):
-                    cust_id = gr.Textbox(label="Customer number or email",
-                                         placeholder="17850", elem_id="tailor-customer-id")
-                    link_btn = gr.Button("Use my order history")
-                with gr.Accordion("Change a fact", open=False):
-                    fact_q = gr.Dropdown(choices=FACT_CHOICES, label="Fact")
-                    fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
-                    fact_btn = gr.Button("Update")
-                gr.Markdown("### Suggestions for you")
-                suggest_btn = gr.Button("Show suggestions", size="sm",
-                                        elem_id="tailor-suggest")
-
-                @gr.render(inputs=[recs, session])
-                def cards(items: list, sid: str | None):
-                    if not items:
-                        gr.Markdown("*Answer a few questions (or press Show suggestions) and "
-                                    "I'll pick things for you.*", elem_id="tailor-recs-empty")
-                        return
-                    for item in items:
-                        with gr.Group(elem_classes=["tailor-rec"]):
-                            gr.Markdown(rec_markdown(item))
-                            with gr.Row():
-                                for label, value in (("More like this", "like"),
-                                                     ("Less like this", "dislike"),
-                                                     ("Not for me", "not_for_me")):
-                                    btn = gr.Button(label, size="sm", min_width=40)
-                                    btn.click(react, [session, gr.State(item["id"]),
-                                                      gr.State(value)], [recs],
-                                              api_visibility="undocumented")
-        # hidden components behind the API-only events
-        api_in = gr.Textbox(visible=False)
-        api_out = gr.Textbox(visible=False)
-        api_qid = gr.Textbox(visible=False)
-        api_json = gr.JSON(visible=False)
-        api_chat_btn = gr.Button(visible=False)
-        api_session_btn = gr.Button(visible=False)
-        api_resume_btn = gr.Button(visible=False)
-        api_questionnaire_btn = gr.Button(visible=False)
-        api_question_btn = gr.Button(visible=False)
-        api_profile_btn = gr.Button(visible=False)
-        api_answer_btn = gr.Button(visible=False)
-        api_recommend_btn = gr.Button(visible=False)
-        api_item_btn = gr.Button(visible=False)
-
-        # -- events (every one has an api_name) ---------------------------------
-        demo.load(restore, [saved], [session, chatbot, saved, box, send, card, recs],
-                  api_name="restore",
-                  api_visibility="undocumented", queue=False)
-        hidden = {"api_visibility": "undocumented"}
-        runs = []
-        for trigger, name in ((box.submit, "submit"), (send.click, "send")):
-            accepted = trigger(accept, [box, session, chatbot],
-                               [box, chatbot, session, saved, pending],
-                               api_name=f"{name}_accept", **hidden)
-            runs.append(accepted.then(respond, [pending, session, chatbot],
-                                      [chatbot, card, recs], api_name=f"{name}_respond",
-                                      **hidden))
-        runs.append(chatbot.retry(retry, [session, chatbot], [chatbot], api_name="retry",
-                                  **hidden))
-        stop.click(None, None, None, cancels=runs, api_name="stop", **hidden)
-        chatbot.clear(clear, [session], [session, saved, chatbot, card, recs], api_name="clear",
-                      **hidden)
-        chatbot.option_select(pick, [session, chatbot], [chatbot, card, recs],
-                              api_name="pick", **hidden)
-        suggest_btn.click(suggest_now, [session, chatbot], [chatbot, recs], api_name="suggest",
-                          **hidden)
-        fact_btn.click(edit_fact, [session, fact_q, fact_v], [chatbot, card],
-                       api_name="edit_fact", **hidden)
-        link_btn.click(identify, [session, cust_id], [chatbot, card], api_name="identify")
-        chatbot.like(like, [session], None, api_name="like", **hidden)
-
-        api_chat_btn.click(api_chat, [api_in, session], [api_out, session], api_name="chat")
-        api_session_btn.click(api_session, [session], [api_out, session], api_name="session")
-        api_resume_btn.click(api_resume, [api_in, session], [api_json, session],
-                             api_name="resume")
-        api_questionnaire_btn.click(api_questionnaire, [api_in, session], [api_json, session],
-                                    api_name="questionnaire")
-        api_question_btn.click(api_question, [session], [api_json, session], api_name="question")
-        api_profile_btn.click(api_profile, [session], [api_json, session], api_name="profile")
-        api_answer_btn.click(api_answer, [api_qid, api_in, session], [api_out, session],
-                             api_name="answer")
-        api_recommend_btn.click(api_recommend, [session], [api_json, session],
-                                api_name="recommend")
-        api_item_btn.click(api_item_feedback, [api_qid, api_in, session], [api_json, session],
-                           api_name="item_feedback")
+                side = _side_column(service, state["session"], state["recs"])
+        _wire_chat(service, demo, state, chat, side)
+        _wire_api(service, state["session"])
     return demo
+
+
+def _chat_column(service: AssistantService) -> dict[str, Any]:
+    shop = service.settings.shop_name
+    chatbot = gr.Chatbot(
+        elem_id="tailor-chat", label=f"{shop} assistant", height=520, buttons=["copy"],
+        placeholder="**Hello!** Ask about gifts, occasions or your order. "
+        "Your conversation is saved: come back any time.")
+    with gr.Row():
+        box = gr.Textbox(elem_id="tailor-input", show_label=False, scale=8,
+                         placeholder="Loading your conversation…", interactive=False,
+                         autofocus=True, max_lines=6)
+        send = gr.Button("Send", variant="primary", scale=1, min_width=80, interactive=False)
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+    gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
+                "Thumbs up/down under a reply help us improve. Staff: [sign in](/staff/).",
+                elem_id="tailor-status")
+    return {"chatbot": chatbot, "box": box, "send": send, "stop": stop}
+
+
+def _side_column(service: AssistantService, session: gr.State, recs: gr.State
+                 ) -> dict[str, Any]:
+    card = gr.Markdown("### What we know", elem_id="tailor-card")
+    with gr.Accordion("Ordered from us before?", open=False):
+        cust_id = gr.Textbox(label="Customer number or email", placeholder="17850",
+                             elem_id="tailor-customer-id")
+        link_btn = gr.Button("Use my order history")
+    with gr.Accordion("Change a fact", open=False):
+        fact_q = gr.Dropdown(choices=[(q.text[:60], q.id) for q in service.spec.questions],
+                             label="Fact")
+        fact_v = gr.Textbox(label="New value", placeholder="e.g. about £50")
+        fact_btn = gr.Button("Update")
+    gr.Markdown("### Suggestions for you")
+    suggest_btn = gr.Button("Show suggestions", size="sm", elem_id="tailor-suggest")
+    on_react = bind(react, service)
+
+    @gr.render(inputs=[recs, session])
+    def cards(items: list, sid: str | None):
+        if not items:
+            gr.Markdown("*Answer a few questions (or press Show suggestions) and "
+                        "I'll pick things for you.*", elem_id="tailor-recs-empty")
+            return
+        for item in items:
+            with gr.Group(elem_classes=["tailor-rec"]):
+                gr.Markdown(rec_markdown(item))
+                with gr.Row():
+                    for label, value in (("More like this", "like"),
+                                         ("Less like this", "dislike"),
+                                         ("Not for me", "not_for_me")):
+                        btn = gr.Button(label, size="sm", min_width=40)
+                        btn.click(on_react, [session, gr.State(item["id"]), gr.State(value)],
+                                  [recs], api_visibility="undocumented")
+
+    return {"card": card, "cust_id": cust_id, "link_btn": link_btn, "fact_q": fact_q,
+            "fact_v": fact_v, "fact_btn": fact_btn, "suggest_btn": suggest_btn}
+
+
+def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any],
+               chat: dict[str, Any], side: dict[str, Any]) -> None:
+    """The browser's events (hidden from the API page; every one has an api_name)."""
+    session, saved, pending, recs = (state[k] for k in ("session", "saved", "pending", "recs"))
+    chatbot, box, send, card = chat["chatbot"], chat["box"], chat["send"], side["card"]
+    hidden = {"api_visibility": "undocumented"}
+    demo.load(bind(restore, service), [saved],
+              [session, chatbot, saved, box, send, card, recs], api_name="restore",
+              queue=False, **hidden)
+    runs = []
+    for trigger, name in ((box.submit, "submit"), (send.click, "send")):
+        accepted = trigger(bind(accept, service), [box, session, chatbot],
+                           [box, chatbot, session, saved, pending],
+                           api_name=f"{name}_accept", **hidden)
+        runs.append(accepted.then(bind(respond, service), [pending, session, chatbot],
+                                  [chatbot, card, recs], api_name=f"{name}_respond", **hidden))
+    runs.append(chatbot.retry(bind(retry, service), [session, chatbot], [chatbot],
+                              api_name="retry", **hidden))
+    chat["stop"].click(None, None, None, cancels=runs, api_name="stop", **hidden)
+    chatbot.clear(bind(clear, service), [session], [session, saved, chatbot, card, recs],
+                  api_name="clear", **hidden)
+    chatbot.option_select(bind(pick, service), [session, chatbot], [chatbot, card, recs],
+                          api_name="pick", **hidden)
+    side["suggest_btn"].click(bind(suggest_now, service), [session, chatbot], [chatbot, recs],
+                              api_name="suggest", **hidden)
+    side["fact_btn"].click(bind(edit_fact, service), [session, side["fact_q"], side["fact_v"]],
+                           [chatbot, card], api_name="edit_fact", **hidden)
+    side["link_btn"].click(bind(identify, service), [session, side["cust_id"]], [chatbot, card],
+                           api_name="identify")
+    chatbot.like(bind(like, service), [session], None, api_name="like", **hidden)
+
+
+def _wire_api(service: AssistantService, sid: gr.State) -> None:
+    """The API-only events, on hidden components."""
+    text_in, qid_in = gr.Textbox(visible=False), gr.Textbox(visible=False)
+    text_out, json_out = gr.Textbox(visible=False), gr.JSON(visible=False)
+    endpoints: list[tuple[Callable[..., Any], list[Any], Any, str]] = [
+        (api_chat, [text_in], text_out, "chat"),
+        (api(session), [], text_out, "session"),
+        (api_resume, [text_in], json_out, "resume"),
+        (api(questionnaire), [text_in], json_out, "questionnaire"),
+        (api(question), [], json_out, "question"),
+        (api(profile), [], json_out, "profile"),
+        (api(answer), [qid_in, text_in], text_out, "answer"),
+        (api(recommend), [], json_out, "recommend"),
+        (api(item_feedback), [qid_in, text_in], json_out, "item_feedback"),
+    ]
+    for fn, inputs, output, name in endpoints:
+        gr.Button(visible=False).click(bind(fn, service), [*inputs, sid], [output, sid],
+                                       api_name=name)
+

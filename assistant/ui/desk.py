@@ -1,7 +1,9 @@
 """The Agent desk tab (staff app, role ``agent``): open a customer, paste a ticket, get a
 streamed, cited draft with unsupported claims highlighted; re-tone, shorten, lengthen,
-regenerate, edit in place, save as final, rate. Callbacks unpack state, call the service and
-format; the drafting itself is ``support.SupportDesk`` behind ``service``."""
+regenerate, edit in place, save as final, rate. The callbacks are module-level functions taking
+the service (the builder binds it), so tests call them without a browser: they unpack state,
+call the service (which checks the agent role) and format; the drafting itself is
+``support.SupportDesk`` behind ``service``."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import gradio as gr
 
 from assistant.core.errors import AssistantError
 from assistant.service.assistant import AssistantService
-from assistant.ui.guard import guarded
+from assistant.ui.guard import bind, guarded
 
 TONES = ["neutral", "friendlier", "more formal"]
 EMPTY_SIDEBAR = ("### Customer\n*Type a customer number from the order data (e.g. 17850) and "
@@ -117,105 +119,129 @@ def status_markdown(result: dict[str, Any]) -> str:
     return " · ".join(bits)
 
 
-def build_desk_tab(service: AssistantService):
-    """Render the tab inside the current Blocks."""
+# ----------------------------------------------------------------------------- callbacks
+# Module-level, the service first (the builder binds it with ``guard.bind``): tests call
+# them without a browser. The service checks the role (agent) of ``request.username``.
 
-    @guarded
-    def open_customer(customer_id: str, request: gr.Request) -> tuple[str, str]:
-        cid = (customer_id or "").strip()
-        if not cid:
-            return EMPTY_SIDEBAR, ""
-        try:
-            return sidebar_markdown(service.desk_customer(request.username, cid)), cid
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return EMPTY_SIDEBAR, ""
 
-    def run(customer: str, ticket: str, tone: str, revise: str | None, previous: str,
-            request: gr.Request) -> Iterator[tuple]:
-        try:
-            draft = service.start_draft(agent=request.username, customer_id=customer or None,
-                                        ticket=ticket, tone=tone or "neutral", revise=revise,
-                                        previous=previous or None)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            yield (gr.skip(),) * 6
-            return
-        text, finished = "", False
-        try:
-            for delta in draft:
-                text += delta
-                yield (text, [(text, None)], "*Writing…*", gr.skip(), None, gr.skip())
-            finished = True
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            yield (text, [(text, None)], f"**Failed:** {err.message}", gr.skip(), None, "")
-            return
-        finally:
-            if not finished:  # cancelled: the ticket changed (or Stop): the draft is stale
-                draft.cancel()
-        result = draft.result
-        yield (result["text"], check_spans(result["text"], result["flags"]),
-               status_markdown(result), citations_markdown(result["citations"]),
-               result["id"], result["text"])
+@guarded
+def open_customer(service: AssistantService, customer_id: str, request: gr.Request
+                  ) -> tuple[str, str]:
+    """(sidebar, the customer the drafts are for): the sidebar of an existing customer."""
+    cid = (customer_id or "").strip()
+    if not cid:
+        return EMPTY_SIDEBAR, ""
+    try:
+        return sidebar_markdown(service.desk_customer(request.username, cid)), cid
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return EMPTY_SIDEBAR, ""
 
-    @guarded
-    def draft(customer, ticket, tone, request: gr.Request):
-        yield from run(customer, ticket, tone, None, "", request)
 
-    def revise_with(kind: str):
-        @guarded
-        def go(customer, ticket, tone, previous, request: gr.Request):
-            yield from run(customer, ticket, tone, kind, previous, request)
-        return go
+def _write(service: AssistantService, customer: str, ticket: str, tone: str,
+           revise: str | None, previous: str, request: gr.Request) -> Iterator[tuple]:
+    """Stream a draft into (text, check, status, citations, draft id, original)."""
+    try:
+        run = service.start_draft(agent=request.username, customer_id=customer or None,
+                                  ticket=ticket, tone=tone or "neutral", revise=revise,
+                                  previous=previous or None)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        yield (gr.skip(),) * 6
+        return
+    text, finished = "", False
+    try:
+        for delta in run:
+            text += delta
+            yield (text, [(text, None)], "*Writing…*", gr.skip(), None, gr.skip())
+        finished = True
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        yield (text, [(text, None)], f"**Failed:** {err.message}", gr.skip(), None, "")
+        return
+    finally:
+        if not finished:  # cancelled: the ticket changed (or Stop): the draft is stale
+            run.cancel()
+    result = run.result
+    yield (result["text"], check_spans(result["text"], result["flags"]),
+           status_markdown(result), citations_markdown(result["citations"]),
+           result["id"], result["text"])
 
-    @guarded
-    def save(draft_id: str | None, text: str, request: gr.Request) -> str:
-        if not draft_id:
-            gr.Warning("Draft a reply first.")
-            return gr.skip()
-        try:
-            out = service.save_final_draft(draft_id, request.username, text)
-        except AssistantError as err:
-            gr.Warning(err.for_user())
-            return gr.skip()
-        gr.Info("Saved as final.")
-        return status_markdown(out)
 
-    def rate(liked: bool):
-        @guarded
-        def go(draft_id: str | None, reason: str, request: gr.Request) -> None:
-            if not draft_id:
-                gr.Warning("Draft a reply first.")
-                return
-            try:
-                service.rate_draft(request.username, draft_id, liked, reason or "")
-            except AssistantError as err:
-                gr.Warning(err.for_user())
-                return
-            gr.Info("Thanks: feedback saved.")
-        return go
+@guarded
+def draft(service: AssistantService, customer: str, ticket: str, tone: str,
+          request: gr.Request) -> Iterator[tuple]:
+    """Draft reply: a new draft for the ticket."""
+    yield from _write(service, customer, ticket, tone, None, "", request)
 
-    @guarded
-    def api_customer(customer_id: str, request: gr.Request) -> dict[str, Any]:
-        """Sidebar JSON of a customer (agent role)."""
-        try:
-            return service.desk_customer(request.username, customer_id.strip())
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
 
-    @guarded
-    def api_draft(customer_id: str, ticket: str, tone: str, request: gr.Request
-                  ) -> dict[str, Any]:
-        """A complete draft as JSON: text, citations, intent, flags, template version."""
-        try:
-            run_ = service.start_draft(agent=request.username,
-                                       customer_id=customer_id.strip() or None,
-                                       ticket=ticket, tone=(tone or "neutral").strip())
-            return run_.collect()
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
+@guarded
+def revise(service: AssistantService, kind: str, customer: str, ticket: str, tone: str,
+           previous: str, request: gr.Request) -> Iterator[tuple]:
+    """Shorter, Longer, Regenerate (``kind``, bound by the builder): a revision of
+    ``previous``."""
+    yield from _write(service, customer, ticket, tone, kind, previous, request)
 
+
+@guarded
+def save(service: AssistantService, draft_id: str | None, text: str, request: gr.Request
+         ) -> str:
+    """Save as final: the (edited) draft text; the new status line."""
+    if not draft_id:
+        gr.Warning("Draft a reply first.")
+        return gr.skip()
+    try:
+        out = service.save_final_draft(draft_id, request.username, text)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    gr.Info("Saved as final.")
+    return status_markdown(out)
+
+
+@guarded
+def rate(service: AssistantService, liked: bool, draft_id: str | None, reason: str,
+         request: gr.Request) -> None:
+    """Good draft / Needs work (``liked``, bound by the builder), with an optional reason."""
+    if not draft_id:
+        gr.Warning("Draft a reply first.")
+        return
+    try:
+        service.rate_draft(request.username, draft_id, liked, reason or "")
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return
+    gr.Info("Thanks: feedback saved.")
+
+
+@guarded
+def api_customer(service: AssistantService, customer_id: str, request: gr.Request
+                 ) -> dict[str, Any]:
+    """Sidebar JSON of a customer (agent role)."""
+    try:
+        return service.desk_customer(request.username, customer_id.strip())
+    except AssistantError as err:
+        raise gr.Error(err.for_user()) from None
+
+
+@guarded
+def api_draft(service: AssistantService, customer_id: str, ticket: str, tone: str,
+              request: gr.Request) -> dict[str, Any]:
+    """A complete draft as JSON: text, citations, intent, flags, template version."""
+    try:
+        run = service.start_draft(agent=request.username,
+                                  customer_id=customer_id.strip() or None,
+                                  ticket=ticket, tone=(tone or "neutral").strip())
+        return run.collect()
+    except AssistantError as err:
+        raise gr.Error(err.for_user()) from None
+
+
+# ----------------------------------------------------------------------------- the tab
+
+
+def build_desk_tab(service: AssistantService) -> None:
+    """Render the tab inside the current Blocks and wire its events."""
     draft_id = gr.State(None)
     original = gr.State("")
     with gr.Row():
@@ -252,29 +278,24 @@ def build_desk_tab(service: AssistantService):
                 reason = gr.Textbox(show_label=False, placeholder="Why? (optional)", scale=2)
 
     outs = [text, check, status, cites, draft_id, original]
-    open_btn.click(open_customer, [cust], [sidebar, current], api_name="desk_open",
-                   api_visibility="undocumented")
-    cust.submit(open_customer, [cust], [sidebar, current], api_name="desk_open_enter",
-                api_visibility="undocumented")
-    runs = [
-        draft_btn.click(draft, [current, ticket, tone], outs, api_name="desk_draft",
-                        api_visibility="undocumented"),
-        shorter.click(revise_with("shorter"), [current, ticket, tone, text], outs,
-                      api_name="desk_shorter", api_visibility="undocumented"),
-        longer.click(revise_with("longer"), [current, ticket, tone, text], outs,
-                     api_name="desk_longer", api_visibility="undocumented"),
-        regen.click(revise_with("regenerate"), [current, ticket, tone, text], outs,
-                    api_name="desk_regenerate", api_visibility="undocumented"),
-    ]
+    hidden = {"api_visibility": "undocumented"}
+    open_btn.click(bind(open_customer, service), [cust], [sidebar, current],
+                   api_name="desk_open", **hidden)
+    cust.submit(bind(open_customer, service), [cust], [sidebar, current],
+                api_name="desk_open_enter", **hidden)
+    runs = [draft_btn.click(bind(draft, service), [current, ticket, tone], outs,
+                            api_name="desk_draft", **hidden)]
+    for button, kind in ((shorter, "shorter"), (longer, "longer"), (regen, "regenerate")):
+        runs.append(button.click(bind(revise, service, kind), [current, ticket, tone, text],
+                                 outs, api_name=f"desk_{kind}", **hidden))
     # the ticket changed while a draft was being written: that draft is stale
-    ticket.change(None, None, None, cancels=runs, api_name="desk_ticket_changed",
-                  api_visibility="undocumented")
-    save_btn.click(save, [draft_id, text], [status], api_name="desk_save",
-                   api_visibility="undocumented")
-    up.click(rate(True), [draft_id, reason], None, api_name="desk_like",
-             api_visibility="undocumented")
-    down.click(rate(False), [draft_id, reason], None, api_name="desk_dislike",
-               api_visibility="undocumented")
+    ticket.change(None, None, None, cancels=runs, api_name="desk_ticket_changed", **hidden)
+    save_btn.click(bind(save, service), [draft_id, text], [status], api_name="desk_save",
+                   **hidden)
+    up.click(bind(rate, service, True), [draft_id, reason], None, api_name="desk_like",
+             **hidden)
+    down.click(bind(rate, service, False), [draft_id, reason], None, api_name="desk_dislike",
+               **hidden)
     # API-only (gradio_client, agent role)
     api_in = gr.Textbox(visible=False)
     api_ticket = gr.Textbox(visible=False)
@@ -282,5 +303,6 @@ def build_desk_tab(service: AssistantService):
     api_out = gr.JSON(visible=False)
     api_c = gr.Button(visible=False)
     api_d = gr.Button(visible=False)
-    api_c.click(api_customer, [api_in], [api_out], api_name="customer")
-    api_d.click(api_draft, [api_in, api_ticket, api_tone], [api_out], api_name="draft")
+    api_c.click(bind(api_customer, service), [api_in], [api_out], api_name="customer")
+    api_d.click(bind(api_draft, service), [api_in, api_ticket, api_tone], [api_out],
+                api_name="draft")

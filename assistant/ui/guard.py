@@ -73,3 +73,22 @@ def guarded(fn: F) -> F:
 
 def is_guarded(fn: Callable[..., Any] | None) -> bool:
     return bool(getattr(fn, _GUARDED, False))
+
+
+def bind(fn: Callable[..., Any], *first: Any) -> Callable[..., Any]:
+    """A module-level callback with its first arguments given (the service, ...), for Gradio:
+    its name, the remaining signature and type hints (``gr.Request``, ``gr.Progress``) and
+    streaming are kept, and it is ``guarded`` (``functools.partial`` loses the type hints
+    Gradio reads to pass the request)."""
+    sig = inspect.signature(fn)
+    if inspect.isgeneratorfunction(fn):
+        @wraps(fn)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            yield from fn(*first, *args, **kwargs)
+    else:
+        @wraps(fn)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return fn(*first, *args, **kwargs)
+    bound.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=list(sig.parameters.values())[len(first):])
+    return guarded(bound)

@@ -1,10 +1,13 @@
 """The Segments tab (ops): plots of the built segments, the classifier's scores, a customer
-lookup and "rebuild from a file" with a progress bar. Figures are plotly; no business logic."""
+lookup and "rebuild from a file" with a progress bar. Figures are plotly; no business logic.
+The callbacks are module-level functions taking the service (the builder binds it), so tests
+call them without a browser; the service checks the ops role."""
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -15,8 +18,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from assistant.core.errors import AssistantError, InputError
+from assistant.orders.ingest import parse_map_options
 from assistant.service.assistant import AssistantService
-from assistant.ui.guard import guarded
+from assistant.ui.guard import bind, guarded
 
 EMPTY = ("**No segments yet.** Build them from the shipped orders "
          "(`assistant segments build --orders data/online_retail.csv.gz`) or upload an "
@@ -35,18 +39,10 @@ def empty_markdown(build_status: dict[str, str]) -> str:
     return EMPTY
 
 
-def parse_map(text: str) -> dict[str, str]:
-    """'customer=customer_id, amount=dollar_value' -> mapping (also one per line)."""
-    mapping: dict[str, str] = {}
-    for part in text.replace("\n", ",").split(","):
-        if not part.strip():
-            continue
-        field, sep, column = part.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise InputError(f"'{part.strip()}' is not FIELD=COLUMN.",
-                             "Example: customer=customer_id, amount=dollar_value")
-        mapping[field.strip()] = column.strip()
-    return mapping
+def mapping_items(text: str | None) -> list[str]:
+    """The mapping box's ``field=column`` items (separated by commas or lines) as the list
+    ``orders.ingest.parse_map_options`` reads: the CLI's ``--map`` rules, one parser."""
+    return [part.strip() for part in (text or "").replace("\n", ",").split(",") if part.strip()]
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -125,60 +121,79 @@ def clusters_table(data: dict[str, Any]) -> pd.DataFrame:
     return prof[["name", *[c for c in prof.columns if c != "name"]]]
 
 
-def build_segments_tab(service: AssistantService) -> None:
-    """Render the tab inside the current Blocks."""
+# ----------------------------------------------------------------------------- callbacks
+# Module-level, the service first (the builder binds it with ``guard.bind``): tests call
+# them without a browser. The service checks the role (ops) of ``request.username``.
 
-    @guarded
-    def load(mode: str, request: gr.Request):
-        try:
-            data = service.segments_dashboard(request.username)
-        except AssistantError as err:
-            empty = go.Figure()
-            message = (empty_markdown(service.build_status)
-                       if isinstance(err, InputError) else err.for_user())
-            return (message, empty, empty,
-                    empty, pd.DataFrame(), pd.DataFrame(), empty)
-        return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
-                projection_figure(data), medians_table(data), clusters_table(data),
-                confusion_figure(data, mode))
 
-    @guarded
-    def rebuild(file: str | None, mapping_text: str, mode: str, request: gr.Request,
-                progress: gr.Progress = gr.Progress()):  # noqa: B008 - gradio's idiom
-        if not file:
-            gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
-            return load(mode, request)
-        try:
-            service.staff_rebuild_segments(
-                request.username, file, parse_map(mapping_text or ""),
-                progress=lambda stage, done: progress(done, desc=stage))
-        except AssistantError as err:
-            gr.Warning(err.for_user() + " — the segments in use are unchanged.")
-            return load(mode, request)
-        gr.Info("Segments rebuilt.")
-        return load(mode, request)
+@guarded
+def load(service: AssistantService, mode: str, request: gr.Request) -> tuple:
+    """The dashboard: summary, figures and tables (the confusion matrix for ``mode``)."""
+    try:
+        data = service.segments_dashboard(request.username)
+    except AssistantError as err:
+        empty = go.Figure()
+        message = (empty_markdown(service.build_status)
+                   if isinstance(err, InputError) else err.for_user())
+        return (message, empty, empty,
+                empty, pd.DataFrame(), pd.DataFrame(), empty)
+    return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
+            projection_figure(data), medians_table(data), clusters_table(data),
+            confusion_figure(data, mode))
 
-    @guarded
-    def lookup(customer_id: str, request: gr.Request) -> dict[str, Any]:
-        try:
-            return service.segment_of_customer(request.username, customer_id)
-        except AssistantError as err:
-            return {"error": err.message, "hint": err.hint}
 
-    @guarded
-    def from_answers(answers_json: str, customer_id: str, request: gr.Request
-                     ) -> dict[str, Any]:
-        try:
-            answers = json.loads(answers_json or "{}")
-        except ValueError as exc:
-            return {"error": f"Answers are not valid JSON ({exc}).",
-                    "hint": 'Example: {"order_frequency": "every month or two"}'}
-        try:
-            return service.segment_from_answers(request.username, answers,
-                                                customer_id.strip() or None)
-        except AssistantError as err:
-            return {"error": err.message, "hint": err.hint}
+@guarded
+def rebuild(service: AssistantService, file: str | None, mapping_text: str, mode: str,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 - gradio's idiom
+    """Rebuild from an uploaded orders file with an optional column mapping; on any error
+    the segments in use stay. Returns the dashboard."""
+    if not file:
+        gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
+        return load(service, mode, request)
+    try:
+        service.staff_rebuild_segments(
+            request.username, file, parse_map_options(mapping_items(mapping_text), option=""),
+            progress=lambda stage, done: progress(done, desc=stage))
+    except AssistantError as err:
+        gr.Warning(err.for_user() + " — the segments in use are unchanged.")
+        return load(service, mode, request)
+    gr.Info("Segments rebuilt.")
+    return load(service, mode, request)
 
+
+@guarded
+def lookup(service: AssistantService, customer_id: str, request: gr.Request
+           ) -> dict[str, Any]:
+    """The segment of a customer in the built data (or the error as JSON)."""
+    try:
+        return service.segment_of_customer(request.username, customer_id)
+    except AssistantError as err:
+        return {"error": err.message, "hint": err.hint}
+
+
+@guarded
+def from_answers(service: AssistantService, answers_json: str, customer_id: str,
+                 request: gr.Request) -> dict[str, Any]:
+    """The segment the classifier gives a person's answers (JSON), or the error as JSON."""
+    try:
+        answers = json.loads(answers_json or "{}")
+    except ValueError as exc:
+        return {"error": f"Answers are not valid JSON ({exc}).",
+                "hint": 'Example: {"order_frequency": "every month or two"}'}
+    try:
+        return service.segment_from_answers(request.username, answers,
+                                            customer_id.strip() or None)
+    except AssistantError as err:
+        return {"error": err.message, "hint": err.hint}
+
+
+# ----------------------------------------------------------------------------- the tab
+
+
+def build_segments_tab(service: AssistantService) -> tuple[Callable[..., Any], list, list]:
+    """Render the tab inside the current Blocks and wire its events; returns (load, its
+    inputs, its outputs) for the staff app's page load."""
     summary = gr.Markdown(EMPTY)
     with gr.Row():
         sizes = gr.Plot(label="Segment sizes")
@@ -211,8 +226,11 @@ def build_segments_tab(service: AssistantService) -> None:
         rebuild_btn = gr.Button("Rebuild", variant="primary")
 
     outputs = [summary, sizes, rfm, projection, medians, clusters, confusion]
-    gr.on([mode.change], load, [mode], outputs, api_name="segments_dashboard")
-    rebuild_btn.click(rebuild, [upload, mapping, mode], outputs, api_name="segments_rebuild")
-    lookup_btn.click(lookup, [cust], [result], api_name="segment_of_customer")
-    answers_btn.click(from_answers, [answers, cust], [result], api_name="segment_from_answers")
-    return load, [mode], outputs
+    dashboard = bind(load, service)
+    gr.on([mode.change], dashboard, [mode], outputs, api_name="segments_dashboard")
+    rebuild_btn.click(bind(rebuild, service), [upload, mapping, mode], outputs,
+                      api_name="segments_rebuild")
+    lookup_btn.click(bind(lookup, service), [cust], [result], api_name="segment_of_customer")
+    answers_btn.click(bind(from_answers, service), [answers, cust], [result],
+                      api_name="segment_from_answers")
+    return dashboard, [mode], outputs

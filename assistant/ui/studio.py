@@ -2,34 +2,34 @@
 editor with live validation and a diff against any version; save with a note (a conflict
 shows what changed meanwhile); per-segment preview and a streamed run on the model; tests;
 staged rollout with per-version metrics and the audit log; agents' edits as test cases.
-Callbacks unpack state, call ``service.studio`` and format; plus the ``/prompt*`` API."""
+The callbacks are module-level functions taking the service (the builder binds it), so tests
+call them without a browser; each gets the studio through ``service.studio_for`` (the ops
+role is checked at the service) and formats. Plus the ``/prompt*`` API."""
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from functools import wraps
+from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from assistant.core.errors import AssistantError, InputError
-from assistant.infra.users import has_role
-from assistant.prompts.versions import (
-    PRODUCTION,
-    STAGING,
-    ConflictError,
-    Problem,
-    TemplateValidationError,
-    TestRun,
-    dump_body,
-)
+from assistant.prompts.cases import TestRun
+from assistant.prompts.checks import Problem, TemplateValidationError
+from assistant.prompts.records import ConflictError, dump_body
+from assistant.prompts.versions import PRODUCTION, STAGING
 from assistant.segments.model import SEGMENTS
 from assistant.service.assistant import AssistantService
-from assistant.service.studio import SAMPLE_TICKET, PreviewResult, Rendered, Sample
-from assistant.ui.guard import guarded
+from assistant.service.studio import SAMPLE_TICKET, PreviewResult, PromptStudio, Rendered
+from assistant.ui.guard import bind, guarded
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SEGMENTS = ["Champions", "New", "At Risk"]
 ALL_SEGMENTS = "(all segments)"
@@ -230,418 +230,490 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
+def _tests_yaml(cases: list[Any]) -> str:
+    if not cases:
+        return "cases: []\n"
+    return dump_body({"cases": [c.model_dump(by_alias=True) for c in cases]})
+
+
+def serving_markdown(labels: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(
+        f"- **{label}** → v{info['version']}"
+        + ("" if label == PRODUCTION else
+           f" · {_pct(info['share'])} of sessions"
+           + (f" in segment **{info['segment']}**" if info["segment"] else ""))
+        + f" · since {info['updated_at'][:19]}"
+        for label, info in sorted(labels.items())) or "*No labels.*"
+
+
+def _rollout_outputs(st: PromptStudio, name: str | None) -> tuple:
+    """serving, metrics, chart, audit, edits (``ROLLOUT_OUTPUTS`` values)."""
+    if name is None:
+        return ("", "", go.Figure(), [], edits_rows([]))
+    labels = st.rollout(name)["labels"]
+    metrics = st.metrics(name)
+    text = metrics["table"] or "*No traffic logged for this template yet.*"
+    if metrics.get("comparison_markdown"):
+        prod, other = metrics["compared"]
+        staged = labels.get(STAGING, {}).get("version")
+        label = "staging" if other == f"v{staged}" else "an earlier version"
+        within = (f", sessions in segment **{metrics['segment']}**"
+                  if metrics.get("segment") else "")
+        text += (f"\n\n**Production ({prod}) against {label} ({other}){within}**\n\n"
+                 + metrics["comparison_markdown"])
+    edits = st.agent_edits()  # always support_draft: shown whatever template is open
+    return (serving_markdown(labels), text, metrics_figure(metrics["versions"]),
+            audit_rows(st.audit(name)), edits_rows(edits))
+
+
+# =========================================================================== callbacks
+# Module-level, taking the service first (the builder binds it): each gets the studio
+# through ``service.studio_for`` (the ops role is checked there) and passes the checked
+# user's name to the studio's writes. An ``AssistantError`` becomes the callback's own
+# outputs through ``_failing``; anything else reaches ``guarded``.
+ROLLOUT_OUTPUTS = 5  # serving, metrics, chart, audit, edits
+LOAD_OUTPUTS = 10 + ROLLOUT_OUTPUTS
+
+
+def _failing(failure: Callable[[AssistantError], Any]) -> Callable[[F], F]:
+    """Decorate a callback: an ``AssistantError`` out of it returns ``failure(err)`` (the
+    message in the callback's outputs) instead."""
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except AssistantError as err:
+                return failure(err)
+        return call  # type: ignore[return-value]
+    return decorate
+
+
+def _raise(err: AssistantError) -> Any:
+    """For callbacks with no message output: a Gradio error with the message and hint."""
+    raise gr.Error(err.for_user()) from None
+
+
+def _refusing(fn: F) -> F:
+    """``fn`` with an ``AssistantError`` raised as that Gradio error."""
+    return _failing(_raise)(fn)
+
+
+def _bad_html(err: AssistantError) -> str:
+    return f"<p class='bad'>{html.escape(err.for_user())}</p>"
+
+
+def _keep(n: int) -> tuple:
+    return tuple(gr.update() for _ in range(n))
+
+
+def _rollout_failure(err: AssistantError) -> tuple:
+    return (error_markdown(err), *_keep(ROLLOUT_OUTPUTS + 1))
+
+
+def _save_failure(err: AssistantError) -> tuple:
+    if isinstance(err, ConflictError):
+        return (error_markdown(err) + "\n\n**What changed meanwhile** (below: the latest "
+                "version against your edit).", gr.update(), diff_html(err.diff), *_keep(5))
+    return (error_markdown(err), *_keep(7))
+
+
+# -- loading a template ---------------------------------------------------------------
+@guarded
+@_refusing
+def load(service: AssistantService, name: str | None, request: gr.Request) -> tuple:
+    """Everything of one template (the first when ``name`` is unknown): ``LOAD_OUTPUTS``."""
+    st, _ = service.studio_for(request.username)
+    names = st.names()
+    name = name if name in names else (names[0] if names else None)
+    overview = overview_rows(st.overview())
+    if name is None:
+        return (gr.update(choices=[], value=None), overview, "*No templates.*", "",
+                None, "", gr.update(choices=[]), gr.update(choices=[]),
+                gr.update(choices=[]), "", *_rollout_outputs(st, None))
+    latest = st.version(name)
+    history = st.history(name)
+    choices = _version_choices(history)
+    prod = next((v.version for v in history if PRODUCTION in v.labels), latest.version)
+    return (gr.update(choices=names, value=name), overview, header_markdown(latest),
+            latest.body, latest.version, problems_markdown(list(latest.problems)),
+            gr.update(choices=choices, value=prod),
+            gr.update(choices=choices, value=latest.version),
+            gr.update(choices=choices, value=latest.version), _tests_yaml(st.tests(name)),
+            *_rollout_outputs(st, name))
+
+
+@guarded
+def first_load(service: AssistantService, name: str | None, request: gr.Request) -> tuple:
+    """On page load: the first template, or nothing for a user without the ops role
+    (the tab shows the refusal instead)."""
+    try:
+        service.require_role(request.username, "ops")
+    except AssistantError:
+        return _keep(LOAD_OUTPUTS)
+    return load(service, name, request)
+
+
+# -- editing --------------------------------------------------------------------------
+@guarded
+@_failing(lambda err: (error_markdown(err), gr.update()))
+def check(service: AssistantService, name: str, body: str, against: int | None,
+          request: gr.Request) -> tuple[str, str]:
+    """Live validation of the editor's text, and its diff against a version."""
+    st, _ = service.studio_for(request.username)
+    if not name:
+        return "", ""
+    problems = problems_markdown(st.validate(name, body or ""))
+    diff = diff_html(st.diff(name, body or "", int(against))) if against else ""
+    return problems, diff
+
+
+@guarded
+@_failing(_save_failure)
+def save(service: AssistantService, name: str, body: str, note: str, base: int | None,
+         request: gr.Request) -> tuple:
+    """Save a new version: status, base, diff, header, against, test version, version,
+    note (a conflict shows what changed meanwhile)."""
+    st, actor = service.studio_for(request.username)
+    v = st.save(name, body or "", note=note, base_version=base, actor=actor)
+    choices = _version_choices(st.history(name))
+    return (f"✅ Saved **v{v.version}** of {name} ({html.escape(v.note)}). It serves "
+            "nobody yet: label it in **Rollout**.", v.version, "", header_markdown(v),
+            gr.update(choices=choices), gr.update(choices=choices, value=v.version),
+            gr.update(choices=choices, value=v.version), "")
+
+
+# -- preview --------------------------------------------------------------------------
+def _rendered(service: AssistantService, request: gr.Request, name: str, body: str,
+              segments: list[str], ticket: str, seed: int
+              ) -> tuple[PromptStudio, list[Rendered], list[str]]:
+    st, _ = service.studio_for(request.username)
+    samples, notes = st.samples(name, segments or None,
+                                ticket=(ticket or "").strip() or _default_ticket(),
+                                seed=int(seed or 0))
+    return st, st.render(name, body or "", samples), notes
+
+
+@guarded
+@_failing(_bad_html)
+def render(service: AssistantService, name: str, body: str, segments: list[str],
+           ticket: str, seed: int, request: gr.Request) -> str:
+    _, rendered, notes = _rendered(service, request, name, body, segments, ticket, seed)
+    return preview_html(rendered, notes=notes)
+
+
+@guarded
+def run(service: AssistantService, name: str, body: str, segments: list[str], ticket: str,
+        seed: int, request: gr.Request) -> Iterator[str]:
+    """Render, then stream each sample's reply from the model into its card."""
+    try:
+        st, rendered, notes = _rendered(service, request, name, body, segments, ticket,
+                                        seed)
+    except AssistantError as err:  # a stream: its failure is yielded, not returned
+        yield _bad_html(err)
+        return
+    results: dict[str, PreviewResult] = {}
+    for r in rendered:
+        if r.error:
+            continue
+        preview = st.run_preview(name, body or "", r.sample)
+        results[r.sample.key] = preview.result
+        for _ in preview:
+            yield preview_html(rendered, results, notes)
+        yield preview_html(rendered, results, notes)
+    yield preview_html(rendered, results, notes)
+
+
+# -- tests ----------------------------------------------------------------------------
+@guarded
+@_failing(error_markdown)
+def save_tests(service: AssistantService, name: str, text: str, request: gr.Request) -> str:
+    st, actor = service.studio_for(request.username)
+    cases = st.set_tests(name, text or "", actor=actor)
+    return (f"✅ Saved {len(cases)} test case(s) for {name}. Runs of earlier test "
+            "sets no longer count for promotion: run them again.")
+
+
+@guarded
+@_failing(lambda err: (error_markdown(err), []))
+def run_tests(service: AssistantService, name: str, version: int | None,
+              request: gr.Request) -> tuple[str, list[list[Any]]]:
+    st, actor = service.studio_for(request.username)
+    run_ = st.run_tests(name, int(version) if version else None, actor=actor)
+    return run_markdown(run_), test_rows(run_)
+
+
+# -- rollout: each returns (status, *rollout outputs, overview) -----------------------
+def _after(st: PromptStudio, name: str, message: str) -> tuple:
+    return (message, *_rollout_outputs(st, name), overview_rows(st.overview()))
+
+
+def _picked(name: str, version: int | None) -> int:
+    if not version:
+        raise TemplateValidationError(name, [Problem("version", "Pick a version.")])
+    return int(version)
+
+
+@guarded
+@_failing(_rollout_failure)
+def stage(service: AssistantService, name: str, version: int | None, share: float,
+          segment: str | None, request: gr.Request) -> tuple:
+    st, actor = service.studio_for(request.username)
+    picked = _picked(name, version)
+    seg = None if not segment or segment == ALL_SEGMENTS else segment
+    event = st.set_label(name, STAGING, picked, actor=actor, share=float(share) / 100,
+                         segment=seg)
+    msg = (f"✅ staging → v{version} for {share:.0f}% of sessions"
+           + (f" in {seg}" if seg else "") if event else "Nothing changed.")
+    return _after(st, name, msg)
+
+
+@guarded
+@_failing(_rollout_failure)
+def set_production(service: AssistantService, name: str, version: int | None,
+                   override: bool, reason: str, request: gr.Request) -> tuple:
+    st, actor = service.studio_for(request.username)
+    picked = _picked(name, version)
+    event = st.set_label(name, PRODUCTION, picked, actor=actor, override=bool(override),
+                         reason=reason or "")
+    return _after(st, name, f"✅ production → v{version}" if event else "Nothing changed.")
+
+
+@guarded
+@_failing(_rollout_failure)
+def promote(service: AssistantService, name: str, override: bool, reason: str,
+            request: gr.Request) -> tuple:
+    st, actor = service.studio_for(request.username)
+    event = st.promote_staging(name, actor=actor, override=bool(override),
+                               reason=reason or "")
+    return _after(st, name, f"✅ staging promoted: production → v{event.to_version}"
+                  if event else "Nothing changed.")
+
+
+@guarded
+@_failing(_rollout_failure)
+def rollback(service: AssistantService, label: str, name: str, reason: str,
+             request: gr.Request) -> tuple:
+    """Roll ``label`` (production or staging; bound by the builder) back."""
+    st, actor = service.studio_for(request.username)
+    event = st.rollback(name, actor=actor, reason=reason or "", label=label)
+    return _after(st, name, f"↩️ {label} rolled back: v{event.from_version} → "
+                  f"v{event.to_version}")
+
+
+@guarded
+@_failing(_rollout_failure)
+def stop_staging(service: AssistantService, name: str, reason: str,
+                 request: gr.Request) -> tuple:
+    st, actor = service.studio_for(request.username)
+    st.remove_label(name, STAGING, actor=actor, reason=reason or "staging stopped")
+    return _after(st, name, "⏹ staging removed: every session gets production.")
+
+
+@guarded
+@_failing(_rollout_failure)
+def refresh(service: AssistantService, name: str, request: gr.Request) -> tuple:
+    st, _ = service.studio_for(request.username)
+    return _after(st, name, "")
+
+
+# -- agents' edits --------------------------------------------------------------------
+@guarded
+@_failing(lambda err: (error_markdown(err), gr.update()))
+def make_case(service: AssistantService, draft_id: str, request: gr.Request
+              ) -> tuple[str, str]:
+    st, actor = service.studio_for(request.username)
+    case = st.case_from_draft((draft_id or "").strip(), actor=actor)
+    return (f"✅ Added test case **{html.escape(case.name)}** to support_draft "
+            f"({len(case.assert_)} assertions).", _tests_yaml(st.tests("support_draft")))
+
+
+@guarded
+def pick_edit(evt: gr.SelectData) -> str:
+    """A click on a row of agents' edits picks its draft."""
+    row = getattr(evt, "row_value", None) or []
+    return str(row[0]) if row else gr.update()
+
+
 # =========================================================================== the tab
 def build_studio_tab(service: AssistantService):
     """Build the tab inside an open Blocks; returns (load fn, inputs, outputs)."""
-    def studio(request: gr.Request):
-        user = service.require_role(request.username, "ops")
-        return service.studio, user.name
-
-    # -- loading a template ---------------------------------------------------------
-    @guarded
-    def load(name: str | None, request: gr.Request):
-        try:
-            st, _ = studio(request)
-            names = st.names()
-            name = name if name in names else (names[0] if names else None)
-            overview = overview_rows(st.overview())
-            if name is None:
-                return (gr.update(choices=[], value=None), overview, "*No templates.*", "",
-                        None, "", gr.update(choices=[]), gr.update(choices=[]),
-                        gr.update(choices=[]), "", *_rollout_outputs(st, None))
-            latest = st.version(name)
-            history = st.history(name)
-            choices = _version_choices(history)
-            prod = next((v.version for v in history if PRODUCTION in v.labels), latest.version)
-            tests_yaml = _tests_yaml(st.tests(name))
-            header = header_markdown(latest)
-            return (gr.update(choices=names, value=name), overview, header, latest.body,
-                    latest.version, problems_markdown(list(latest.problems)),
-                    gr.update(choices=choices, value=prod),
-                    gr.update(choices=choices, value=latest.version),
-                    gr.update(choices=choices, value=latest.version), tests_yaml,
-                    *_rollout_outputs(st, name))
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    def _rollout_outputs(st, name: str | None) -> tuple:
-        if name is None:
-            return ("", "", go.Figure(), [], edits_rows([]))
-        labels = st.rollout(name)["labels"]
-        serving = "\n".join(
-            f"- **{label}** → v{info['version']}"
-            + ("" if label == PRODUCTION else
-               f" · {_pct(info['share'])} of sessions"
-               + (f" in segment **{info['segment']}**" if info["segment"] else ""))
-            + f" · since {info['updated_at'][:19]}"
-            for label, info in sorted(labels.items())) or "*No labels.*"
-        metrics = st.metrics(name)
-        text = metrics["table"] or "*No traffic logged for this template yet.*"
-        if metrics.get("comparison_markdown"):
-            prod, other = metrics["compared"]
-            staged = labels.get(STAGING, {}).get("version")
-            label = "staging" if other == f"v{staged}" else "an earlier version"
-            within = (f", sessions in segment **{metrics['segment']}**"
-                      if metrics.get("segment") else "")
-            text += (f"\n\n**Production ({prod}) against {label} ({other}){within}**\n\n"
-                     + metrics["comparison_markdown"])
-        edits = st.agent_edits()  # always support_draft: shown whatever template is open
-        return (serving, text, metrics_figure(metrics["versions"]), audit_rows(st.audit(name)),
-                edits_rows(edits))
-
-    def _tests_yaml(cases: list[Any]) -> str:
-        if not cases:
-            return "cases: []\n"
-        return dump_body({"cases": [c.model_dump(by_alias=True) for c in cases]})
-
-    # -- editing ---------------------------------------------------------------------
-    @guarded
-    def check(name: str, body: str, against: int | None, request: gr.Request):
-        try:
-            st, _ = studio(request)
-            if not name:
-                return "", ""
-            problems = problems_markdown(st.validate(name, body or ""))
-            diff = diff_html(st.diff(name, body or "", int(against))) if against else ""
-            return problems, diff
-        except AssistantError as err:
-            return error_markdown(err), gr.update()
-
-    @guarded
-    def save(name: str, body: str, note: str, base: int | None, request: gr.Request):
-        try:
-            st, actor = studio(request)
-            v = st.save(name, body or "", note=note, base_version=base, actor=actor)
-        except ConflictError as err:
-            return (error_markdown(err) + "\n\n**What changed meanwhile** (below: the latest "
-                    "version against your edit).", gr.update(), diff_html(err.diff),
-                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
-        except AssistantError as err:
-            return (error_markdown(err), gr.update(), gr.update(), gr.update(), gr.update(),
-                    gr.update(), gr.update(), gr.update())
-        choices = _version_choices(st.history(name))
-        return (f"✅ Saved **v{v.version}** of {name} ({html.escape(v.note)}). It serves "
-                "nobody yet: label it in **Rollout**.", v.version, "", header_markdown(v),
-                gr.update(choices=choices), gr.update(choices=choices, value=v.version),
-                gr.update(choices=choices, value=v.version), "")
-
-    # -- preview -----------------------------------------------------------------------
-    def _samples(st, name: str, segments: list[str], ticket: str, seed: int
-                 ) -> tuple[list[Sample], list[str]]:
-        return st.samples(name, segments or None,
-                          ticket=(ticket or "").strip() or _default_ticket(), seed=int(seed or 0))
-
-    @guarded
-    def render(name: str, body: str, segments: list[str], ticket: str, seed: int,
-               request: gr.Request):
-        try:
-            st, _ = studio(request)
-            samples, notes = _samples(st, name, segments, ticket, seed)
-            return preview_html(st.render(name, body or "", samples), notes=notes)
-        except AssistantError as err:
-            return f"<p class='bad'>{html.escape(err.for_user())}</p>"
-
-    @guarded
-    def run(name: str, body: str, segments: list[str], ticket: str, seed: int,
-            request: gr.Request) -> Iterator[str]:
-        try:
-            st, _ = studio(request)
-            samples, notes = _samples(st, name, segments, ticket, seed)
-            rendered = st.render(name, body or "", samples)
-        except AssistantError as err:
-            yield f"<p class='bad'>{html.escape(err.for_user())}</p>"
-            return
-        results: dict[str, PreviewResult] = {}
-        for r in rendered:
-            if r.error:
-                continue
-            preview = st.run_preview(name, body or "", r.sample)
-            results[r.sample.key] = preview.result
-            for _ in preview:
-                yield preview_html(rendered, results, notes)
-            yield preview_html(rendered, results, notes)
-        yield preview_html(rendered, results, notes)
-
-    # -- tests --------------------------------------------------------------------------
-    @guarded
-    def save_tests(name: str, text: str, request: gr.Request) -> str:
-        try:
-            st, actor = studio(request)
-            cases = st.set_tests(name, text or "", actor=actor)
-            return (f"✅ Saved {len(cases)} test case(s) for {name}. Runs of earlier test "
-                    "sets no longer count for promotion: run them again.")
-        except AssistantError as err:
-            return error_markdown(err)
-
-    @guarded
-    def run_tests(name: str, version: int | None, request: gr.Request):
-        try:
-            st, actor = studio(request)
-            run_ = st.run_tests(name, int(version) if version else None, actor=actor)
-            return run_markdown(run_), test_rows(run_)
-        except AssistantError as err:
-            return error_markdown(err), []
-
-    # -- rollout ------------------------------------------------------------------------
-    def _after(st, name: str, message: str):
-        return (message, *_rollout_outputs(st, name), overview_rows(st.overview()))
-
-    def _fail(err: AssistantError):
-        return (error_markdown(err), *(gr.update() for _ in range(len(rollout_outs) + 1)))
-
-    @guarded
-    def stage(name: str, version: int | None, share: float, segment: str | None,
-              request: gr.Request):
-        try:
-            st, actor = studio(request)
-            if not version:
-                raise TemplateValidationError(name, [Problem("version", "Pick a version.")])
-            seg = None if not segment or segment == ALL_SEGMENTS else segment
-            event = st.set_label(name, STAGING, int(version), actor=actor,
-                                 share=float(share) / 100, segment=seg)
-            msg = (f"✅ staging → v{version} for {share:.0f}% of sessions"
-                   + (f" in {seg}" if seg else "") if event else "Nothing changed.")
-            return _after(st, name, msg)
-        except AssistantError as err:
-            return _fail(err)
-
-    @guarded
-    def set_production(name: str, version: int | None, override: bool, reason: str,
-                       request: gr.Request):
-        try:
-            st, actor = studio(request)
-            if not version:
-                raise TemplateValidationError(name, [Problem("version", "Pick a version.")])
-            event = st.set_label(name, PRODUCTION, int(version), actor=actor,
-                                 override=bool(override), reason=reason or "")
-            return _after(st, name, f"✅ production → v{version}" if event
-                          else "Nothing changed.")
-        except AssistantError as err:
-            return _fail(err)
-
-    @guarded
-    def promote(name: str, override: bool, reason: str, request: gr.Request):
-        try:
-            st, actor = studio(request)
-            event = st.promote_staging(name, actor=actor, override=bool(override),
-                                       reason=reason or "")
-            return _after(st, name, f"✅ staging promoted: production → v{event.to_version}"
-                          if event else "Nothing changed.")
-        except AssistantError as err:
-            return _fail(err)
-
-    def rollback(label: str):
-        @guarded
-        def go(name: str, reason: str, request: gr.Request):
-            try:
-                st, actor = studio(request)
-                event = st.rollback(name, actor=actor, reason=reason or "", label=label)
-                return _after(st, name, f"↩️ {label} rolled back: v{event.from_version} → "
-                              f"v{event.to_version}")
-            except AssistantError as err:
-                return _fail(err)
-        return go
-
-    @guarded
-    def stop_staging(name: str, reason: str, request: gr.Request):
-        try:
-            st, actor = studio(request)
-            st.remove_label(name, STAGING, actor=actor, reason=reason or "staging stopped")
-            return _after(st, name, "⏹ staging removed: every session gets production.")
-        except AssistantError as err:
-            return _fail(err)
-
-    @guarded
-    def refresh(name: str, request: gr.Request):
-        try:
-            st, _ = studio(request)
-            return _after(st, name, "")
-        except AssistantError as err:
-            return _fail(err)
-
-    # -- agents' edits -----------------------------------------------------------------
-    @guarded
-    def make_case(draft_id: str, request: gr.Request):
-        try:
-            st, actor = studio(request)
-            case = st.case_from_draft((draft_id or "").strip(), actor=actor)
-            return (f"✅ Added test case **{html.escape(case.name)}** to support_draft "
-                    f"({len(case.assert_)} assertions).", _tests_yaml(st.tests("support_draft")))
-        except AssistantError as err:
-            return error_markdown(err), gr.update()
-
-    @guarded
-    def pick_edit(evt: gr.SelectData) -> str:
-        """A click on a row of agents' edits picks its draft."""
-        row = getattr(evt, "row_value", None) or []
-        return str(row[0]) if row else gr.update()
-
-    # -- layout ----------------------------------------------------------------------------
-    base = gr.State(None)
-    with gr.Row():
-        template = gr.Dropdown(label="Template", choices=_names(service), interactive=True,
-                               scale=1, allow_custom_value=True,
-                               elem_id="tailor-studio-template")
-        header = gr.Markdown("", elem_id="tailor-studio-header")
-    with gr.Accordion("All templates", open=False):
-        overview = gr.Dataframe(headers=OVERVIEW_HEADERS, interactive=False, wrap=True,
-                                elem_id="tailor-studio-overview")
+    c = SimpleNamespace(base=gr.State(None))
+    _header_section(c)
     with gr.Tabs():
-        with gr.Tab("Edit", id="studio-edit"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    editor = gr.Code(language="yaml", lines=24, max_lines=40,
-                                     interactive=True, label="Template (YAML: messages, "
-                                     "variables, parameters, texts)",
-                                     elem_id="tailor-studio-editor")
-                with gr.Column(scale=2):
-                    validation = gr.Markdown("", elem_id="tailor-studio-validation")
-                    against = gr.Dropdown(label="Diff against", choices=[], interactive=True,
-                                          allow_custom_value=True,
-                                          elem_id="tailor-studio-against")
-                    diff = gr.HTML("", elem_id="tailor-studio-diff")
-            with gr.Row():
-                note = gr.Textbox(label="Note (required: what changed and why)", scale=4,
-                                  elem_id="tailor-studio-note")
-                save_btn = gr.Button("Save new version", variant="primary", scale=1,
-                                     elem_id="tailor-studio-save")
-            save_status = gr.Markdown("", elem_id="tailor-studio-save-status")
-        with gr.Tab("Preview", id="studio-preview"):
-            gr.Markdown("The editor's text (saved or not) rendered for a real customer of "
-                        "each segment; **Run** sends it to the configured model.")
-            with gr.Row():
-                segments = gr.CheckboxGroup(label="Segments", value=DEFAULT_SEGMENTS,
-                                            choices=_segment_choices(),
-                                            elem_id="tailor-studio-segments", scale=3)
-                seed = gr.Number(label="Sample", value=0, precision=0, minimum=0, scale=1)
-            ticket = gr.Textbox(label="Ticket (support template only)", value=_default_ticket(),
-                                lines=2)
-            with gr.Row():
-                render_btn = gr.Button("Render", elem_id="tailor-studio-render")
-                run_btn = gr.Button("Run on model", variant="primary",
-                                    elem_id="tailor-studio-run")
-                stop_btn = gr.Button("Stop")
-            preview = gr.HTML("", elem_id="tailor-studio-preview")
-        with gr.Tab("Tests", id="studio-tests"):
-            tests = gr.Code(language="yaml", lines=16, max_lines=30, interactive=True,
-                            label="Test cases (vars + assert: contains, not_contains, regex, "
-                            "max_length, json_schema, grounding, no_prompt_leak)",
-                            elem_id="tailor-studio-tests")
-            with gr.Row():
-                save_tests_btn = gr.Button("Save tests")
-                test_version = gr.Dropdown(label="Run on version", choices=[],
-                                           interactive=True, allow_custom_value=True,
-                                           elem_id="tailor-studio-test-version")
-                run_tests_btn = gr.Button("Run tests", variant="primary",
-                                          elem_id="tailor-studio-run-tests")
-            tests_status = gr.Markdown("", elem_id="tailor-studio-tests-status")
-            results = gr.Dataframe(headers=TEST_HEADERS, interactive=False, wrap=True,
-                                   elem_id="tailor-studio-results")
-        with gr.Tab("Rollout", id="studio-rollout"):
-            serving = gr.Markdown("", elem_id="tailor-studio-serving")
-            with gr.Row():
-                version = gr.Dropdown(label="Version", choices=[], interactive=True,
-                                      allow_custom_value=True,
-                                      elem_id="tailor-studio-version")
-                share = gr.Slider(0, 100, value=50, step=5, label="Staging share of sessions %",
-                                  elem_id="tailor-studio-share")
-                segment = gr.Dropdown(label="Only segment", value=ALL_SEGMENTS,
-                                      choices=[ALL_SEGMENTS, *_segment_choices()])
-            with gr.Row():
-                stage_btn = gr.Button("Send to staging", elem_id="tailor-studio-stage")
-                promote_btn = gr.Button("Promote staging → production", variant="primary",
-                                        elem_id="tailor-studio-promote")
-                prod_btn = gr.Button("Set production to this version",
-                                     elem_id="tailor-studio-set-production")
-            with gr.Row():
-                override = gr.Checkbox(label="Override failing tests (logged)", value=False)
-                reason = gr.Textbox(label="Reason (needed for an override or a rollback)",
-                                    scale=3, elem_id="tailor-studio-reason")
-            with gr.Row():
-                rb_prod = gr.Button("Roll back production", variant="stop",
-                                    elem_id="tailor-studio-rollback")
-                rb_stage = gr.Button("Roll back staging")
-                stop_stage = gr.Button("Stop staging")
-                refresh_btn = gr.Button("Refresh metrics")
-            rollout_status = gr.Markdown("", elem_id="tailor-studio-rollout-status")
-            metrics = gr.Markdown("", elem_id="tailor-studio-metrics")
-            chart = gr.Plot(show_label=False, elem_id="tailor-studio-chart")
-            gr.Markdown("**Audit log** (newest first)")
-            audit = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, wrap=True,
-                                 elem_id="tailor-studio-audit")
-        with gr.Tab("Agents' edits", id="studio-edits"):
-            gr.Markdown("Support drafts that agents changed before saving. A draft's edit "
-                        "becomes a test case of **support_draft**: the same customer and "
-                        "ticket; the sentences the agent deleted must not come back.")
-            edits = gr.Dataframe(headers=EDIT_HEADERS, interactive=False, wrap=True,
-                                 elem_id="tailor-studio-edits")
-            with gr.Row():
-                draft_id = gr.Textbox(label="Draft id (click a row above)", scale=3,
-                                      elem_id="tailor-studio-draft-id")
-                case_btn = gr.Button("Make a test case")
-            case_status = gr.Markdown("")
-
-    rollout_outs = [serving, metrics, chart, audit, edits]
-    load_outs = [template, overview, header, editor, base, validation, against, version,
-                 test_version, tests, *rollout_outs]
-    template.input(load, [template], load_outs, api_name="studio_open",
-                   api_visibility="undocumented")
-    editor.change(check, [template, editor, against], [validation, diff],
-                  trigger_mode="always_last", show_progress="hidden",
-                  api_name="studio_check", api_visibility="undocumented")
-    against.change(check, [template, editor, against], [validation, diff],
-                   show_progress="hidden", api_visibility="undocumented")
-    save_btn.click(save, [template, editor, note, base],
-                   [save_status, base, diff, header, against, test_version, version, note],
-                   api_name="studio_save", api_visibility="undocumented")
-    pargs = [template, editor, segments, ticket, seed]
-    render_btn.click(render, pargs, [preview], api_name="studio_render",
-                     api_visibility="undocumented")
-    running = run_btn.click(run, pargs, [preview], api_name="studio_run",
-                            api_visibility="undocumented")
-    stop_btn.click(None, None, None, cancels=[running])
-    save_tests_btn.click(save_tests, [template, tests], [tests_status],
-                         api_name="studio_save_tests", api_visibility="undocumented")
-    run_tests_btn.click(run_tests, [template, test_version], [tests_status, results],
-                        api_name="studio_run_tests", api_visibility="undocumented")
-    after = [rollout_status, *rollout_outs, overview]
-    stage_btn.click(stage, [template, version, share, segment], after,
-                    api_name="studio_stage", api_visibility="undocumented")
-    prod_btn.click(set_production, [template, version, override, reason], after,
-                   api_name="studio_set_production", api_visibility="undocumented")
-    promote_btn.click(promote, [template, override, reason], after,
-                      api_name="studio_promote", api_visibility="undocumented")
-    rb_prod.click(rollback(PRODUCTION), [template, reason], after,
-                  api_name="studio_rollback", api_visibility="undocumented")
-    rb_stage.click(rollback(STAGING), [template, reason], after,
-                   api_name="studio_rollback_staging", api_visibility="undocumented")
-    stop_stage.click(stop_staging, [template, reason], after,
-                     api_name="studio_stop_staging", api_visibility="undocumented")
-    refresh_btn.click(refresh, [template], after, api_name="studio_refresh",
-                      api_visibility="undocumented")
-    case_btn.click(make_case, [draft_id], [case_status, tests], api_name="studio_case",
-                   api_visibility="undocumented")
-    edits.select(pick_edit, None, [draft_id], api_visibility="undocumented")
+        _edit_section(c)
+        _preview_section(c)
+        _tests_section(c)
+        _rollout_section(c)
+        _edits_section(c)
+    load_outs = _wire(service, c)
     _build_api(service)
-
-    @guarded
-    def first_load(name: str | None, request: gr.Request):
-        """On page load: the first template, or nothing for a user without the ops role
-        (the tab shows the refusal instead)."""
-        user = service.users.get(request.username or "")
-        if user is None or not has_role(user, "ops"):
-            return tuple(gr.update() for _ in load_outs)
-        return load(name, request)
-
-    return first_load, [template], load_outs
+    return bind(first_load, service), [c.template], load_outs
 
 
-def _names(service: AssistantService) -> list[str]:
-    """Template names at build time (the load event refreshes them per session)."""
-    try:
-        return service.studio.names()
-    except AssistantError:
-        return []
+def _header_section(c: SimpleNamespace) -> None:
+    with gr.Row():
+        # choices: the load event fills them for an ops user
+        c.template = gr.Dropdown(label="Template", choices=[], interactive=True, scale=1,
+                                 allow_custom_value=True, elem_id="tailor-studio-template")
+        c.header = gr.Markdown("", elem_id="tailor-studio-header")
+    with gr.Accordion("All templates", open=False):
+        c.overview = gr.Dataframe(headers=OVERVIEW_HEADERS, interactive=False, wrap=True,
+                                  elem_id="tailor-studio-overview")
+
+
+def _edit_section(c: SimpleNamespace) -> None:
+    with gr.Tab("Edit", id="studio-edit"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                c.editor = gr.Code(language="yaml", lines=24, max_lines=40,
+                                   interactive=True, label="Template (YAML: messages, "
+                                   "variables, parameters, texts)",
+                                   elem_id="tailor-studio-editor")
+            with gr.Column(scale=2):
+                c.validation = gr.Markdown("", elem_id="tailor-studio-validation")
+                c.against = gr.Dropdown(label="Diff against", choices=[], interactive=True,
+                                        allow_custom_value=True,
+                                        elem_id="tailor-studio-against")
+                c.diff = gr.HTML("", elem_id="tailor-studio-diff")
+        with gr.Row():
+            c.note = gr.Textbox(label="Note (required: what changed and why)", scale=4,
+                                elem_id="tailor-studio-note")
+            c.save_btn = gr.Button("Save new version", variant="primary", scale=1,
+                                   elem_id="tailor-studio-save")
+        c.save_status = gr.Markdown("", elem_id="tailor-studio-save-status")
+
+
+def _preview_section(c: SimpleNamespace) -> None:
+    with gr.Tab("Preview", id="studio-preview"):
+        gr.Markdown("The editor's text (saved or not) rendered for a real customer of "
+                    "each segment; **Run** sends it to the configured model.")
+        with gr.Row():
+            c.segments = gr.CheckboxGroup(label="Segments", value=DEFAULT_SEGMENTS,
+                                          choices=_segment_choices(),
+                                          elem_id="tailor-studio-segments", scale=3)
+            c.seed = gr.Number(label="Sample", value=0, precision=0, minimum=0, scale=1)
+        c.ticket = gr.Textbox(label="Ticket (support template only)",
+                              value=_default_ticket(), lines=2)
+        with gr.Row():
+            c.render_btn = gr.Button("Render", elem_id="tailor-studio-render")
+            c.run_btn = gr.Button("Run on model", variant="primary",
+                                  elem_id="tailor-studio-run")
+            c.stop_btn = gr.Button("Stop")
+        c.preview = gr.HTML("", elem_id="tailor-studio-preview")
+
+
+def _tests_section(c: SimpleNamespace) -> None:
+    with gr.Tab("Tests", id="studio-tests"):
+        c.tests = gr.Code(language="yaml", lines=16, max_lines=30, interactive=True,
+                          label="Test cases (vars + assert: contains, not_contains, regex, "
+                          "max_length, json_schema, grounding, no_prompt_leak)",
+                          elem_id="tailor-studio-tests")
+        with gr.Row():
+            c.save_tests_btn = gr.Button("Save tests")
+            c.test_version = gr.Dropdown(label="Run on version", choices=[],
+                                         interactive=True, allow_custom_value=True,
+                                         elem_id="tailor-studio-test-version")
+            c.run_tests_btn = gr.Button("Run tests", variant="primary",
+                                        elem_id="tailor-studio-run-tests")
+        c.tests_status = gr.Markdown("", elem_id="tailor-studio-tests-status")
+        c.results = gr.Dataframe(headers=TEST_HEADERS, interactive=False, wrap=True,
+                                 elem_id="tailor-studio-results")
+
+
+def _rollout_section(c: SimpleNamespace) -> None:
+    with gr.Tab("Rollout", id="studio-rollout"):
+        c.serving = gr.Markdown("", elem_id="tailor-studio-serving")
+        with gr.Row():
+            c.version = gr.Dropdown(label="Version", choices=[], interactive=True,
+                                    allow_custom_value=True,
+                                    elem_id="tailor-studio-version")
+            c.share = gr.Slider(0, 100, value=50, step=5, label="Staging share of sessions %",
+                                elem_id="tailor-studio-share")
+            c.segment = gr.Dropdown(label="Only segment", value=ALL_SEGMENTS,
+                                    choices=[ALL_SEGMENTS, *_segment_choices()])
+        with gr.Row():
+            c.stage_btn = gr.Button("Send to staging", elem_id="tailor-studio-stage")
+            c.promote_btn = gr.Button("Promote staging → production", variant="primary",
+                                      elem_id="tailor-studio-promote")
+            c.prod_btn = gr.Button("Set production to this version",
+                                   elem_id="tailor-studio-set-production")
+        with gr.Row():
+            c.override = gr.Checkbox(label="Override failing tests (logged)", value=False)
+            c.reason = gr.Textbox(label="Reason (needed for an override or a rollback)",
+                                  scale=3, elem_id="tailor-studio-reason")
+        with gr.Row():
+            c.rb_prod = gr.Button("Roll back production", variant="stop",
+                                  elem_id="tailor-studio-rollback")
+            c.rb_stage = gr.Button("Roll back staging")
+            c.stop_stage = gr.Button("Stop staging")
+            c.refresh_btn = gr.Button("Refresh metrics")
+        c.rollout_status = gr.Markdown("", elem_id="tailor-studio-rollout-status")
+        c.metrics = gr.Markdown("", elem_id="tailor-studio-metrics")
+        c.chart = gr.Plot(show_label=False, elem_id="tailor-studio-chart")
+        gr.Markdown("**Audit log** (newest first)")
+        c.audit = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, wrap=True,
+                               elem_id="tailor-studio-audit")
+
+
+def _edits_section(c: SimpleNamespace) -> None:
+    with gr.Tab("Agents' edits", id="studio-edits"):
+        gr.Markdown("Support drafts that agents changed before saving. A draft's edit "
+                    "becomes a test case of **support_draft**: the same customer and "
+                    "ticket; the sentences the agent deleted must not come back.")
+        c.edits = gr.Dataframe(headers=EDIT_HEADERS, interactive=False, wrap=True,
+                               elem_id="tailor-studio-edits")
+        with gr.Row():
+            c.draft_id = gr.Textbox(label="Draft id (click a row above)", scale=3,
+                                    elem_id="tailor-studio-draft-id")
+            c.case_btn = gr.Button("Make a test case")
+        c.case_status = gr.Markdown("")
+
+
+def _wire(service: AssistantService, c: SimpleNamespace) -> list[Any]:
+    """The tab's events (each callback bound to the service); returns the load outputs."""
+    def on(fn: Callable[..., Any], *first: Any) -> Callable[..., Any]:
+        return bind(fn, service, *first)
+
+    hidden = {"api_visibility": "undocumented"}
+    rollout_outs = [c.serving, c.metrics, c.chart, c.audit, c.edits]
+    load_outs = [c.template, c.overview, c.header, c.editor, c.base, c.validation,
+                 c.against, c.version, c.test_version, c.tests, *rollout_outs]
+    c.template.input(on(load), [c.template], load_outs, api_name="studio_open", **hidden)
+    checked = [c.template, c.editor, c.against]
+    c.editor.change(on(check), checked, [c.validation, c.diff], trigger_mode="always_last",
+                    show_progress="hidden", api_name="studio_check", **hidden)
+    c.against.change(on(check), checked, [c.validation, c.diff], show_progress="hidden",
+                     **hidden)
+    c.save_btn.click(on(save), [c.template, c.editor, c.note, c.base],
+                     [c.save_status, c.base, c.diff, c.header, c.against, c.test_version,
+                      c.version, c.note], api_name="studio_save", **hidden)
+    pargs = [c.template, c.editor, c.segments, c.ticket, c.seed]
+    c.render_btn.click(on(render), pargs, [c.preview], api_name="studio_render", **hidden)
+    running = c.run_btn.click(on(run), pargs, [c.preview], api_name="studio_run", **hidden)
+    c.stop_btn.click(None, None, None, cancels=[running])
+    c.save_tests_btn.click(on(save_tests), [c.template, c.tests], [c.tests_status],
+                           api_name="studio_save_tests", **hidden)
+    c.run_tests_btn.click(on(run_tests), [c.template, c.test_version],
+                          [c.tests_status, c.results], api_name="studio_run_tests", **hidden)
+    after = [c.rollout_status, *rollout_outs, c.overview]
+    c.stage_btn.click(on(stage), [c.template, c.version, c.share, c.segment], after,
+                      api_name="studio_stage", **hidden)
+    c.prod_btn.click(on(set_production), [c.template, c.version, c.override, c.reason],
+                     after, api_name="studio_set_production", **hidden)
+    c.promote_btn.click(on(promote), [c.template, c.override, c.reason], after,
+                        api_name="studio_promote", **hidden)
+    c.rb_prod.click(on(rollback, PRODUCTION), [c.template, c.reason], after,
+                    api_name="studio_rollback", **hidden)
+    c.rb_stage.click(on(rollback, STAGING), [c.template, c.reason], after,
+                     api_name="studio_rollback_staging", **hidden)
+    c.stop_stage.click(on(stop_staging), [c.template, c.reason], after,
+                       api_name="studio_stop_staging", **hidden)
+    c.refresh_btn.click(on(refresh), [c.template], after, api_name="studio_refresh", **hidden)
+    c.case_btn.click(on(make_case), [c.draft_id], [c.case_status, c.tests],
+                     api_name="studio_case", **hidden)
+    c.edits.select(pick_edit, None, [c.draft_id], **hidden)
+    return load_outs
 
 
 def _segment_choices() -> list[str]:
@@ -653,131 +725,139 @@ def _default_ticket() -> str:
 
 
 # =========================================================================== API (ops)
+def api_failure(err: AssistantError) -> dict[str, Any]:
+    """Bad input as the API's answer: ``{"ok": false, "error", "hint", "field",
+    "problems"?, "conflict"?}``."""
+    out: dict[str, Any] = {"ok": False, "error": err.message, "hint": err.hint,
+                           "field": getattr(err, "field", None)}
+    problems = getattr(err, "problems", None)
+    if problems:
+        out["problems"] = [{"field": p.field, "message": p.message, "line": p.line,
+                            "level": p.level, "hint": p.hint} for p in problems]
+    if isinstance(err, ConflictError):
+        out["conflict"] = {"latest_version": err.latest_version, "diff": err.diff,
+                           "latest_author": err.latest.author}
+    return out
+
+
+def _api(service: AssistantService, request: gr.Request,
+         op: Callable[[PromptStudio, str], dict[str, Any]]) -> dict[str, Any]:
+    """The edge of every ``/prompt*`` function: the ops role (a refusal is an error, for
+    gradio_client to raise), then ``op(studio, actor)`` as ``{"ok": true, ...}``, or its
+    bad input as ``api_failure``."""
+    studio, actor = _refusing(service.studio_for)(request.username)
+    try:
+        return {"ok": True, **op(studio, actor)}
+    except AssistantError as err:
+        return api_failure(err)
+
+
+@guarded
+@_refusing
+def prompts(service: AssistantService, request: gr.Request) -> list[dict[str, Any]]:
+    st, _ = service.studio_for(request.username)
+    return st.overview()
+
+
+@guarded
+def prompt(service: AssistantService, name: str, which: str, request: gr.Request
+           ) -> dict[str, Any]:
+    """One version: ``latest`` (or empty), a number (``3`` or ``v3``) or a label."""
+    def op(studio: PromptStudio, _actor: str) -> dict[str, Any]:
+        ref = (which or "").strip()
+        if not ref or ref == "latest":
+            return studio.get(name)
+        if ref.lstrip("v").isdigit():
+            return studio.get(name, int(ref.lstrip("v")))
+        return studio.get(name, label=ref)
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_save(service: AssistantService, name: str, text: str, params: str, note: str,
+                base: str, request: gr.Request) -> dict[str, Any]:
+    def op(studio: PromptStudio, actor: str) -> dict[str, Any]:
+        body = studio.with_parameters(name, text, _json_object(params, "params"))
+        base_s = (str(base) if base is not None else "").strip()
+        if base_s and not base_s.lstrip("v").isdigit():
+            raise InputError(f"base version '{base_s}' is not a number.",
+                             "Pass the version your edit started from, e.g. 3.")
+        v = studio.save(name, body, note=note, actor=actor,
+                        base_version=int(base_s.lstrip("v")) if base_s else None)
+        return v.as_dict()
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_label(service: AssistantService, name: str, version: float, label: str,
+                 share: float, segment: str, reason: str, override: bool,
+                 request: gr.Request) -> dict[str, Any]:
+    def op(studio: PromptStudio, actor: str) -> dict[str, Any]:
+        event = studio.set_label(name, (label or "").strip(), int(version), actor=actor,
+                                 share=float(share if share is not None else 1.0),
+                                 segment=(segment or "").strip() or None,
+                                 override=bool(override), reason=reason or "")
+        return {"changed": event is not None, "event": event.describe() if event else None,
+                "labels": studio.rollout(name)["labels"]}
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_rollback(service: AssistantService, name: str, label: str, reason: str,
+                    request: gr.Request) -> dict[str, Any]:
+    def op(studio: PromptStudio, actor: str) -> dict[str, Any]:
+        event = studio.rollback(name, actor=actor, reason=reason or "",
+                                label=(label or PRODUCTION).strip())
+        return {"event": event.describe(), "labels": studio.rollout(name)["labels"]}
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_promote(service: AssistantService, name: str, reason: str, override: bool,
+                   request: gr.Request) -> dict[str, Any]:
+    def op(studio: PromptStudio, actor: str) -> dict[str, Any]:
+        event = studio.promote_staging(name, actor=actor, override=bool(override),
+                                       reason=reason or "")
+        return {"event": event.describe() if event else None,
+                "labels": studio.rollout(name)["labels"]}
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_test(service: AssistantService, name: str, version: str, request: gr.Request
+                ) -> dict[str, Any]:
+    def op(studio: PromptStudio, actor: str) -> dict[str, Any]:
+        v = (str(version) if version is not None else "").strip().lstrip("v")
+        return studio.run_tests(name, int(v) if v.isdigit() else None, actor=actor).as_dict()
+    return _api(service, request, op)
+
+
+@guarded
+def prompt_audit(service: AssistantService, name: str, request: gr.Request
+                 ) -> dict[str, Any]:
+    def op(studio: PromptStudio, _actor: str) -> dict[str, Any]:
+        return {"events": [e.describe() for e in studio.audit((name or "").strip() or None)]}
+    return _api(service, request, op)
+
+
 def _build_api(service: AssistantService) -> None:
     """``/prompts``, ``/prompt``, ``/prompt_save``, ``/prompt_label``, ``/prompt_test``,
     ``/prompt_promote`` (staging -> production), ``/prompt_rollback``, ``/prompt_audit`` for
-    gradio_client; each checks the ops role. Bad input comes back
-    as ``{"ok": false, "error", "hint", "field", "problems"?, "conflict"?}``."""
-    def st(request: gr.Request):
-        user = service.require_role(request.username, "ops")
-        return service.studio, user.name
-
-    def failure(err: AssistantError) -> dict[str, Any]:
-        out: dict[str, Any] = {"ok": False, "error": err.message, "hint": err.hint,
-                               "field": getattr(err, "field", None)}
-        problems = getattr(err, "problems", None)
-        if problems:
-            out["problems"] = [{"field": p.field, "message": p.message, "line": p.line,
-                                "level": p.level, "hint": p.hint} for p in problems]
-        if isinstance(err, ConflictError):
-            out["conflict"] = {"latest_version": err.latest_version, "diff": err.diff,
-                               "latest_author": err.latest.author}
-        return out
-
-    def role_checked(fn):
-        def wrapped(*args, request: gr.Request):
-            try:
-                studio, actor = st(request)
-            except AssistantError as err:
-                raise gr.Error(err.for_user()) from None
-            try:
-                return fn(studio, actor, *args)
-            except AssistantError as err:
-                return failure(err)
-        return wrapped
-
-    @guarded
-    def prompts(request: gr.Request) -> list[dict[str, Any]]:
-        try:
-            return st(request)[0].overview()
-        except AssistantError as err:
-            raise gr.Error(err.for_user()) from None
-
-    @guarded
-    def prompt(name: str, which: str, request: gr.Request) -> dict[str, Any]:
-        def go(studio, _actor, name, which):
-            which = (which or "").strip()
-            if not which or which == "latest":
-                return {"ok": True, **studio.get(name)}
-            if which.lstrip("v").isdigit():
-                return {"ok": True, **studio.get(name, int(which.lstrip("v")))}
-            return {"ok": True, **studio.get(name, label=which)}
-        return role_checked(go)(name, which, request=request)
-
-    @guarded
-    def prompt_save(name: str, text: str, params: str, note: str, base: str,
-                    request: gr.Request) -> dict[str, Any]:
-        def go(studio, actor, name, text, params, note, base):
-            body = studio.with_parameters(name, text, _json_object(params, "params"))
-            base_s = (str(base) if base is not None else "").strip()
-            if base_s and not base_s.lstrip("v").isdigit():
-                raise InputError(f"base version '{base_s}' is not a number.",
-                                 "Pass the version your edit started from, e.g. 3.")
-            v = studio.save(name, body, note=note, actor=actor,
-                            base_version=int(base_s.lstrip("v")) if base_s else None)
-            return {"ok": True, **v.as_dict()}
-        return role_checked(go)(name, text, params, note, base, request=request)
-
-    @guarded
-    def prompt_label(name: str, version: float, label: str, share: float, segment: str,
-                     reason: str, override: bool, request: gr.Request) -> dict[str, Any]:
-        def go(studio, actor, name, version, label, share, segment, reason, override):
-            event = studio.set_label(name, (label or "").strip(), int(version), actor=actor,
-                                     share=float(share if share is not None else 1.0),
-                                     segment=(segment or "").strip() or None,
-                                     override=bool(override), reason=reason or "")
-            return {"ok": True, "changed": event is not None,
-                    "event": event.describe() if event else None,
-                    "labels": studio.rollout(name)["labels"]}
-        return role_checked(go)(name, version, label, share, segment, reason, override,
-                                request=request)
-
-    @guarded
-    def prompt_rollback(name: str, label: str, reason: str, request: gr.Request
-                        ) -> dict[str, Any]:
-        def go(studio, actor, name, label, reason):
-            event = studio.rollback(name, actor=actor, reason=reason or "",
-                                    label=(label or PRODUCTION).strip())
-            return {"ok": True, "event": event.describe(),
-                    "labels": studio.rollout(name)["labels"]}
-        return role_checked(go)(name, label, reason, request=request)
-
-    @guarded
-    def prompt_promote(name: str, reason: str, override: bool, request: gr.Request
-                       ) -> dict[str, Any]:
-        def go(studio, actor, name, reason, override):
-            event = studio.promote_staging(name, actor=actor, override=bool(override),
-                                           reason=reason or "")
-            return {"ok": True, "event": event.describe() if event else None,
-                    "labels": studio.rollout(name)["labels"]}
-        return role_checked(go)(name, reason, override, request=request)
-
-    @guarded
-    def prompt_test(name: str, version: str, request: gr.Request) -> dict[str, Any]:
-        def go(studio, actor, name, version):
-            v = (str(version) if version is not None else "").strip().lstrip("v")
-            run_ = studio.run_tests(name, int(v) if v.isdigit() else None, actor=actor)
-            return {"ok": True, **run_.as_dict()}
-        return role_checked(go)(name, version, request=request)
-
-    @guarded
-    def prompt_audit(name: str, request: gr.Request) -> dict[str, Any]:
-        def go(studio, _actor, name):
-            return {"ok": True, "events": [e.describe()
-                                           for e in studio.audit((name or "").strip() or None)]}
-        return role_checked(go)(name, request=request)
-
+    gradio_client; each checks the ops role. Bad input comes back as ``api_failure``."""
     t1, t2, t3, t4, t5 = (gr.Textbox(visible=False) for _ in range(5))
     n1 = gr.Number(visible=False)
     n2 = gr.Number(visible=False, value=1.0)
     cb = gr.Checkbox(visible=False)
     out = gr.JSON(visible=False)
     b = [gr.Button(visible=False) for _ in range(8)]
-    b[0].click(prompts, None, [out], api_name="prompts")
-    b[1].click(prompt, [t1, t2], [out], api_name="prompt")
-    b[2].click(prompt_save, [t1, t2, t3, t4, t5], [out], api_name="prompt_save")
-    b[3].click(prompt_label, [t1, n1, t2, n2, t3, t4, cb], [out], api_name="prompt_label")
-    b[4].click(prompt_test, [t1, t2], [out], api_name="prompt_test")
-    b[5].click(prompt_rollback, [t1, t2, t3], [out], api_name="prompt_rollback")
-    b[6].click(prompt_audit, [t1], [out], api_name="prompt_audit")
-    b[7].click(prompt_promote, [t1, t2, cb], [out], api_name="prompt_promote")
+    b[0].click(bind(prompts, service), None, [out], api_name="prompts")
+    b[1].click(bind(prompt, service), [t1, t2], [out], api_name="prompt")
+    b[2].click(bind(prompt_save, service), [t1, t2, t3, t4, t5], [out],
+               api_name="prompt_save")
+    b[3].click(bind(prompt_label, service), [t1, n1, t2, n2, t3, t4, cb], [out],
+               api_name="prompt_label")
+    b[4].click(bind(prompt_test, service), [t1, t2], [out], api_name="prompt_test")
+    b[5].click(bind(prompt_rollback, service), [t1, t2, t3], [out],
+               api_name="prompt_rollback")
+    b[6].click(bind(prompt_audit, service), [t1], [out], api_name="prompt_audit")
+    b[7].click(bind(prompt_promote, service), [t1, t2, cb], [out], api_name="prompt_promote")

@@ -1,0 +1,176 @@
+"""The chat: one path for every message (``turn``), whoever sends it: the browser, the
+``/chat`` API and ``assistant chat`` all call it and only format what it yields.
+
+While the guided questionnaire runs, a message is its answer; once the person confirms the
+summary, the recommendations follow in the same turn (ranked once, the cards and the
+message from the same list). After the questionnaire (confirmed or "Just chat"), the model
+answers, streamed. The conversation is saved as it goes: the person's message before the
+reply, the reply when it is complete (a stopped one with what was written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from assistant.core.errors import InputError
+from assistant.core.schemas import ChatMessage, Message
+from assistant.core.text import clean_message
+from assistant.service.guided import Guided, Visit
+from assistant.service.parts import Parts
+from assistant.service.results import TurnUpdate
+from assistant.service.shopping import REPLACE, Shopping
+
+CHAT_TEMPLATE = "chat"
+# history sent to the model, newest first, until this many characters (small local context)
+HISTORY_CHARS = 3000
+PICKING = "Picking a few things for you…"
+
+
+def fold(text: str, chunk: str) -> str:
+    """A streamed chunk added to the text so far (``REPLACE`` starts over)."""
+    return chunk.removeprefix(REPLACE) if chunk.startswith(REPLACE) else text + chunk
+
+
+def final_text(stream: Iterable[str]) -> str:
+    """The text a stream of chunks ends with."""
+    text = ""
+    for chunk in stream:
+        text = fold(text, chunk)
+    return text
+
+
+class Chat:
+    def __init__(self, parts: Parts, guided: Guided, shopping: Shopping) -> None:
+        self.parts = parts
+        self.guided = guided
+        self.shopping = shopping
+
+    # -- sessions ---------------------------------------------------------------------
+    def new_session(self) -> str:
+        return self.parts.store.create_session().id
+
+    def resume(self, session_id: str | None) -> tuple[str, list[ChatMessage]]:
+        """The session and its conversation; an unknown or empty id starts a new one."""
+        store = self.parts.store
+        if session_id and store.get_session(session_id):
+            return session_id, store.messages(session_id)
+        return self.new_session(), []
+
+    # -- one message --------------------------------------------------------------------
+    def turn(self, session_id: str, text: str) -> Iterator[TurnUpdate]:
+        """Handle one message: an ``InputError`` before anything is saved when it cannot be
+        used; then updates until the last one (``done``)."""
+        text = clean_message(text, limit=self.parts.settings.max_message_chars)
+        visit = self.guided.open(session_id)
+        if not visit.active:
+            reply = ""
+            for delta in self.chat(session_id, text):
+                reply += delta
+                yield TurnUpdate(session_id=session_id, replies=[reply])
+            yield TurnUpdate(session_id=session_id, replies=[reply] if reply else [],
+                             done=True)
+            return
+        store = self.parts.store
+        store.add_message(session_id, "user", text)
+        out = self.guided.reply(visit, text)
+        store.add_message(session_id, "assistant", out.turn.message)
+        first = TurnUpdate(session_id=session_id, replies=[out.turn.message],
+                           quick_replies=self.guided.quick_replies(visit, out.turn),
+                           card=out.card, progress=out.turn.progress, guided=True,
+                           done=not visit.suggestion_due)
+        yield first
+        if visit.suggestion_due:
+            yield from self.suggestions(session_id, visit, first)
+
+    def suggestions(self, session_id: str, visit: Visit | None = None,
+                    before: TurnUpdate | None = None) -> Iterator[TurnUpdate]:
+        """The cards and their message (after a confirmed summary, or "Show suggestions")."""
+        head = before.replies if before else []
+        # the card was drawn with the answer before: later updates leave it as it is
+        base = (before or TurnUpdate(session_id=session_id)).model_copy(
+            update={"card": None, "progress": None})
+        yield base.model_copy(update={"working": PICKING, "done": False})
+        cards, stream = self.shopping.suggest(session_id, visit, before.card if before else None)
+        text = ""
+        for chunk in stream:
+            text = fold(text, chunk)
+            yield base.model_copy(update={"replies": [*head, text], "done": False})
+        yield base.model_copy(update={"replies": [*head, text], "items": cards.items,
+                                      "done": True})
+
+    def respond(self, session_id: str, text: str) -> Iterator[str]:
+        """``turn`` as text deltas, for a terminal: the model's free-chat reply streams; the
+        recommendation message comes whole once checked (it may be replaced while it
+        streams, which a terminal cannot undo)."""
+        shown = ""
+        for update in self.turn(session_id, text):
+            if update.working or (len(update.replies) > 1 and not update.done):
+                continue
+            full = update.text
+            delta = full[len(shown):] if full.startswith(shown) else REPLACE + full
+            if delta:
+                yield delta
+            shown = full
+
+    # -- free chat with the model -------------------------------------------------------
+    def _model_reply(self, session_id: str) -> Iterator[str]:
+        """The model's reply to the conversation so far, as the growing text."""
+        store, parts = self.parts.store, self.parts
+        msgs = store.messages(session_id)
+        last = msgs[-1]
+        history: list[Message] = []
+        budget = HISTORY_CHARS
+        for m in reversed(msgs[:-1]):
+            budget -= len(m.content)
+            if budget < 0:
+                break
+            history.insert(0, Message(role=m.role, content=m.content))
+        saved = store.load_profile(session_id)
+        tpl = parts.templates.route(CHAT_TEMPLATE, session_id,
+                                    segment=saved["segment"] if saved else None)
+        prompt = tpl.render(shop_name=parts.settings.shop_name, history=history,
+                            message=last.content)
+        gen = parts.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
+                                 template_version=tpl.version, session_id=session_id)
+        text = ""
+        try:
+            for delta in gen:
+                text += delta
+                yield text
+        finally:
+            # a stopped reply keeps what was written; a failed one is not saved (Retry)
+            if gen.outcome == "ok" or (gen.outcome == "stopped" and gen.text.strip()):
+                store.add_message(session_id, "assistant", gen.text.strip() or "…",
+                                  status=gen.outcome, llm_call_id=gen.call_id)
+
+    def chat(self, session_id: str, text: str) -> Iterator[str]:
+        """The part of a turn after the questionnaire: the message saved, the model's reply
+        streamed as text deltas (``turn`` calls it; so do tests of the model path)."""
+        text = clean_message(text, limit=self.parts.settings.max_message_chars)
+        self.parts.store.add_message(session_id, "user", text)
+        shown = ""
+        for full in self._model_reply(session_id):
+            yield full[len(shown):]
+            shown = full
+
+    def retry(self, session_id: str) -> Iterator[str]:
+        """Regenerate the last reply (the old one is kept, marked superseded)."""
+        store = self.parts.store
+        msgs = store.messages(session_id)
+        if msgs and msgs[-1].role == "assistant":
+            store.supersede(msgs[-1].id)
+            msgs = msgs[:-1]
+        if not msgs:
+            raise InputError("There is nothing to retry yet.", "Send a message first.")
+        shown = ""
+        for full in self._model_reply(session_id):
+            yield full[len(shown):]
+            shown = full
+
+    def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
+        msgs = self.parts.store.messages(session_id)
+        if not 0 <= index < len(msgs) or msgs[index].role != "assistant":
+            raise InputError("Only the assistant's replies can be rated.",
+                             "Use the thumbs under a reply.")
+        self.parts.store.add_feedback(msgs[index].id, 1 if liked else -1)
+        return msgs[index]

@@ -1,0 +1,132 @@
+"""The parts every use case shares, each built once on first use: the segment model, the
+orders, the fitted recommender, the Chroma collections, the help base and the intent
+classifier. The use cases (``chat``, ``guided``, ``shopping``, ``staff``, ``bootstrap``)
+receive this object, never the service facade, so none of them can reach another's state.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import pandas as pd
+
+from assistant.core.config import Settings
+from assistant.core.errors import AssistantError, InputError
+from assistant.infra.llm import LLMClient
+from assistant.infra.store import Store
+from assistant.infra.vectors import VectorStore
+from assistant.orders.ingest import load_orders
+from assistant.prompts.templates import ServedTemplates
+from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
+from assistant.questionnaire.wording import Wording
+from assistant.recommend.personal import Recommendations
+from assistant.recommend.profiles import ProfileIndex
+from assistant.segments.model import SegmentModel
+from assistant.support.helpbase import HelpBase
+from assistant.support.intents import IntentClassifier
+
+WORDING_TEMPLATE = "questionnaire"
+
+
+class Parts:
+    def __init__(self, settings: Settings, store: Store, templates: ServedTemplates,
+                 llm: LLMClient, spec: QuestionnaireSpec | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.llm = llm
+        self.spec = spec or load_spec()
+        self._segments: SegmentModel | None = None
+        self._segments_lock = threading.Lock()
+        self._orders: pd.DataFrame | None = None
+        self._recs: Recommendations | None = None
+        self._profiles: ProfileIndex | None = None
+        self._help: HelpBase | None = None
+        self._intents: IntentClassifier | None = None
+        self._data_lock = threading.Lock()
+
+    # -- segments -------------------------------------------------------------------
+    def segment_model(self) -> SegmentModel:
+        """The segments in use (loaded once; replaced after a rebuild)."""
+        with self._segments_lock:
+            if self._segments is None:
+                self._segments = SegmentModel.load(self.settings.artifacts_dir)
+            if self._segments is None:
+                raise InputError(
+                    "No segments have been built yet.",
+                    "Run: assistant segments build --orders data/online_retail.csv.gz "
+                    "(or Rebuild in the Segments tab).",
+                )
+            return self._segments
+
+    def segments_or_none(self) -> SegmentModel | None:
+        try:
+            return self.segment_model()
+        except AssistantError:
+            return None
+
+    def has_segments(self) -> bool:
+        return self.segments_or_none() is not None
+
+    def forget_models(self) -> None:
+        """After a segments rebuild: load the new segments, refit the recommender on use."""
+        with self._segments_lock:
+            self._segments = None
+        with self._data_lock:
+            self._recs = None
+
+    # -- orders and recommendations ---------------------------------------------------
+    def orders(self) -> pd.DataFrame:
+        """The shop's clean orders (loaded once; TAILOR_ORDERS, default the shipped data)."""
+        with self._data_lock:
+            if self._orders is None:
+                self._orders = load_orders(self.settings.orders_path).orders
+            return self._orders
+
+    def recommender(self) -> Recommendations:
+        """The fitted recommender (built on first use; a few seconds on the shipped data)."""
+        orders = self.orders()
+        segments = self.segments_or_none()
+        with self._data_lock:
+            if self._recs is None:
+                customers = segments.customers if segments else None
+                self._recs = Recommendations.fit(orders, customers, self.settings.cache_dir)
+            return self._recs
+
+    def recommender_ready(self) -> bool:
+        return self._recs is not None
+
+    def item_names(self, items: list[str]) -> list[str]:
+        """Lower-case product names of item ids (empty before the recommender is fitted)."""
+        if not items or self._recs is None:
+            return []
+        cat = self._recs.catalog.set_index("item")["description"]
+        return [str(cat.get(i, i)).lower() for i in items]
+
+    # -- Chroma, help base, intents -------------------------------------------------
+    @cached_property
+    def vectors(self) -> VectorStore:
+        """The Chroma collections (profiles, customers, catalog, help passages)."""
+        return VectorStore.from_settings(self.settings)
+
+    def profile_index(self) -> ProfileIndex:
+        if self._profiles is None:
+            self._profiles = ProfileIndex(self.vectors, self.spec)
+        return self._profiles
+
+    def help_base(self) -> HelpBase:
+        if self._help is None:
+            self._help = HelpBase(self.vectors)
+        return self._help
+
+    def intent_classifier(self) -> IntentClassifier:
+        with self._data_lock:
+            if self._intents is None:
+                self._intents = IntentClassifier.load(self.settings.artifacts_dir)
+            return self._intents
+
+    # -- templates ------------------------------------------------------------------
+    def wording(self) -> Wording:
+        """The questionnaire's texts as served now (ops may change them)."""
+        return Wording(self.templates.get(WORDING_TEMPLATE))

@@ -1,0 +1,138 @@
+"""Staff use cases: sign-in and roles, the Agent desk, the Segments tab, the Prompt studio.
+
+Every operation takes the acting user first and checks the role itself (agent: the desk;
+ops: segments and the studio; admin holds every role), so a front end cannot forget it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from assistant.core.errors import AssistantError, InputError
+from assistant.infra.users import User, UserStore, has_role
+from assistant.prompts.serving import ProductionTemplates
+from assistant.recommend.personal import Profile
+from assistant.segments.model import Progress, build_segment_model, dashboard_data
+from assistant.service.parts import Parts
+from assistant.service.samples import ShopSamples
+from assistant.service.studio import PromptStudio
+from assistant.support.desk import DraftRun, SupportDesk
+
+
+class Staff:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    # -- users and roles ----------------------------------------------------------------
+    @cached_property
+    def users(self) -> UserStore:
+        return UserStore.from_settings(self.parts.settings)
+
+    def authenticate(self, name: str, password: str) -> bool:
+        """Gradio's login check for the staff app: any known user with the right password
+        (what each role may do is checked per action by ``require_role``)."""
+        try:
+            return self.users.verify(name, password) is not None
+        except AssistantError:
+            return False
+
+    def require_role(self, name: str | None, role: str) -> User:
+        """The signed-in staff user, if they hold ``role`` (admin holds every role)."""
+        user = self.users.get(name) if name else None
+        if user is None:
+            raise InputError("Please sign in.", "Open /staff/ and sign in with your account.")
+        if not has_role(user, role):
+            raise InputError(
+                f"Your account '{user.name}' has the role {user.role}; this needs {role}.",
+                f"Ask an admin: assistant users add NAME --role {role} (or sign in with an "
+                f"{role} account).")
+        return user
+
+    # -- Prompt studio ------------------------------------------------------------------
+    @cached_property
+    def studio(self) -> PromptStudio:
+        """The prompt studio: versions, preview, tests, rollout, metrics. It gets the narrow
+        parts it uses, never the service itself."""
+        parts = self.parts
+        templates = parts.templates
+        versions = templates.versions if isinstance(templates, ProductionTemplates) else None
+        samples = ShopSamples(segments=parts.segment_model, recommender=parts.recommender,
+                              desk=lambda: self.desk, spec=parts.spec, settings=parts.settings)
+        return PromptStudio(versions, templates, parts.llm, parts.store, samples)
+
+    def studio_for(self, actor: str | None) -> tuple[PromptStudio, str]:
+        """The prompt studio for ``actor`` if they hold the ops role (else ``InputError``),
+        with their checked user name: what the studio's writes record as the actor."""
+        user = self.require_role(actor, "ops")
+        return self.studio, user.name
+
+    # -- Agent desk -----------------------------------------------------------------------
+    @cached_property
+    def desk(self) -> SupportDesk:
+        """Drafting with the customer's facts, help passages, intent and segment policy."""
+        p = self.parts
+        return SupportDesk(p.settings, p.store, p.templates, p.llm,
+                           segments=p.segment_model, help_base=p.help_base(),
+                           intents=p.intent_classifier, orders=p.orders)
+
+    def desk_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
+        """The Agent desk sidebar (``/customer``), with the customer's recommendations."""
+        self.require_role(actor, "agent")
+        out = self.desk.customer(customer_id)
+        try:
+            recs = self.parts.recommender().recommend(
+                Profile(customer_id=str(out["id"]), segment=out.get("segment")), 5,
+                exclude_seen=self.parts.settings.exclude_seen)
+            out["recommendations"] = [{**r.as_dict(), "id": r.item} for r in recs]
+        except AssistantError as err:
+            out["recommendations"] = []
+            out.setdefault("notes", []).append(f"recommendations: {err.message}")
+        return out
+
+    def start_draft(self, *, agent: str, customer_id: str | None, ticket: str,
+                    tone: str = "neutral", revise: str | None = None,
+                    previous: str | None = None) -> DraftRun:
+        """A streamed draft by the signed-in ``agent`` (role agent)."""
+        agent = self.require_role(agent, "agent").name
+        return self.desk.start_draft(agent=agent, customer_id=customer_id, ticket=ticket,
+                                     tone=tone, revise=revise, previous=previous)
+
+    def save_final_draft(self, draft_id: str, agent: str, text: str) -> dict[str, Any]:
+        agent = self.require_role(agent, "agent").name
+        return self.desk.save_final(draft_id, agent, text)
+
+    def rate_draft(self, actor: str | None, draft_id: str, liked: bool, reason: str = ""
+                   ) -> dict[str, Any]:
+        self.require_role(actor, "agent")
+        return self.desk.feedback(draft_id, liked, reason)
+
+    # -- segments ---------------------------------------------------------------------------
+    def rebuild_segments(self, orders_path: Path, mapping: dict[str, str] | None = None,
+                         progress: Progress = None) -> dict[str, Any]:
+        """Build new segments; the ones in use stay until the new build has succeeded."""
+        summary = build_segment_model(Path(orders_path), self.parts.settings.artifacts_dir,
+                                      mapping=mapping, progress=progress)
+        self.parts.forget_models()  # the recommender refits with the new segments on use
+        return summary
+
+    def segments_dashboard(self, actor: str | None) -> dict[str, Any]:
+        self.require_role(actor, "ops")
+        return dashboard_data(self.parts.segment_model())
+
+    def staff_rebuild_segments(self, actor: str | None, orders_path: Path,
+                               mapping: dict[str, str] | None = None,
+                               progress: Progress = None) -> dict[str, Any]:
+        """``rebuild_segments`` for a signed-in ops user (the Segments tab's upload)."""
+        self.require_role(actor, "ops")
+        return self.rebuild_segments(orders_path, mapping, progress)
+
+    def segment_of_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
+        self.require_role(actor, "ops")
+        return self.parts.segment_model().of_customer(customer_id)
+
+    def segment_from_answers(self, actor: str | None, answers: dict[str, Any],
+                             customer_id: str | None = None) -> dict[str, Any]:
+        self.require_role(actor, "ops")
+        return self.parts.segment_model().from_answers(answers, customer_id)
