@@ -127,6 +127,7 @@ def test_profile_in_chroma_survives_a_new_process(shop):
     svc = make(data, orders)
     sid = svc.new_session()
     answer_all(svc, sid, ANSWERS)
+    assert svc.parts.profile_writer().flush()  # written in the background
     script = (
         "import json, sys\n"
         "from assistant.core.config import load_settings\n"

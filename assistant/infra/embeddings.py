@@ -68,6 +68,9 @@ class MiniLMEmbedder:
     def _session(self) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # idle pool threads sleep instead of spinning: the app's other work (chat turns)
+        # shares the cores; spinning cost them more than it saved the embedder
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
 
     @cached_property

@@ -13,6 +13,9 @@ Two collections in Chroma (through ``profile_store.VectorStore``):
 
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +26,8 @@ from assistant.orders.catalog import clean_description
 from assistant.questionnaire.parsing import format_answer
 from assistant.questionnaire.spec import QuestionnaireSpec
 from assistant.segments.answers import INTEREST_PREFIX, true_answers
+
+log = logging.getLogger(__name__)
 
 SESSIONS = "profiles"
 CUSTOMERS = "customer_profiles"
@@ -79,14 +84,72 @@ class ProfileIndex:
         self.store = store
         self.spec = spec
 
+    def session_record(self, answers: dict[str, Any], *, segment: str | None,
+                       customer_id: str | None, liked: Sequence[str] = ()
+                       ) -> tuple[str, dict[str, str | int]]:
+        """A session's profile as Chroma stores it: (document, metadata)."""
+        document = describe(self.spec, answers, liked) or "No answers yet."
+        return document, metadata(answers, segment=segment, customer_id=customer_id)
+
     def upsert_session(self, session_id: str, answers: dict[str, Any], *,
                        segment: str | None, customer_id: str | None,
                        liked: Sequence[str] = ()) -> str:
-        """Embed and store a session's profile; returns its document."""
-        document = describe(self.spec, answers, liked) or "No answers yet."
-        self.store.upsert(SESSIONS, [session_id], [document],
-                          [metadata(answers, segment=segment, customer_id=customer_id)])
+        """Embed and store a session's profile now; returns its document."""
+        document, meta = self.session_record(answers, segment=segment,
+                                             customer_id=customer_id, liked=liked)
+        self.store.upsert(SESSIONS, [session_id], [document], [meta])
         return document
+
+    def upsert_sessions(self, records: dict[str, tuple[str, dict[str, Any]]]) -> int:
+        """Several sessions' (document, metadata) at once: one embedding batch."""
+        ids = list(records)
+        return self.store.upsert(SESSIONS, ids, [records[i][0] for i in ids],
+                                 [records[i][1] for i in ids])
+
+
+class ProfileWriter:
+    """Session profiles go to Chroma in the background, in batches, so a chat turn never
+    waits for an embedding: ``submit`` replaces a session's pending profile (only its latest
+    is written), a daemon thread writes whatever is pending in one upsert, ``flush`` waits
+    until everything submitted so far is written. A failed write is logged, never raised
+    into the chat (the structured profile is in SQLite already)."""
+
+    def __init__(self, index: ProfileIndex) -> None:
+        self.index = index
+        self._pending: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._busy = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.written = 0  # profiles written (a submitted one replaced while pending is not)
+
+    def submit(self, session_id: str, document: str, meta: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending[session_id] = (document, meta)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="tailor-profile-writer")
+                self._thread.start()
+                atexit.register(self.flush)
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until nothing is pending or being written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                batch, self._pending, self._busy = self._pending, {}, True
+            try:
+                self.written += self.index.upsert_sessions(batch)
+            except Exception:  # noqa: BLE001 - a background writer must keep running
+                log.exception("could not write %d session profiles to Chroma", len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def similar_customers(self, document: str, k: int = 20,
                           where: dict[str, Any] | None = None) -> list[tuple[str, float]]:

@@ -14,6 +14,9 @@ RFM names (R = recency score, FM = rounded mean of frequency and monetary scores
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,12 +292,38 @@ def _reason_text(name: str, value: float) -> str:
     return f"observed {feature.replace('_', ' ')}"
 
 
+_TRANSFORMED: weakref.WeakKeyDictionary[Pipeline, OrderedDict[tuple[str, ...], np.ndarray]] = \
+    weakref.WeakKeyDictionary()
+_TRANSFORMED_LOCK = threading.Lock()
+_TRANSFORMED_SIZE = 512
+
+
+def transform_row(pipe: Pipeline, row: pd.DataFrame) -> np.ndarray:
+    """The classifier's input transform of one row, remembered for the last rows seen: a
+    chat turn asks for the same person's row twice (the question planner's posterior, then
+    the card's segment), and the transform costs more than the model."""
+    key = tuple(str(v) for v in row.iloc[0].tolist())
+    with _TRANSFORMED_LOCK:
+        cache = _TRANSFORMED.setdefault(pipe, OrderedDict())
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit
+    transformed = pipe[:-1].transform(row)
+    with _TRANSFORMED_LOCK:
+        cache[key] = transformed
+        if len(cache) > _TRANSFORMED_SIZE:
+            cache.popitem(last=False)
+    return transformed
+
+
 def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPrediction:
     """Predict one row; reasons are the largest positive contributions (coefficient x
     transformed value) to the predicted class."""
-    proba = pipe.predict_proba(row)[0]
+    transformed = transform_row(pipe, row)  # once: the pipeline's predict_proba would again
+    proba = pipe[-1].predict_proba(transformed)[0]
     best = int(proba.argmax())
-    Z = pipe[:-1].transform(row)[0]
+    Z = transformed[0]
     coef = pipe[-1].coef_[best]
     contrib = coef * Z
     names = pipe[:-1].get_feature_names_out()
@@ -641,7 +670,7 @@ class QuestionPlanner:
         """The most informative question, or None when confident enough (or nothing left).
         Two classifier calls: the posterior now, and one batch of every possible answer."""
         row = input_row(self.classifier, answers, behaviour)
-        prior = self.classifier.predict_proba(row)[0]
+        prior = self.classifier[-1].predict_proba(transform_row(self.classifier, row))[0]
         if prior.max() >= self.threshold:
             return None
         gains = self._gains(row, prior, answers, candidates)

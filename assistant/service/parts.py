@@ -21,7 +21,7 @@ from assistant.prompts.templates import ServedTemplates
 from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.wording import Wording
 from assistant.recommend.personal import Recommendations
-from assistant.recommend.profiles import ProfileIndex
+from assistant.recommend.profiles import ProfileIndex, ProfileWriter
 from assistant.segments.model import SegmentModel
 from assistant.support.helpbase import HelpBase
 from assistant.support.intents import IntentClassifier
@@ -42,6 +42,7 @@ class Parts:
         self._orders: pd.DataFrame | None = None
         self._recs: Recommendations | None = None
         self._profiles: ProfileIndex | None = None
+        self._profile_writer: ProfileWriter | None = None
         self._help: HelpBase | None = None
         self._intents: IntentClassifier | None = None
         self._data_lock = threading.Lock()
@@ -114,6 +115,13 @@ class Parts:
         if self._profiles is None:
             self._profiles = ProfileIndex(self.vectors, self.spec)
         return self._profiles
+
+    def profile_writer(self) -> ProfileWriter:
+        """Session profiles to Chroma in the background (``flush`` waits for them)."""
+        with self._data_lock:
+            if self._profile_writer is None:
+                self._profile_writer = ProfileWriter(self.profile_index())
+            return self._profile_writer
 
     def help_base(self) -> HelpBase:
         if self._help is None:

@@ -24,8 +24,9 @@ REPLACE = "\x00replace\x00"
 
 
 def keep_profile(parts: Parts, session_id: str, state: QuestionnaireState, card: Card) -> None:
-    """Every change of a person's answers: the profile in SQLite and in Chroma. A failure
-    here is logged and never breaks the chat."""
+    """Every change of a person's answers: the profile in SQLite now, in Chroma in the
+    background (``Parts.profile_writer``). A failure here is logged and never breaks the
+    chat."""
     store = parts.store
     segment = card.segment_name
     liked = [i for i, v in store.item_feedback(session_id).items() if v == "like"]
@@ -41,12 +42,12 @@ def keep_profile(parts: Parts, session_id: str, state: QuestionnaireState, card:
         except InputError:
             behaviour = None
     try:
-        document = parts.profile_index().upsert_session(
-            session_id, dict(state.answers), segment=segment,
-            customer_id=state.customer_id, liked=names)
+        document, meta = parts.profile_index().session_record(
+            dict(state.answers), segment=segment, customer_id=state.customer_id, liked=names)
         store.save_profile(session_id, document=document, facts=facts,
                            customer_id=state.customer_id, segment=segment,
                            behaviour=behaviour)
+        parts.profile_writer().submit(session_id, document, meta)  # embedded in the background
     except Exception:  # noqa: BLE001 - the profile index must not break the chat
         log.exception("could not update the profile of session %s", session_id)
 

@@ -250,14 +250,11 @@ def api_chat(service: AssistantService, message: str, sid: str | None
     questionnaire runs the reply is its next question ("Just chat" leaves it); after it,
     the model's reply streams. Returns the full reply."""
     sid = sid or service.new_session()
-    reply = ""
     try:
         for update in service.turn(sid, message):
-            reply = update.text
-            yield reply, sid
+            yield update.text, sid
     except AssistantError as err:
         raise gr.Error(err.for_user()) from None
-    yield reply, sid
 
 
 def questionnaire(service: AssistantService, sid: str, message: str) -> GuidedReply:
