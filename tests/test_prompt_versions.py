@@ -516,6 +516,7 @@ def test_an_unreadable_store_keeps_the_last_good_version(studio: PromptVersions,
     promote(studio, 2)
     app = ProductionTemplates(studio, clock=clock, read_timeout=0.1)
     assert app.get("chat").version == "v2"
+    store.close()  # the store keeps connections open; an exclusive lock needs them closed
     lock = sqlite3.connect(store.path, isolation_level=None)
     lock.execute("PRAGMA locking_mode = EXCLUSIVE")
     lock.execute("BEGIN EXCLUSIVE")

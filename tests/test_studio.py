@@ -50,7 +50,7 @@ def edited(body: str) -> str:
 
 
 def test_samples_are_real_customers_of_each_segment(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     samples, notes = st.samples("recommendation", ["Champions", "At Risk", "Nobody"])
     assert [s.segment for s in samples] == ["Champions", "At Risk"]
     assert any("Nobody" in n for n in notes)
@@ -66,7 +66,7 @@ def test_samples_are_real_customers_of_each_segment(svc: AssistantService) -> No
 
 
 def test_render_shows_the_unsaved_edit_for_every_segment(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     body = edited(st.version("recommendation").body)
     samples, _ = st.samples("recommendation", ["Champions", "New", "Lost"])
     rendered = st.render("recommendation", body, samples)
@@ -82,7 +82,7 @@ def test_render_shows_the_unsaved_edit_for_every_segment(svc: AssistantService) 
 
 
 def test_preview_run_streams_with_tokens_latency_and_grounding(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     body = edited(st.version("recommendation").body)
     samples, _ = st.samples("recommendation", ["Champions"])
     run = st.run_preview("recommendation", body, samples[0])
@@ -106,7 +106,7 @@ def test_preview_run_streams_with_tokens_latency_and_grounding(svc: AssistantSer
 
 
 def test_non_segment_templates_preview_their_test_inputs(svc: AssistantService) -> None:
-    samples, notes = svc.studio.samples("chat", ["Champions"])
+    samples, notes = svc.staff.studio.samples("chat", ["Champions"])
     assert samples and all(s.key.startswith("test:") for s in samples)
     assert any("does not depend" in n for n in notes)
 
@@ -118,7 +118,7 @@ def _answer_session(svc: AssistantService) -> str:
 
 
 def test_staging_share_routes_sessions_and_rollback_restores(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     prod = st.version("recommendation", None)
     v = st.save("recommendation", edited(prod.body), note="cheerful wording",
                 base_version=prod.version, actor="olga")
@@ -161,7 +161,7 @@ def test_staging_share_routes_sessions_and_rollback_restores(svc: AssistantServi
 def test_staging_for_one_segment_only(svc: AssistantService) -> None:
     """Staging for one segment: its sessions get the new version, others keep production;
     the metrics compare the two versions within that segment."""
-    st = svc.studio
+    st = svc.staff.studio
     latest = st.version("recommendation")
     prod = st.rollout("recommendation")["labels"][PRODUCTION]["version"]
     v = st.save("recommendation", st.version("recommendation", prod).body.replace(
@@ -191,7 +191,7 @@ def test_staging_for_one_segment_only(svc: AssistantService) -> None:
 
 
 def test_with_parameters_merges_into_the_body(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     body = st.version("recommendation").body
     out = st.with_parameters("recommendation", body, {"temperature": 0.3})
     data = yaml.safe_load(out)
@@ -221,7 +221,7 @@ def test_agent_edit_becomes_a_test_case(svc: AssistantService) -> None:
     draft = run.collect()
     final = "Thanks for your message. Kind regards."
     svc.save_final_draft(draft["id"], "ann", final)
-    st = svc.studio
+    st = svc.staff.studio
     edits = st.agent_edits()
     mine = next(e for e in edits if e["id"] == draft["id"])
     assert mine["removed"] == ["We will send a free gift tomorrow."]
@@ -248,7 +248,7 @@ def test_agent_edit_becomes_a_test_case(svc: AssistantService) -> None:
 
 
 def test_support_samples_use_the_desk_context(svc: AssistantService) -> None:
-    st = svc.studio
+    st = svc.staff.studio
     ticket = "My order has not arrived <script>alert(1)</script>"
     samples, notes = st.samples(SUPPORT, ["Champions", "Lost"], ticket=ticket)
     assert [s.segment for s in samples] == ["Champions", "Lost"], notes
@@ -271,7 +271,7 @@ def test_metrics_compare_production_with_the_version_rolled_back(svc: AssistantS
                                                                   ) -> None:
     """Without staging, production is compared with the newest other version that had
     traffic: after a rollback, the version just rolled back."""
-    st = svc.studio
+    st = svc.staff.studio
     latest = st.version("recommendation")
     prod = st.rollout("recommendation")["labels"][PRODUCTION]["version"]
     v = st.save("recommendation", st.version("recommendation", prod).body.replace(

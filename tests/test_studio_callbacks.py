@@ -54,7 +54,7 @@ def svc(service: AssistantService) -> AssistantService:
 
 
 def body_v1(svc: AssistantService) -> str:
-    return svc.studio.version(NAME, 1).body
+    return svc.staff.studio.version(NAME, 1).body
 
 
 def cheerful(svc: AssistantService) -> str:
@@ -64,7 +64,7 @@ def cheerful(svc: AssistantService) -> str:
 
 
 def latest(svc: AssistantService) -> int:
-    return svc.studio.version(NAME).version
+    return svc.staff.studio.version(NAME).version
 
 
 # --------------------------------------------------------------------------- roles
@@ -72,7 +72,7 @@ def latest(svc: AssistantService) -> int:
 
 def test_studio_for_checks_the_ops_role_and_returns_the_checked_name(svc) -> None:
     studio, actor = svc.studio_for("Olivia")
-    assert studio is svc.studio and actor == "olivia"
+    assert studio is svc.staff.studio and actor == "olivia"
     with pytest.raises(InputError, match="has the role agent; this needs ops"):
         svc.studio_for("alex")
     with pytest.raises(InputError, match="Please sign in"):
@@ -87,7 +87,7 @@ def test_non_ops_user_gets_the_role_message_and_nothing_is_saved(svc) -> None:
     assert out[1:] == (NO_CHANGE,) * 7
     anonymous = save(svc, NAME, cheerful(svc), "cheerful wording", 1, Request(None))
     assert anonymous[0].startswith("❌ **Please sign in.**")
-    assert latest(svc) == 1 and len(svc.studio.history(NAME)) == 1
+    assert latest(svc) == 1 and len(svc.staff.studio.history(NAME)) == 1
 
     # the page load shows nothing to them (the tab shows the refusal instead)
     assert first_load(svc, None, AGENT) == (NO_CHANGE,) * LOAD_OUTPUTS
@@ -120,7 +120,7 @@ def test_ops_user_opens_and_saves_a_version(svc) -> None:
     choices = out[5]["choices"]
     assert choices[0] == ("v2 · cheerful wording", 2) and choices[1][1] == 1
     assert out[5]["value"] == out[6]["value"] == 2 and "value" not in out[4]
-    saved = svc.studio.version(NAME)
+    saved = svc.staff.studio.version(NAME)
     assert saved.version == 2 and saved.author == "olivia" and saved.note == "cheerful wording"
     assert "cheerful message" in saved.body
 
@@ -134,7 +134,7 @@ def test_bad_yaml_returns_the_problem_and_keeps_the_previous_version(svc) -> Non
     assert out[1:] == (NO_CHANGE,) * 7
     typo = save(svc, NAME, body_v1(svc).replace("{{profile}}", "{{profle}}"), "typo", 1, OPS)
     assert "profle" in typo[0] and typo[1] == NO_CHANGE
-    assert latest(svc) == 1 and len(svc.studio.history(NAME)) == 1
+    assert latest(svc) == 1 and len(svc.staff.studio.history(NAME)) == 1
 
 
 def test_live_check_and_a_conflict_shows_what_changed(svc) -> None:
@@ -158,7 +158,7 @@ def test_staging_from_the_rollout_tab(svc) -> None:
     assert "- **staging** → v2 · 50% of sessions" in out[1]
     newest = out[4][0]
     assert newest[2:4] == [NAME, "staging"] and newest[5] == "v2" and newest[9] == "olivia"
-    assert svc.studio.rollout(NAME)["labels"]["staging"]["share"] == 0.5
+    assert svc.staff.studio.rollout(NAME)["labels"]["staging"]["share"] == 0.5
 
 
 # --------------------------------------------------------------------------- the API

@@ -218,6 +218,15 @@ class Store:
                 "database (move a damaged file aside; a new one is created).",
             ) from exc
 
+    def close(self) -> None:
+        """Close the connections this object keeps (the keeper and this thread's; the next
+        call opens this thread's again). Other threads' connections close with the object."""
+        self._keeper.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """One transaction (committed at the end, rolled back on an error) on this thread's

@@ -201,10 +201,6 @@ class AssistantService:
     def require_role(self, name: str | None, role: str) -> User:
         return self.staff.require_role(name, role)
 
-    @property
-    def studio(self) -> PromptStudio:
-        return self.staff.studio
-
     def studio_for(self, actor: str | None) -> tuple[PromptStudio, str]:
         return self.staff.studio_for(actor)
 
