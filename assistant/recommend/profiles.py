@@ -107,6 +107,31 @@ class ProfileIndex:
                                  [records[i][1] for i in ids])
 
 
+    def similar_customers(self, document: str, k: int = 20,
+                          where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Customers whose profile is nearest to ``document``: (customer id, similarity)."""
+        if not self.customers_indexed():
+            return []
+        hits = self.store.query(CUSTOMERS, document, k=k, where=where)
+        return [(h["id"], 1.0 - float(h["distance"])) for h in hits]
+
+    def customers_indexed(self) -> int:
+        return self.store.count(CUSTOMERS)
+
+    def index_customers(self, customers: pd.DataFrame, orders: pd.DataFrame | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> int:
+        """(Re)index every customer of the order data; returns how many."""
+        ids, docs, metas = customer_documents(self.spec, customers, orders)
+        self.store.drop(CUSTOMERS)
+        step = 1000
+        for start in range(0, len(ids), step):
+            end = start + step
+            self.store.upsert(CUSTOMERS, ids[start:end], docs[start:end], metas[start:end])
+            if progress:
+                progress(min(end, len(ids)), len(ids))
+        return len(ids)
+
+
 class ProfileWriter:
     """Session profiles go to Chroma in the background, in batches, so a chat turn never
     waits for an embedding: ``submit`` replaces a session's pending profile (only its latest
@@ -150,30 +175,6 @@ class ProfileWriter:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
-
-    def similar_customers(self, document: str, k: int = 20,
-                          where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """Customers whose profile is nearest to ``document``: (customer id, similarity)."""
-        if not self.customers_indexed():
-            return []
-        hits = self.store.query(CUSTOMERS, document, k=k, where=where)
-        return [(h["id"], 1.0 - float(h["distance"])) for h in hits]
-
-    def customers_indexed(self) -> int:
-        return self.store.count(CUSTOMERS)
-
-    def index_customers(self, customers: pd.DataFrame, orders: pd.DataFrame | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> int:
-        """(Re)index every customer of the order data; returns how many."""
-        ids, docs, metas = customer_documents(self.spec, customers, orders)
-        self.store.drop(CUSTOMERS)
-        step = 1000
-        for start in range(0, len(ids), step):
-            end = start + step
-            self.store.upsert(CUSTOMERS, ids[start:end], docs[start:end], metas[start:end])
-            if progress:
-                progress(min(end, len(ids)), len(ids))
-        return len(ids)
 
 
 def customer_answers(customers: pd.DataFrame) -> list[dict[str, Any]]:
