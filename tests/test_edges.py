@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import InputError
-from assistant.orders.ingest import DATE_MAX, DATE_MIN, _sniff_delimiter, load_orders
+from assistant.orders.ingest import load_orders
+from assistant.orders.tables import _sniff_delimiter
+from assistant.orders.values import DATE_MAX, DATE_MIN
 
 ORDERS = REPO_ROOT / "data" / "online_retail.csv.gz"
 runner = CliRunner()

@@ -17,17 +17,9 @@ import pandas as pd
 
 from assistant.core.errors import InputError
 from assistant.orders.catalog import assign_groups, clean_description
-from assistant.orders.ingest import (
-    ALIASES,
-    clean_ids,
-    clean_strings,
-    column_key,
-    load_orders,
-    parse_dates,
-    read_columns,
-    read_table,
-    to_number,
-)
+from assistant.orders.ingest import ALIASES, column_key, load_orders
+from assistant.orders.tables import read_columns, read_table
+from assistant.orders.values import clean_ids, clean_strings, parse_dates, to_number
 from assistant.recommend.algorithms import NON_PRODUCT_GROUPS
 
 FIELDS = ("user", "item", "time", "rating", "description")

@@ -18,7 +18,7 @@ from typing import Any
 from assistant.core.errors import AssistantError, InputError
 from assistant.core.text import clean_message
 from assistant.infra.embeddings import MiniLMEmbedder
-from assistant.orders.ingest import read_table
+from assistant.orders.tables import read_table
 from assistant.questionnaire.assist import check_phrasing, describe_questions, parse_extraction
 from assistant.questionnaire.engine import Questionnaire
 from assistant.questionnaire.state import (
