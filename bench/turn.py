@@ -5,9 +5,11 @@
 `/recommend`, against the warm app on the scripted model (no model calls). The same load
 runs against a Gradio app whose `/chat` and `/recommend` do nothing but keep a session
 state, in the same run and on the same cores (the load generator shares them): the
-floor is what Gradio, HTTP and the client cost on their own.
+floor is what Gradio, HTTP and the client cost on their own. Its `/chat` is a generator
+like Tailor's (which streams model replies); `--plain-floor` makes it a plain function,
+a stricter floor (Gradio runs a generator's steps as separate thread hops).
 
-    .venv/bin/python bench/turn.py [--sessions 50] [--data-dir DIR]
+    .venv/bin/python bench/turn.py [--sessions 50] [--data-dir DIR] [--plain-floor]
 
 The first run builds segments, the recommender and the indexes in DIR (default
 ``~/.cache/tailor-bench-turn``; a few minutes), later runs reuse them. Prints per-call
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,12 +55,18 @@ ANSWERS = {
 CONCURRENCY = 4
 
 
-def floor_app(port: int) -> None:
-    """A Gradio app with the same two endpoints (and a session state) doing nothing."""
+def floor_app(port: int, plain: bool = False) -> None:
+    """A Gradio app with the same two endpoints (and a session state) doing nothing. Its
+    ``/chat`` streams like Tailor's (a generator, one chunk); ``plain``: a function."""
     import gradio as gr  # lazy: only in the floor's own process
 
-    def chat(message: str, sid: str | None) -> tuple[str, str]:
+    def streamed(message: str, sid: str | None) -> Iterator[tuple[str, str]]:
+        yield f"ok: {message}", sid or "s"
+
+    def function(message: str, sid: str | None) -> tuple[str, str]:
         return f"ok: {message}", sid or "s"
+
+    chat = function if plain else streamed
 
     def recommend(sid: str | None) -> tuple[dict, str]:
         return {"items": [], "popular": True}, sid or "s"
@@ -148,10 +157,12 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--data-dir", type=Path,
                     default=Path.home() / ".cache" / "tailor-bench-turn")
+    ap.add_argument("--plain-floor", action="store_true",
+                    help="the floor's /chat as a plain function (Tailor's streams)")
     ap.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_floor:
-        floor_app(args.serve_floor)
+        floor_app(args.serve_floor, plain=args.plain_floor)
         return
 
     fresh = not (args.data_dir / "artifacts").exists()
@@ -166,7 +177,8 @@ def main() -> None:
         tailor = load(app.url, messages, args.sessions)
 
     port = free_port()
-    floor_proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
+    floor_proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port),
+                                   *(["--plain-floor"] if args.plain_floor else [])],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -181,7 +193,9 @@ def main() -> None:
         floor_proc.terminate()
         floor_proc.wait(15)
 
-    print(f"\n{args.sessions} sessions × ({len(messages)} × /chat + /recommend)")
+    kind = "plain function" if args.plain_floor else "generator, as Tailor's"
+    print(f"\n{args.sessions} sessions × ({len(messages)} × /chat + /recommend); "
+          f"floor's /chat: {kind}")
     print(f"{'':10}{'wall s':>8}{'errors':>8}{'chat p50':>10}{'chat p95':>10}"
           f"{'rec p50':>9}{'rec p95':>9}  (ms)")
     for name, r in (("tailor", tailor), ("floor", floor)):
