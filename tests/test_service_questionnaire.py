@@ -197,3 +197,21 @@ def test_email_answer_links_a_known_customer(built_dir, tmp_path):
     out = svc.questionnaire(sid, "sam@example.com")
     assert out.card.customer_id == customer
     assert "found your order history" in out.turn.message
+
+
+def test_a_first_order_is_new_never_lost(built_dir):
+    """Issue 14: a visitor who says this is their first order is New on the card (the
+    classifier alone, trained on customers with a history, says Lost or Hibernating)."""
+    svc = make(built_dir)
+    model = svc.segment_model()
+    said = {"order_frequency": "first order", "region": "United Kingdom"}
+    assert model.from_answers(said)["probabilities"]["New"] < 0.5  # what the rule corrects
+    sid = svc.new_session()
+    svc.questionnaire(sid)
+    card = svc.questionnaire_edit(sid, "order_frequency", "This is my first order").card
+    assert card.segment["segment"] == "New" and card.segment["source"] == "said"
+    assert card.segment["reasons"] == ["said this is their first order"]
+    other = svc.questionnaire_edit(sid, "order_frequency", "a few times a year").card
+    assert other.segment["segment"] != "New" or "rule" not in other.segment
+    linked = model.from_answers(said, customer_id="17850")  # orders say more than words
+    assert "rule" not in linked

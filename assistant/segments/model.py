@@ -55,6 +55,8 @@ from assistant.segments.answers import (
     true_answers,
 )
 
+#: the order_frequency answer of someone ordering for the first time (a rule: New)
+FIRST_ORDER = "first order"
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalists", "New", "Promising", "Need Attention",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost"]
 _RFM_MAP = {  # R score -> names for FM 1..5
@@ -532,12 +534,19 @@ class SegmentModel:
 
     def from_answers(self, answers: dict[str, Any],
                      customer_id: str | None = None) -> dict[str, Any]:
+        """The segment of a person from what they said (and, when linked, their orders).
+        Someone who says this is their first order is New: the classifier, trained on
+        customers with a history, reads "one order" as Lost or Hibernating."""
         behaviour = self.behaviour_of(customer_id) if customer_id else None
         pred = explain(self.classifier, input_row(self.classifier, answers, behaviour))
-        return {"customer": customer_id, "segment": pred.segment,
-                "probability": pred.probability, "reasons": pred.reasons,
-                "probabilities": pred.probabilities,
-                "source": "said + observed" if customer_id else "said"}
+        out = {"customer": customer_id, "segment": pred.segment,
+               "probability": pred.probability, "reasons": pred.reasons,
+               "probabilities": pred.probabilities,
+               "source": "said + observed" if customer_id else "said"}
+        if customer_id is None and answers.get("order_frequency") == FIRST_ORDER:
+            out.update(segment="New", probability=1.0,
+                       reasons=["said this is their first order"], rule="first order")
+        return out
 
 
 def _rfm_reasons(row: pd.Series) -> list[str]:
