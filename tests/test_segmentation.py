@@ -202,3 +202,19 @@ def test_planner_orders_by_information_gain_and_stops_when_confident():
     # confident enough (threshold 0) -> stop; nothing left -> stop
     assert QuestionPlanner(pipe, lik, threshold=0.0).next_question({}) is None
     assert planner.next_question({}, candidates=[]) is None
+
+
+def test_segment_meanings_are_checked_and_shown_to_customers(tmp_path):
+    from assistant.core.errors import ConfigError
+    from assistant.segments.meanings import load_meanings
+
+    shipped = load_meanings()
+    assert set(shipped.texts) == set(SEGMENTS)
+    assert shipped.for_customer("Need Attention") is None  # "" shows nothing
+    assert shipped.for_customer(None) is None
+    assert all(name not in (shipped.for_customer(name) or "") for name in SEGMENTS
+               if name != "New")  # no staff label leaks into a customer's text
+    bad = tmp_path / "meanings.yaml"
+    bad.write_text("meanings:\n  Champions: 'hi'\n  Sleepers: 'zz'\n")
+    with pytest.raises(ConfigError, match=r"meanings.yaml:3: unknown segment 'Sleepers'"):
+        load_meanings(bad)

@@ -211,6 +211,7 @@ def test_a_first_order_is_new_never_lost(built_dir):
     card = svc.questionnaire_edit(sid, "order_frequency", "This is my first order").card
     assert card.segment["segment"] == "New" and card.segment["source"] == "said"
     assert card.segment["reasons"] == ["said this is their first order"]
+    assert card.meaning and card.meaning.startswith("New here: welcome!")
     other = svc.questionnaire_edit(sid, "order_frequency", "a few times a year").card
     assert other.segment["segment"] != "New" or "rule" not in other.segment
     linked = model.from_answers(said, customer_id="17850")  # orders say more than words

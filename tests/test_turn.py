@@ -168,5 +168,9 @@ def test_chat_callbacks_without_a_browser(shop):
     endpoint = chat_ui.api(chat_ui.profile)
     out, same = endpoint(svc, sid)
     assert same == sid and "region" in {f["question"] for f in out["facts"]}
+    # the public card says what the segment means for the person, never the staff's name
+    staff = svc.profile(sid)
+    assert "segment" not in out and staff.segment is not None
+    assert out["meaning"] == svc.parts.meanings.for_customer(staff.segment_name)
     with pytest.raises(gr.Error, match="There is no question 'nope'"):
         chat_ui.api(chat_ui.answer)(svc, "nope", "x", sid)

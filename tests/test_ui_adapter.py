@@ -49,7 +49,11 @@ def test_card_markdown_facts_sources_segment_and_empty_state():
         "facts": [{"question": "budget", "answer": "£40", "source": "said"},
                   {"question": "region", "answer": "Europe", "source": "edited"}],
         "segment": {"segment": "Champions", "probability": 0.734,
-                    "reasons": ["said last order: within the last month"]}})
+                    "reasons": ["said last order: within the last month"]},
+        "meaning": "You're one of our most loyal customers: thank you!"})
     assert "**budget**: £40 · *you said*" in card and "*you changed*" in card
-    assert "Segment: Champions" in card and "73% sure" in card
-    assert "- said last order: within the last month" in card
+    assert "*You're one of our most loyal customers: thank you!*" in card
+    # the staff's segment name and its reasons are not for the customer
+    assert "Champions" not in card and "73%" not in card and "within the last" not in card
+    assert "Champions" not in card_markdown({"facts": [], "segment": {"segment": "Champions"},
+                                             "meaning": None})

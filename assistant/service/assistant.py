@@ -72,7 +72,9 @@ class AssistantService:
         templates = ProductionTemplates.from_settings(settings, store)
         Wording(templates.get(WORDING_TEMPLATE))
         model = model or build_model(settings)
-        return cls(settings, store, templates, LLMClient(model, store))
+        service = cls(settings, store, templates, LLMClient(model, store))
+        service.parts.meanings  # noqa: B018 - data/segment_meanings.yaml checked at start
+        return service
 
     # -- the model ----------------------------------------------------------------------
     def warm_up(self) -> None:

@@ -136,6 +136,7 @@ class Guided:
         answers = answers_for_classifier(state)
         if visit.segments and (answers or state.customer_id):
             card.segment = visit.segments.from_answers(answers, state.customer_id)
+            card.meaning = self.parts.meanings.for_customer(card.segment_name)
         return card
 
     def quick_replies(self, visit: Visit, turn: Turn) -> list[str]:

@@ -22,6 +22,7 @@ from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.wording import Wording
 from assistant.recommend.personal import Recommendations
 from assistant.recommend.profiles import ProfileIndex, ProfileWriter
+from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
 from assistant.support.helpbase import HelpBase
 from assistant.support.intents import IntentClassifier
@@ -133,6 +134,11 @@ class Parts:
             if self._intents is None:
                 self._intents = IntentClassifier.load(self.settings.artifacts_dir)
             return self._intents
+
+    @cached_property
+    def meanings(self) -> SegmentMeanings:
+        """What each segment means to a customer (data/segment_meanings.yaml)."""
+        return load_meanings()
 
     # -- templates ------------------------------------------------------------------
     def wording(self) -> Wording:

@@ -26,10 +26,12 @@ class Fact(BaseModel):
 
 
 class Card(BaseModel):
-    """The "what we know" card of a session (``/profile``)."""
+    """The "what we know" card of a session. ``segment`` names the staff's segment and is
+    never shown to the customer; ``meaning`` is what they see instead (or nothing)."""
 
     facts: list[Fact] = Field(default_factory=list)
-    segment: dict[str, Any] | None = None  # segment, probability, source, reasons
+    segment: dict[str, Any] | None = None  # segment, probability, source, reasons (staff)
+    meaning: str | None = None  # what the segment means for the customer (what they see)
     answered: int = 0
     total: int = 0
     customer_id: str | None = None

@@ -257,10 +257,12 @@ def api_chat(service: AssistantService, message: str, sid: str | None
         raise gr.Error(err.for_user()) from None
 
 
-def questionnaire(service: AssistantService, sid: str, message: str) -> GuidedReply:
+def questionnaire(service: AssistantService, sid: str, message: str) -> dict[str, Any]:
     """The guided questionnaire for this client's session: an empty message starts or
-    repeats the current question; returns the turn and the "what we know" card."""
-    return service.questionnaire(sid, message if message.strip() else None)
+    repeats the current question; returns the turn and the "what we know" card (as
+    /profile: the segment's meaning for the person, not the staff's name)."""
+    out = service.questionnaire(sid, message if message.strip() else None)
+    return out.model_dump(exclude={"card": {"segment"}})
 
 
 def question(service: AssistantService, sid: str) -> Any:
@@ -270,9 +272,10 @@ def question(service: AssistantService, sid: str) -> Any:
 
 
 def profile(service: AssistantService, sid: str) -> Any:
-    """The "what we know" card: facts with source and confidence, the segment with its
-    probability and reasons, answered/total."""
-    return service.profile(sid)
+    """The "what we know" card: facts with source and confidence, what the person's
+    segment means for them (``meaning``; the staff's segment name is not sent),
+    answered/total."""
+    return service.profile(sid).model_dump(exclude={"segment"})
 
 
 def answer(service: AssistantService, sid: str, question_id: str, value: str) -> str:

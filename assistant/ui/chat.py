@@ -53,7 +53,8 @@ def with_options(history: list[ChatbotMessage], quick_replies: list[str]) -> lis
 
 
 def card_markdown(card: dict[str, object], progress: dict[str, int] | None = None) -> str:
-    """The "what we know" card: each fact with its source, then the segment."""
+    """The "what we know" card: each fact with its source, then what the person's segment
+    means for them (``meaning``), never the staff's segment name."""
     lines = ["### What we know"]
     if progress and progress.get("total"):
         done, total = progress["answered"], progress["total"]
@@ -69,11 +70,9 @@ def card_markdown(card: dict[str, object], progress: dict[str, int] | None = Non
         conf = fact.get("confidence", 1.0)
         sure = f", {conf:.0%} sure" if isinstance(conf, float) and conf < 1.0 else ""
         lines.append(f"- **{name}**: {fact['answer']} · *{badge}{sure}*")
-    seg = card.get("segment")
-    if isinstance(seg, dict):
-        lines.append(f"\n**Segment: {seg['segment']}** · *inferred, "
-                     f"{seg['probability']:.0%} sure*")
-        lines += [f"- {r}" for r in seg.get("reasons", [])]
+    meaning = card.get("meaning")  # the staff's segment name is never shown here
+    if meaning:
+        lines.append(f"\n*{meaning}*")
     return "\n".join(lines)
 
 
