@@ -114,7 +114,7 @@ class Chat:
 
     # -- free chat with the model -------------------------------------------------------
     def _model_reply(self, session_id: str) -> Iterator[str]:
-        """The model's reply to the conversation so far, as the growing text."""
+        """The model's reply to the conversation so far, as text deltas."""
         store, parts = self.parts.store, self.parts
         msgs = store.messages(session_id)
         last = msgs[-1]
@@ -132,11 +132,8 @@ class Chat:
                             message=last.content)
         gen = parts.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
                                  template_version=tpl.version, session_id=session_id)
-        text = ""
         try:
-            for delta in gen:
-                text += delta
-                yield text
+            yield from gen
         finally:
             # a stopped reply keeps what was written; a failed one is not saved (Retry)
             if gen.outcome == "ok" or (gen.outcome == "stopped" and gen.text.strip()):
@@ -148,10 +145,7 @@ class Chat:
         streamed as text deltas (``turn`` calls it; so do tests of the model path)."""
         text = clean_message(text, limit=self.parts.settings.max_message_chars)
         self.parts.store.add_message(session_id, "user", text)
-        shown = ""
-        for full in self._model_reply(session_id):
-            yield full[len(shown):]
-            shown = full
+        yield from self._model_reply(session_id)
 
     def retry(self, session_id: str) -> Iterator[str]:
         """Regenerate the last reply (the old one is kept, marked superseded)."""
@@ -162,10 +156,7 @@ class Chat:
             msgs = msgs[:-1]
         if not msgs:
             raise InputError("There is nothing to retry yet.", "Send a message first.")
-        shown = ""
-        for full in self._model_reply(session_id):
-            yield full[len(shown):]
-            shown = full
+        yield from self._model_reply(session_id)
 
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
         msgs = self.parts.store.messages(session_id)
