@@ -289,7 +289,7 @@ def test_format_answer(spec: QuestionnaireSpec) -> None:
 
 
 # --------------------------------------------------------------------------- conversations
-HAPPY_GIFT = ["for myself", "candles and bags", "birthday", "my sister", "fifty quid",
+HAPPY_GIFT = ["as gifts", "candles and bags", "birthday", "my sister", "fifty quid",
               "monthly", "about 200 quid", "2 months ago", "uk", "jo@example.com",
               "she loves blue"]
 

@@ -25,6 +25,12 @@ import re
 from typing import Any
 
 from assistant.core.errors import InputError
+from assistant.questionnaire.extraction import (
+    FactExtractor,
+    Found,
+    describe,
+    shipped_extractor,
+)
 from assistant.questionnaire.numbers import format_money
 from assistant.questionnaire.parsing import (
     NO_PATTERN,
@@ -95,10 +101,12 @@ class Questionnaire:
     """The state machine over a spec. Stateless itself: every call takes the state."""
 
     def __init__(self, spec: QuestionnaireSpec, chooser: Chooser | None = None,
-                 wording: Wording | None = None) -> None:
+                 wording: Wording | None = None,
+                 extractor: FactExtractor | None = None) -> None:
         self.spec = spec
         self.chooser = chooser or _default_chooser
         self.say = wording or shipped_wording()
+        self.extractor = extractor or shipped_extractor(spec)
         self._aliases = sorted(((norm(a), q.id) for q in spec.questions
                                 for a in [*q.aliases, q.id.replace("_", " ")]),
                                key=lambda aq: -len(aq[0]))
@@ -216,7 +224,8 @@ class Questionnaire:
         if not cands:
             state.stopped_early = False
             return self._summary_turn(state, prefix)
-        nxt = self.chooser(state, list(cands))
+        needs = [c for c in cands if self.spec.question(c).needs]
+        nxt = needs[0] if needs else self.chooser(state, list(cands))
         if nxt is None and state.extended:
             nxt = cands[0]
         if nxt is None:
@@ -397,30 +406,57 @@ class Questionnaire:
 
     def _answer(self, state: QuestionnaireState, current: Question, raw: str,
                 fix: Correction | None, extracted: dict[str, Any]) -> Turn:
-        """The message as the answer to the current question (plus what the model read)."""
-        result, source = self._read_answer(current, raw, fix, extracted)
+        """The message as the answer to the current question, plus every other fact it
+        states (the vocabulary's reading, then what a model read for questions still open)."""
+        found = self.extractor.extract(raw, asked=current.id)
+        result, source = self._read_answer(current, raw, fix, extracted, found)
+        if current.needs and current.type == "text" and result.ok and not found:
+            # an opening in their own words is kept only when it says something we can use
+            result = failure("too_vague", "I didn't catch what you're looking for")
+        stored = result.ok or bool(result.special)
+        if stored:
+            self._store(state, current.id, result, source)
+        captured = self._apply_found(state, found, exclude=current.id)
         noted = self._apply_extracted(state, extracted, exclude=current.id)
         if noted:
             noted = self.say("noted", answer=noted)
+        facts = ({current.id: found.get(current.id) or Found(current.id, result.value, "")}
+                 if result.ok and current.type != "text" else {})
+        facts.update(captured)
+        heard = self.say("ack", answer=describe(self.spec, facts)) \
+            if len(facts) > 1 or captured else ""
+        done = {qid: f.value for qid, f in facts.items()}
         if result.confirm:
             state.pending = Pending(question_id=current.id, value=result.value)
             shown = format_answer(current, result.value)
-            return Turn(message=self.say("did_you_mean", answer=shown), question_id=current.id,
-                        quick_replies=["Yes", "No"], progress=self.progress(state))
-        if result.ok or result.special:
-            self._store(state, current.id, result, source)
-            return self._advance(state, " ".join(filter(None, [self._ack(current, result),
-                                                               noted])))
-        turn = self._reask(state, current, result)
-        if noted:
-            turn.message, turn.prefix = f"{noted} {turn.message}", f"{noted} {turn.prefix}"
+            ask = self.say("did_you_mean", answer=shown)
+            return Turn(message=" ".join(filter(None, [heard, noted, ask])),
+                        question_id=current.id, quick_replies=["Yes", "No"],
+                        progress=self.progress(state), captured=done)
+        if stored:
+            ack = heard or self._ack(current, result)
+            turn = self._advance(state, " ".join(filter(None, [ack, noted])))
+        elif heard or noted:  # something else was understood: no "doesn't match"
+            turn = self._advance(state, " ".join(filter(None, [heard, noted])))
+        else:
+            turn = self._reask(state, current, result)
+        turn.captured = done
         return turn
 
     def _read_answer(self, current: Question, raw: str, fix: Correction | None,
-                     extracted: dict[str, Any]) -> tuple[ParseResult, str]:
-        """The parse of the current question's answer and its source: the message, else a
-        correction naming this question, else the model's reading ("understood")."""
+                     extracted: dict[str, Any],
+                     found: dict[str, Found]) -> tuple[ParseResult, str]:
+        """The parse of the current question's answer and its source: the vocabulary's
+        reading of the whole message, else the parser's, else a correction naming this
+        question, else the model's reading ("understood")."""
+        if current.id in found:
+            return ParseResult(ok=True, value=found[current.id].value), "said"
         result = parse_answer(current, raw)
+        if result.ok and current.type == "number" and current.id in self.extractor.read \
+                and len(raw.split()) > 3:
+            # the number in a sentence was an order number, a quantity, an age or a date
+            result = failure("not_a_budget", "the number in that message doesn't look like "
+                             "a budget")
         if (fix is not None and fix[0] == current.id and not result.ok
                 and (fix[1].ok or fix[1].special)):
             result = fix[1]  # "my budget is 50" answering the budget question
@@ -430,10 +466,26 @@ class Questionnaire:
                 return alt, "understood"
         return result, "said"
 
+    def _apply_found(self, state: QuestionnaireState, found: dict[str, Found],
+                     exclude: str | None) -> dict[str, Found]:
+        """Store the facts the vocabulary read (spec order, so branching sees earlier ones):
+        a new value replaces what was said before, never what the orders show."""
+        kept: dict[str, Found] = {}
+        for qid, fact in found.items():
+            if qid == exclude or not self.is_shown(state, qid) \
+                    or state.sources.get(qid) == "observed" \
+                    or state.answers.get(qid) == fact.value:
+                continue
+            self._store(state, qid, ParseResult(ok=True, value=fact.value), "said")
+            kept[qid] = fact
+            self._prune(state)
+        return kept
+
     def _apply_extracted(self, state: QuestionnaireState, extracted: dict[str, Any],
                          exclude: str | None) -> str:
-        """Store the valid extracted answers to questions not answered yet (spec order, so
-        branching sees earlier ones); returns them formatted ("region Europe, budget £50")."""
+        """Store the valid answers a model read for questions not answered yet (spec order,
+        so branching sees earlier ones); returns them formatted ("region Europe, budget
+        £50"). The model adds facts; it never changes one."""
         kept = []
         for q in self.spec.questions:
             if q.id == exclude or q.id not in extracted or q.id in state.answers \

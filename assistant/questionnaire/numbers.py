@@ -63,7 +63,7 @@ def words_to_digits(text: str) -> str:
     return " ".join(out)
 
 
-def _prep_numbers(text: str) -> str:
+def prepare_numbers(text: str) -> str:
     t = norm(text)
     t = re.sub(r"(?<=\d),(?=\d{3}\b)", "", t)
     t = words_to_digits(t)
@@ -78,7 +78,7 @@ def parse_amount(text: str) -> tuple[float, float] | None:
 
     '£50', '50 quid', 'fifty', '1,200', '30-50', 'between 30 and 50', 'under 50',
     'up to 50', 'at least 20', '50+', '2k'."""
-    t = _prep_numbers(text)
+    t = prepare_numbers(text)
     if re.search(r"\bno (?:limit|budget|max(?:imum)?)\b|\bany (?:price|amount)\b|"
                  r"\bdoesn'?t matter\b|\bwhatever\b", t):
         return (float("-inf"), float("inf"))
@@ -106,7 +106,7 @@ _DAYS = {"day": 1.0, "days": 1.0, "week": 7.0, "weeks": 7.0, "month": 30.4, "mon
 
 def parse_days(text: str) -> float | None:
     """'2 months ago' -> 60.8, 'three weeks ago' -> 21, 'a year ago' -> 365."""
-    t = _prep_numbers(text)
+    t = prepare_numbers(text)
     t = re.sub(r"\b(?:a|an|one)\s+(day|week|month|year)\b", r"1 \1", t)
     m = re.search(rf"{_NUM}\s*(?:-|to|or)?\s*(?:{_NUM})?\s*(days?|weeks?|months?|years?|yrs?)\b",
                   t)

@@ -75,6 +75,7 @@ class Question(BaseModel):
     unit: str = ""
     range_unit: Literal["GBP", "days"] | None = None
     max_length: int = Field(500, ge=1, le=MAX_INPUT_CHARS)
+    needs: bool = False  # what they need: asked first, in spec order, before the planner's
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)

@@ -87,6 +87,7 @@ class Turn(BaseModel):
     confirmed: bool = False
     prefix: str = ""  # what came before the question in ``message`` (ack, re-ask, ...)
     ask: str | None = None  # the question as asked (``message`` = prefix + ask)
+    captured: dict[str, Any] = Field(default_factory=dict)  # facts stored from this message
 
 
 Chooser = Callable[[QuestionnaireState, list[str]], str | None]
