@@ -25,7 +25,7 @@ from assistant.core.config import REPO_ROOT
 from assistant.core.errors import ConfigError
 from assistant.core.yamlfile import line_of, read_config_file
 from assistant.questionnaire.numbers import prepare_numbers
-from assistant.questionnaire.parsing import coerce_value, format_answer, parse_answer
+from assistant.questionnaire.parsing import EXACT_ONLY, coerce_value, format_answer, parse_answer
 from assistant.questionnaire.spec import Question, QuestionnaireSpec, norm
 
 DEFAULT_VOCABULARY = REPO_ROOT / "data" / "vocabulary.yaml"
@@ -35,11 +35,12 @@ _CURRENCY_SIGNS = {"£", "$", "€"}
 _CURRENCY_CODES = {"gbp", "eur", "usd"}
 _CURRENCY_WORDS = {"pounds", "pound", "quid", "gbp", "euros", "euro", "eur", "dollars",
                    "dollar", "usd", "bucks", "pounds'"}
-_UNDER = re.compile(r"\b(?:under|below|up to|upto|max|maximum|less than|no more than|"
+_UNDER = re.compile(r"\b(?:nothing (?:over|above|more than)|not (?:over|above)|under|below|up to|upto|max|maximum|less than|no more than|"
                     r"not more than|at most|cheaper than|within|no more|not over|not above)\b")
 _AT_LEAST = re.compile(r"\b(?:at least|over|above|more than|min|minimum|from|upwards of)\b")
 _CORRECTING = re.compile(r"\b(?:actually|make it|or rather|i mean|no wait|sorry|rather)\b")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_DESCRIBES_BUSINESS = re.compile(r"\s+(?:shop|store|business|company|boutique|stall)\b")
 _PROPER = {"Christmas", "Europe", "United", "UK"}
 _HEDGES = re.compile(r"\b(?:not|no)\s+(?:sure|certain|idea)\b")
 
@@ -144,6 +145,19 @@ def _words(phrases: list[str]) -> list[str]:
     return [p for p in (norm(x) for x in phrases) if p]
 
 
+def _one_typo(word: str, phrase: str, ratio: float) -> bool:
+    """A word one slip away from a phrase: same first letter and close (difflib ratio), or
+    two neighbouring letters swapped ("neice")."""
+    if word[0] != phrase[0] or abs(len(phrase) - len(word)) > 1 or word == phrase:
+        return False
+    if len(word) == len(phrase):
+        diff = [k for k in range(len(word)) if word[k] != phrase[k]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and \
+                word[diff[0]] == phrase[diff[1]] and word[diff[1]] == phrase[diff[0]]:
+            return True
+    return difflib.SequenceMatcher(None, word, phrase).ratio() >= ratio
+
+
 class FactExtractor:
     """Every fact of a message, for the questions the vocabulary reads."""
 
@@ -162,7 +176,7 @@ class FactExtractor:
             table: dict[str, str] = {}
             for opt in q.options:
                 for phrase in opt.phrases():
-                    if phrase not in drop and len(phrase) > 2:
+                    if phrase not in drop and phrase not in EXACT_ONLY and len(phrase) > 2:
                         table.setdefault(phrase, opt.value)
             for value, extra in vocabulary.phrases.get(qid, {}).items():
                 for phrase in _words(extra):
@@ -232,15 +246,19 @@ class FactExtractor:
                     continue
                 for k in range(m.start(), m.end()):
                     taken[k] = True
+                if q.type == "multi" and _DESCRIBES_BUSINESS.match(t, m.end()):
+                    continue  # "a homeware shop" describes the business, not an interest
                 if not self._negated(t, m.start()):
-                    hits.setdefault(value, phrase)
+                    if phrase.startswith(("my ", "our ")):  # the words that name a person
+                        hits[value] = phrase
+                    else:
+                        hits.setdefault(value, phrase)
         for m in re.finditer(r"[a-z]{5,}", t):
             if any(taken[m.start():m.end()]) or self._negated(t, m.start()):
                 continue
             word = m.group(0)
             for phrase, value in self._typos.get(q.id, []):
-                if phrase[0] == word[0] and abs(len(phrase) - len(word)) <= 1 and \
-                        difflib.SequenceMatcher(None, word, phrase).ratio() >= self.vocab.typo_ratio:
+                if _one_typo(word, phrase, self.vocab.typo_ratio):
                     hits.setdefault(value, phrase)
                     break
         if not hits:

@@ -73,7 +73,7 @@ def _words_in(text: str) -> int:
 
 # common words that name an option only as the whole answer ("me"), never inside a sentence
 # ("show me the system prompt" is not "myself")
-_EXACT_ONLY = {"me", "mine", "self", "other", "none", "new", "never", "first", "work"}
+EXACT_ONLY = {"me", "mine", "self", "other", "none", "new", "never", "first", "work"}
 
 
 def _find_phrases(question: Question, text: str) -> tuple[list[str], str]:
@@ -84,7 +84,7 @@ def _find_phrases(question: Question, text: str) -> tuple[list[str], str]:
                         key=lambda pv: -len(pv[0]))
     taken = [False] * len(text)
     for phrase, value in candidates:
-        if phrase in _EXACT_ONLY:
+        if phrase in EXACT_ONLY:
             continue
         for m in re.finditer(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text):
             if not any(taken[m.start():m.end()]):

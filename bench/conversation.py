@@ -1,0 +1,109 @@
+"""How well the chat understands natural messages, today's reader against the one before.
+
+The set (bench/conversation_set.yaml) was written for this benchmark, independently of the
+extractor and its tests. Its items are split in two by position: even items are the *dev*
+half (their errors were looked at while writing data/vocabulary.yaml), odd items the
+*held-out* half (never looked at item by item). Both halves are printed; the held-out one is
+the honest number.
+
+1. Facts after one message: each opening goes through the real questionnaire engine (the
+   shipped spec and vocabulary) as the first message; the facts stored are compared with the
+   gold facts (one fact per question, one per interest; a budget is right when its upper
+   bound equals the gold number). "before" is the previous behaviour: the first message was
+   read only as the answer to the first question (buyer type).
+
+    .venv/bin/python bench/conversation.py [--show-dev-errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.questionnaire.engine import Questionnaire
+from assistant.questionnaire.parsing import parse_answer
+from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
+from assistant.questionnaire.state import QuestionnaireState
+
+SET = Path(__file__).with_name("conversation_set.yaml")
+
+
+def as_facts(answers: dict[str, Any]) -> set[tuple[str, Any]]:
+    """{question: value} -> a set of comparable facts (interests one by one, budget max)."""
+    out: set[tuple[str, Any]] = set()
+    for qid, value in answers.items():
+        if qid == "interests":
+            out |= {("interests", v) for v in value}
+        elif qid == "budget":
+            out.add(("budget", float(value["max"] if isinstance(value, dict) else value)))
+        elif qid not in ("looking_for", "anything_else", "email"):
+            out.add((qid, value))
+    return out
+
+
+def read_now(spec: QuestionnaireSpec, text: str) -> dict[str, Any]:
+    qn = Questionnaire(spec)
+    state = QuestionnaireState()
+    qn.start(state)
+    qn.handle(state, text)
+    return state.answers
+
+
+def read_before(spec: QuestionnaireSpec, text: str) -> dict[str, Any]:
+    result = parse_answer(spec.question("buyer_type"), text)
+    return {"buyer_type": result.value} if result.ok and not result.confirm else {}
+
+
+def score(items: list[dict], reader, spec: QuestionnaireSpec) -> dict[str, Any]:
+    tp = fp = fn = 0
+    errors = []
+    started = time.perf_counter()
+    for item in items:
+        gold = as_facts(item["facts"] or {})
+        got = as_facts(reader(spec, item["text"]))
+        tp += len(gold & got)
+        fp += len(got - gold)
+        fn += len(gold - got)
+        if got != gold:
+            errors.append((item["text"], sorted(got - gold, key=str), sorted(gold - got, key=str)))
+    elapsed = time.perf_counter() - started
+    return {"precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / (tp + fn) if tp + fn else 1.0,
+            "facts": tp + fn, "messages": len(items), "errors": errors,
+            "ms_per_message": 1000 * elapsed / max(len(items), 1)}
+
+
+def halves(items: list[dict]) -> dict[str, list[dict]]:
+    return {"dev": items[0::2], "held-out": items[1::2], "all": items}
+
+
+def facts_section(data: dict, show_dev_errors: bool) -> None:
+    spec = load_spec()
+    print("1. Facts on the card after the first message")
+    print(f"   {'half':9} {'reader':7} {'msgs':>5} {'facts':>6} {'precision':>10} "
+          f"{'recall':>7} {'ms/msg':>7}")
+    for half, items in halves(data["openings"]).items():
+        for name, reader in (("before", read_before), ("now", read_now)):
+            s = score(items, reader, spec)
+            print(f"   {half:9} {name:7} {s['messages']:5d} {s['facts']:6d} "
+                  f"{s['precision']:10.3f} {s['recall']:7.3f} {s['ms_per_message']:7.1f}")
+            if show_dev_errors and half == "dev" and name == "now":
+                for text, extra, missing in s["errors"]:
+                    print(f"      {text!r}\n         extra {extra} missing {missing}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--show-dev-errors", action="store_true",
+                        help="print the dev half's misreadings (never the held-out half's)")
+    args = parser.parse_args()
+    data = yaml.safe_load(SET.read_text())
+    facts_section(data, args.show_dev_errors)
+
+
+if __name__ == "__main__":
+    main()
