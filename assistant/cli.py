@@ -450,12 +450,14 @@ def help_train(
                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Train the intent classifier; print held-out accuracy and macro-F1."""
+    """Train the intent classifier and the chat's message router; print held-out scores."""
     from assistant.support.intents import train_intents  # lazy: CLI start-up, +1.5 s
+    from assistant.support.routing import train_routes  # lazy: CLI start-up
 
     summary = train_intents(_settings().artifacts_dir, data)
+    routes = train_routes(_settings().artifacts_dir, bitext=data)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps({**summary, "routes": routes}, indent=2))
         return
     held = summary["held_out"]
     typer.echo(f"{summary['rows']:,} instructions, {summary['intents']} intents; held-out "
@@ -464,6 +466,11 @@ def help_train(
     worst = sorted(held["per_intent"].items(), key=lambda kv: kv[1]["f1"])[:3]
     typer.echo("lowest F1: " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in worst))
     typer.echo(f"saved: {summary['artifacts']}")
+    rh = routes["held_out"]
+    typer.echo(f"router (support | shopping | chat), {routes['rows']:,} messages; held-out "
+               f"({rh['test_rows']} rows): accuracy {rh['accuracy']:.4f}  macro-F1 "
+               f"{rh['macro_f1']:.4f}")
+    typer.echo(f"saved: {routes['artifacts']}")
 
 
 @help_app.command("classify")

@@ -12,6 +12,15 @@ the honest number.
    bound equals the gold number). "before" is the previous behaviour: the first message was
    read only as the answer to the first question (buyer type).
 
+2. Support intent: the desk's intent classifier on its held-out Bitext split (from its
+   manifest) and on the set's shop-style questions.
+3. Routing: support | shopping | chat for the set's routing messages plus its support
+   questions (all support) and openings (shopping, or chat when they state no facts);
+   "before" sent every message to the questionnaire (shopping).
+
+Needs the trained intent classifier and router (``assistant help train``; the app trains
+them at first start).
+
     .venv/bin/python bench/conversation.py [--show-dev-errors]
 """
 
@@ -24,7 +33,9 @@ from typing import Any
 
 import yaml
 
+from assistant.core.config import Settings
 from assistant.questionnaire.engine import Questionnaire
+from assistant.questionnaire.extraction import shipped_extractor
 from assistant.questionnaire.parsing import parse_answer
 from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.state import QuestionnaireState
@@ -96,6 +107,50 @@ def facts_section(data: dict, show_dev_errors: bool) -> None:
                     print(f"      {text!r}\n         extra {extra} missing {missing}")
 
 
+def intent_section(data: dict) -> None:
+    from assistant.support.intents import IntentClassifier
+
+    classifier = IntentClassifier.load(Settings().artifacts_dir)
+    held = classifier.summary["held_out"]
+    print("\n2. Support intent (the desk's classifier)")
+    print(f"   Bitext held-out split: accuracy {held['accuracy']:.3f} "
+          f"({held['test_rows']} rows)")
+    for half, items in halves(data["support"]).items():
+        right = sum(classifier.predict(i["text"]).intent == i["intent"] for i in items)
+        print(f"   shop-style, {half:9}: {right}/{len(items)} = {right / len(items):.3f}")
+
+
+def routing_section(data: dict, show_dev_errors: bool) -> None:
+    from assistant.support.intents import IntentClassifier
+    from assistant.support.routing import Router
+
+    settings = Settings()
+    router = Router.load(settings.artifacts_dir, IntentClassifier.load(settings.artifacts_dir))
+    reader = shipped_extractor(load_spec())
+    items = list(data["routing"])
+    items += [{"text": i["text"], "kind": "support"} for i in data["support"]]
+    items += [{"text": i["text"], "kind": "shopping" if i["facts"] else "chat"}
+              for i in data["openings"]]
+    print("\n3. Routing (support | shopping | chat)")
+    print(f"   router held-out split: accuracy {router.summary['held_out']['accuracy']:.3f}")
+    for half, part in halves(items).items():
+        now = before = 0
+        wrong = []
+        for item in part:
+            facts = bool(reader.extract(item["text"]))
+            got = router.route(item["text"], facts=facts).kind
+            now += got == item["kind"]
+            before += item["kind"] == "shopping"
+            if got != item["kind"]:
+                wrong.append((item["text"], item["kind"], got))
+        n = len(part)
+        print(f"   {half:9}: now {now}/{n} = {now / n:.3f}   before {before}/{n} = "
+              f"{before / n:.3f}")
+        if show_dev_errors and half == "dev":
+            for text, gold, got in wrong:
+                print(f"      {text!r}: {gold} -> {got}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show-dev-errors", action="store_true",
@@ -103,6 +158,8 @@ def main() -> None:
     args = parser.parse_args()
     data = yaml.safe_load(SET.read_text())
     facts_section(data, args.show_dev_errors)
+    intent_section(data)
+    routing_section(data, args.show_dev_errors)
 
 
 if __name__ == "__main__":

@@ -466,6 +466,11 @@ class Questionnaire:
                 return alt, "understood"
         return result, "said"
 
+    def absorb(self, state: QuestionnaireState, text: str) -> dict[str, Found]:
+        """The facts a message states, stored outside the question flow (after the
+        questionnaire: "actually it's for my brother, under £15")."""
+        return self._apply_found(state, self.extractor.extract(clean_answer(text)), None)
+
     def _apply_found(self, state: QuestionnaireState, found: dict[str, Found],
                      exclude: str | None) -> dict[str, Found]:
         """Store the facts the vocabulary read (spec order, so branching sees earlier ones):

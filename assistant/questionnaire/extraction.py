@@ -35,8 +35,9 @@ _CURRENCY_SIGNS = {"£", "$", "€"}
 _CURRENCY_CODES = {"gbp", "eur", "usd"}
 _CURRENCY_WORDS = {"pounds", "pound", "quid", "gbp", "euros", "euro", "eur", "dollars",
                    "dollar", "usd", "bucks", "pounds'"}
-_UNDER = re.compile(r"\b(?:nothing (?:over|above|more than)|not (?:over|above)|under|below|up to|upto|max|maximum|less than|no more than|"
-                    r"not more than|at most|cheaper than|within|no more|not over|not above)\b")
+_UNDER = re.compile(r"\b(?:nothing (?:over|above|more than)|not (?:over|above)|under|below|"
+                    r"up to|upto|max|maximum|less than|no more than|not more than|at most|"
+                    r"cheaper than|within|no more)\b")
 _AT_LEAST = re.compile(r"\b(?:at least|over|above|more than|min|minimum|from|upwards of)\b")
 _CORRECTING = re.compile(r"\b(?:actually|make it|or rather|i mean|no wait|sorry|rather)\b")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
@@ -189,7 +190,8 @@ class FactExtractor:
             r"(?<![\w'])(?:" + "|".join(re.escape(n) for n in _words(vocabulary.negations))
             + r")(?![\w'])") if vocabulary.negations else None
         self._money = [(re.compile(rf"(?<![\w]){re.escape(norm(k))}(?![\w])"), v)
-                       for k, v in sorted(vocabulary.money_words.items(), key=lambda kv: -len(kv[0]))]
+                       for k, v in sorted(vocabulary.money_words.items(),
+                                          key=lambda kv: -len(kv[0]))]
         self._budget_cue = self._any(vocabulary.budget_words)
         self._not_before = set(_words(vocabulary.not_budget_before))
         self._not_after = set(_words(vocabulary.not_budget_after))
@@ -384,7 +386,7 @@ def describe(spec: QuestionnaireSpec, facts: dict[str, Found]) -> str:
         freq = facts["order_frequency"].value
         parts.append("your first order" if freq == "first order" else
                      f"ordering {label('order_frequency')}")
-    for qid, fact in facts.items():  # questions this phrase does not know
+    for qid in facts:  # questions this phrase does not know
         if qid not in {"occasion", "recipient", "buyer_type", "business_kind", "interests",
                        BUDGET, "region", "order_frequency"}:
             parts.append(label(qid))

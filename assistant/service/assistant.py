@@ -55,8 +55,9 @@ class AssistantService:
         self.spec = self.parts.spec
         self.guided = Guided(self.parts, on_change=partial(keep_profile, self.parts))
         self.shopping = Shopping(self.parts, self.guided)
-        self.chats = Chat(self.parts, self.guided, self.shopping)
         self.staff = Staff(self.parts)
+        self.chats = Chat(self.parts, self.guided, self.shopping,
+                          customer_facts=lambda cid: self.staff.desk.customer_facts(cid))
         self.bootstrap = Bootstrap(self.parts, self.staff)
 
     @classmethod

@@ -14,6 +14,7 @@ from assistant.service.parts import Parts
 from assistant.service.staff import Staff
 from assistant.support.helpbase import build_helpbase
 from assistant.support.intents import train_intents
+from assistant.support.routing import train_routes
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ class Bootstrap:
         return self.staff.rebuild_segments(orders)
 
     def ensure_help(self) -> dict[str, Any]:
-        """The help base in Chroma and the intent classifier, when missing."""
+        """The help base in Chroma, the intent classifier and the chat's router, when
+        missing."""
         out: dict[str, Any] = {}
         help_base = self.parts.help_base()
         if not help_base.count():
@@ -92,6 +94,8 @@ class Bootstrap:
             self.parts.intent_classifier()
         except AssistantError:
             out["intents"] = train_intents(self.parts.settings.artifacts_dir)
+        if self.parts.router() is None:
+            out["routes"] = train_routes(self.parts.settings.artifacts_dir)
         return out
 
     def ensure_catalog_index(self) -> int:

@@ -10,20 +10,31 @@ reply, the reply when it is complete (a stopped one with what was written).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 
-from assistant.core.errors import InputError
+from assistant.core.errors import AssistantError, InputError
 from assistant.core.schemas import ChatMessage, Message
 from assistant.core.text import clean_message
 from assistant.service.guided import Guided, Visit
 from assistant.service.parts import Parts
 from assistant.service.results import TurnUpdate
 from assistant.service.shopping import REPLACE, Shopping
+from assistant.support.compose import Composed, compose_answer
+from assistant.support.context import CustomerFacts
+from assistant.support.routing import SHOPPING, SUPPORT, Route
+
+log = logging.getLogger(__name__)
 
 CHAT_TEMPLATE = "chat"
 # history sent to the model, newest first, until this many characters (small local context)
 HISTORY_CHARS = 3000
 PICKING = "Picking a few things for you…"
+# a support question takes over a questionnaire turn only when the router is this sure
+SUPPORT_DURING_QUESTIONS = 0.7
+INTENT_MIN = 0.3  # below: the help base is searched across every intent
+NO_HELP = ("Sorry, I can't look that up right now. Please try again in a moment, or ask "
+           "our support team.")
 
 
 def fold(text: str, chunk: str) -> str:
@@ -40,10 +51,12 @@ def final_text(stream: Iterable[str]) -> str:
 
 
 class Chat:
-    def __init__(self, parts: Parts, guided: Guided, shopping: Shopping) -> None:
+    def __init__(self, parts: Parts, guided: Guided, shopping: Shopping,
+                 customer_facts: Callable[[str], CustomerFacts] | None = None) -> None:
         self.parts = parts
         self.guided = guided
         self.shopping = shopping
+        self.customer_facts = customer_facts  # a linked customer's orders (the desk's)
 
     # -- sessions ---------------------------------------------------------------------
     def new_session(self) -> str:
@@ -59,10 +72,20 @@ class Chat:
     # -- one message --------------------------------------------------------------------
     def turn(self, session_id: str, text: str) -> Iterator[TurnUpdate]:
         """Handle one message: an ``InputError`` before anything is saved when it cannot be
-        used; then updates until the last one (``done``)."""
+        used; then updates until the last one (``done``). The message is routed first: a
+        support question gets a help-base answer (and the questionnaire resumes), shopping
+        goes to the questionnaire or, after it, to new suggestions; small talk after the
+        questionnaire goes to the model."""
         text = clean_message(text, limit=self.parts.settings.max_message_chars)
         visit = self.guided.open(session_id)
+        route = self.route(visit, text)
+        if route is not None and route.kind == SUPPORT:
+            yield self.support(session_id, visit, text, route)
+            return
         if not visit.active:
+            if route is not None and route.kind == SHOPPING:
+                yield from self.shop(session_id, visit, text)
+                return
             reply = ""
             for delta in self.chat(session_id, text):
                 reply += delta
@@ -77,10 +100,89 @@ class Chat:
         first = TurnUpdate(session_id=session_id, replies=[out.turn.message],
                            quick_replies=self.guided.quick_replies(visit, out.turn),
                            card=out.card, progress=out.turn.progress, guided=True,
-                           done=not visit.suggestion_due)
+                           kind="recommendation" if visit.suggestion_due else "question",
+                           facts_captured=[{"question": q, "value": v}
+                                           for q, v in out.turn.captured.items()],
+                           question=out.turn.question_id, done=not visit.suggestion_due)
         yield first
         if visit.suggestion_due:
             yield from self.suggestions(session_id, visit, first)
+
+    # -- routing ------------------------------------------------------------------------
+    def route(self, visit: Visit, text: str) -> Route | None:
+        """What kind of message this is (None without a trained router: the chat then runs
+        as before). While the questionnaire runs, only a clear support question leaves it:
+        an answer to the pending question stays an answer."""
+        router = self.parts.router()
+        if router is None:
+            return None
+        route = router.route(text, facts=bool(visit.engine.extractor.extract(text)))
+        if visit.active and route.kind == SUPPORT and (
+                route.confidence < SUPPORT_DURING_QUESTIONS or len(text.split()) < 3):
+            return None
+        return route
+
+    def support(self, session_id: str, visit: Visit, text: str, route: Route) -> TurnUpdate:
+        """A help-base answer (filled with a linked customer's order facts, its source
+        named); then, while the questionnaire runs, the question it was waiting on."""
+        store = self.parts.store
+        store.add_message(session_id, "user", text)
+        answer = self.help_answer(visit, text, route)
+        replies = [f"{answer.text}\n\n{answer.source}" if answer else NO_HELP]
+        quick: list[str] = []
+        question = None
+        if visit.active:
+            turn = visit.engine.start(visit.state)
+            self.guided.save(visit)
+            ask = turn.ask or turn.message
+            replies.append(f"Now, back to your questions: {ask}" if visit.started and turn.ask
+                           else turn.message)
+            quick = self.guided.quick_replies(visit, turn)
+            question = turn.question_id
+        for reply in replies:
+            store.add_message(session_id, "assistant", reply)
+        return TurnUpdate(session_id=session_id, replies=replies, quick_replies=quick,
+                          kind="support", intent=answer.intent if answer else route.intent,
+                          intent_confidence=route.intent_confidence,
+                          citations=answer.citations if answer else [], question=question,
+                          done=True)
+
+    def help_answer(self, visit: Visit, text: str, route: Route) -> Composed | None:
+        """The best help passage for the message, composed for the person (None when the
+        help base cannot be searched)."""
+        intent = route.intent if route.intent_confidence >= INTENT_MIN else None
+        try:
+            base = self.parts.help_base()
+            if intent is not None and intent not in base.intents():
+                intent = None
+            hits = base.search(text, k=1, intent=intent)
+        except AssistantError as err:
+            log.warning("no help answer: %s", err.message)
+            return None
+        if not hits:
+            return None
+        customer = None
+        cid = visit.state.customer_id
+        if cid and self.customer_facts is not None:
+            try:
+                customer = self.customer_facts(cid)
+            except AssistantError:
+                customer = None
+        return compose_answer(hits[0], customer, intent)
+
+    def shop(self, session_id: str, visit: Visit, text: str) -> Iterator[TurnUpdate]:
+        """After the questionnaire: the facts a message states, then suggestions for them."""
+        store = self.parts.store
+        store.add_message(session_id, "user", text)
+        ack, captured, card = self.guided.absorb(visit, text)
+        if ack:
+            store.add_message(session_id, "assistant", ack)
+        before = TurnUpdate(session_id=session_id, replies=[ack] if ack else [], card=card,
+                            kind="recommendation",
+                            facts_captured=[{"question": q, "value": v}
+                                            for q, v in captured.items()])
+        yield before
+        yield from self.suggestions(session_id, visit, before)
 
     def suggestions(self, session_id: str, visit: Visit | None = None,
                     before: TurnUpdate | None = None) -> Iterator[TurnUpdate]:

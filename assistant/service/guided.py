@@ -21,6 +21,7 @@ from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.orders.tables import read_table
 from assistant.questionnaire.assist import check_phrasing, describe_questions, parse_extraction
 from assistant.questionnaire.engine import Questionnaire
+from assistant.questionnaire.extraction import describe
 from assistant.questionnaire.state import (
     SOURCE_CONFIDENCE,
     QuestionnaireState,
@@ -170,6 +171,18 @@ class Guided:
             self.save(visit)
             return GuidedReply(turn=turn, card=self.card(visit))
         return self.step(visit, text)
+
+    def absorb(self, visit: Visit, text: str) -> tuple[str, dict[str, Any], Card]:
+        """Facts a message states after the questionnaire, stored (the profile follows):
+        (the acknowledgement, {question: value}, the card)."""
+        found = visit.engine.absorb(visit.state, text)
+        self.save(visit)
+        card = self.card(visit)
+        if not found:
+            return "", {}, card
+        self.on_change(visit.session_id, visit.state, card)
+        ack = visit.engine.say("ack", answer=describe(self.parts.spec, found))
+        return ack, {qid: f.value for qid, f in found.items()}, card
 
     def view(self, session_id: str) -> GuidedReply:
         """On (re)load: the current question with its card. A new session's first question

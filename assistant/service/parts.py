@@ -26,6 +26,7 @@ from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
 from assistant.support.helpbase import HelpBase
 from assistant.support.intents import IntentClassifier
+from assistant.support.routing import Router
 
 WORDING_TEMPLATE = "questionnaire"
 
@@ -46,6 +47,7 @@ class Parts:
         self._profile_writer: ProfileWriter | None = None
         self._help: HelpBase | None = None
         self._intents: IntentClassifier | None = None
+        self._router: Router | None = None
         self._data_lock = threading.Lock()
 
     # -- segments -------------------------------------------------------------------
@@ -134,6 +136,22 @@ class Parts:
             if self._intents is None:
                 self._intents = IntentClassifier.load(self.settings.artifacts_dir)
             return self._intents
+
+    def router(self) -> Router | None:
+        """The customer chat's message router (None until trained: the chat then runs as
+        before, every message to the questionnaire)."""
+        if self._router is None:
+            try:
+                intents = self.intent_classifier()
+            except AssistantError:
+                intents = None
+            try:
+                router = Router.load(self.settings.artifacts_dir, intents)
+            except AssistantError:
+                return None
+            with self._data_lock:
+                self._router = router
+        return self._router
 
     @cached_property
     def meanings(self) -> SegmentMeanings:

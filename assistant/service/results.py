@@ -90,6 +90,12 @@ class TurnUpdate(BaseModel):
     items: list[dict[str, Any]] | None = None
     working: str | None = None
     guided: bool = False  # the questionnaire answered this message
+    kind: str = "chat"  # what answered: question | support | recommendation | chat
+    intent: str | None = None  # the help intent of a support question
+    intent_confidence: float | None = None
+    citations: list[dict[str, Any]] = Field(default_factory=list)  # help passages used
+    facts_captured: list[dict[str, Any]] = Field(default_factory=list)  # [{question, value}]
+    question: str | None = None  # the question now waiting for an answer
     done: bool = False
 
     @property

@@ -70,7 +70,7 @@ def _strings(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _slot_values(facts: CustomerFacts | None) -> dict[str, str]:
+def slot_values(facts: CustomerFacts | None) -> dict[str, str]:
     latest = facts.latest if facts else None
     if latest is None:
         return {}

@@ -52,8 +52,8 @@ from assistant.support.context import (
     _cut,
     _defuse,
     _prompt_orders,
-    _slot_values,
     _strings,
+    slot_values,
 )
 from assistant.support.helpbase import fill_slots
 from assistant.support.injection import detect_injection
@@ -204,6 +204,10 @@ class SupportDesk:
         out.sort(key=lambda o: (o["timestamp"], o["order_id"]), reverse=True)
         return out
 
+    def customer_facts(self, cid: str) -> CustomerFacts:
+        """The facts of a known customer: orders (newest first), segment, behaviour."""
+        return self._facts_of(cid)
+
     def _facts_of(self, cid: str) -> CustomerFacts:
         orders = self._customer_orders(cid)
         segments = self.segments()
@@ -344,7 +348,7 @@ class SupportDesk:
         except AssistantError as err:
             notes.append(f"No help passages: {err.message}")
             return []
-        values = _slot_values(facts)
+        values = slot_values(facts)
         return [{"n": i, "id": p.id, "title": p.title, "intent": p.intent,
                  "text": fill_slots(p.text, values), "score": p.score}
                 for i, p in enumerate(hits, start=1)]
