@@ -41,6 +41,25 @@ from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.state import QuestionnaireState
 
 SET = Path(__file__).with_name("conversation_set.yaml")
+# Held-out items that were seen anyway: the first routing run printed its misroutes with a
+# parity bug (the halves of the combined list), and these support questions were then
+# paraphrased into the brief for data/support_examples.yaml. They count as dev.
+SEEN = {
+    "my parcel says delivered but there's nothing here", "do you accept apple pay",
+    "how much is postage to France?",
+    "hi can you tell me where my parcel is? ordered the lanterns last week",
+    "I want to swap the red bunting in my order for the blue one, is that possible?",
+    "I'd like to order 48 of the heart t-light holders, can you put that through for me?",
+    "Do you do click and collect or is it delivery only?",
+    "If I order today will it arrive before Christmas?",
+    "I sent the candle holders back, can I get a refund please?",
+    "what's your returns policy? can I get a refund if my friend doesn't like the gift?",
+    "Do you take PayPal or only cards?",
+    "My card keeps getting declined at checkout but it works everywhere else",
+    "I'd like to leave a review, the cake stand was gorgeous!",
+    "Please delete my account and all my details",
+    "Hi, my order number is 536365, can I add something to it?",
+}
 
 
 def as_facts(answers: dict[str, Any]) -> set[tuple[str, Any]]:
@@ -89,7 +108,13 @@ def score(items: list[dict], reader, spec: QuestionnaireSpec) -> dict[str, Any]:
 
 
 def halves(items: list[dict]) -> dict[str, list[dict]]:
-    return {"dev": items[0::2], "held-out": items[1::2], "all": items}
+    """Dev: even positions within the item's own section, and anything seen; held-out:
+    the rest."""
+    def dev(k: int, item: dict) -> bool:
+        return item.get("_pos", k) % 2 == 0 or item["text"] in SEEN
+
+    return {"dev": [i for k, i in enumerate(items) if dev(k, i)],
+            "held-out": [i for k, i in enumerate(items) if not dev(k, i)], "all": items}
 
 
 def facts_section(data: dict, show_dev_errors: bool) -> None:
@@ -127,10 +152,11 @@ def routing_section(data: dict, show_dev_errors: bool) -> None:
     settings = Settings()
     router = Router.load(settings.artifacts_dir, IntentClassifier.load(settings.artifacts_dir))
     reader = shipped_extractor(load_spec())
-    items = list(data["routing"])
-    items += [{"text": i["text"], "kind": "support"} for i in data["support"]]
-    items += [{"text": i["text"], "kind": "shopping" if i["facts"] else "chat"}
-              for i in data["openings"]]
+    items = [{**i, "_pos": k} for k, i in enumerate(data["routing"])]
+    items += [{"text": i["text"], "kind": "support", "_pos": k}
+              for k, i in enumerate(data["support"])]
+    items += [{"text": i["text"], "kind": "shopping" if i["facts"] else "chat", "_pos": k}
+              for k, i in enumerate(data["openings"])]
     print("\n3. Routing (support | shopping | chat)")
     print(f"   router held-out split: accuracy {router.summary['held_out']['accuracy']:.3f}")
     for half, part in halves(items).items():

@@ -53,13 +53,15 @@ def service(settings: Settings, scripted: ScriptedModel) -> AssistantService:
 def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with everything the staff app needs, built once per run from the shipped
     data: segments from the first 60,000 order rows (``orders.csv`` beside it, for
-    TAILOR_ORDERS), a small help base (5 passages per intent) and the intent classifier.
+    TAILOR_ORDERS), a small help base (5 passages per intent), the intent classifier and the
+    chat's message router.
     Tests copy it (``copy_shop``) so each gets its own stores."""
     import pandas as pd
 
     from assistant.infra.vectors import VectorStore
     from assistant.support.helpbase import HelpBase, build_helpbase
     from assistant.support.intents import train_intents
+    from assistant.support.routing import train_routes
 
     root = tmp_path_factory.mktemp("staff-shop")
     orders = root / "orders.csv"
@@ -70,6 +72,7 @@ def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     svc.rebuild_segments(orders)
     build_helpbase(HelpBase(VectorStore.from_settings(settings)), per_intent=5)
     train_intents(settings.artifacts_dir)
+    train_routes(settings.artifacts_dir)
     return root
 
 

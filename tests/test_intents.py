@@ -19,11 +19,14 @@ from assistant.support.intents import (
     IntentClassifier,
     IntentPrediction,
     load_examples,
+    load_shop_examples,
     train_intents,
 )
 
-ACCURACY_FLOOR = 0.97
-MACRO_F1_FLOOR = 0.97
+# measured 0.971 / 0.971 since the held-out split also holds the shop's own questions
+# (data/support_examples.yaml), harder than Bitext's paraphrases (0.998 on those alone)
+ACCURACY_FLOOR = 0.95
+MACRO_F1_FLOOR = 0.95
 HANDWRITTEN_FLOOR = 0.6
 HANDWRITTEN = [
     ("where is my order", "track_order"),
@@ -145,7 +148,13 @@ def test_small_sample_trains_and_rejects_too_little(tmp_path: Path) -> None:
                   "response": ["r", "r"]}).to_csv(tiny, index=False)
     with pytest.raises(InputError, match="at least 2"):
         train_intents(tmp_path / "art", tiny)
-    assert len(load_examples(path)) == 60
+    assert len(load_examples(path, with_shop=False)) == 60
+    # the shop's own questions join for the intents the data has, and only those
+    shop = load_shop_examples()
+    mine = shop[shop["intent"].isin(["track_order", "get_refund", "review"])]
+    both = load_examples(path)
+    assert len(both) == 60 + len(mine) and set(both["intent"]) == {"track_order", "get_refund",
+                                                                  "review"}
 
 
 def test_cli_classify_needs_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

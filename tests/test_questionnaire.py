@@ -23,6 +23,7 @@ from assistant.segments.answers import CATEGORICAL_QUESTIONS, ORDINAL_QUESTIONS
 
 GIFT = "for myself or as gifts"
 BUSINESS = "for my business"
+OPENING = "looking_for"  # the first question, in their own words (tests/test_extraction.py)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,13 @@ def run(qn: Questionnaire, state: QuestionnaireState, *messages: str):
     for m in messages:
         turn = qn.handle(state, m)
     return turn
+
+
+def past_opening(qn: Questionnaire, state: QuestionnaireState, answer: str = "skip"):
+    """Start and get past the opening question the way a person would: "skip" (it is
+    optional) or a sentence. For tests of what does not depend on the opening."""
+    assert qn.start(state).question_id == OPENING
+    return qn.handle(state, answer)
 
 
 # --------------------------------------------------------------------------- shipped spec
@@ -289,7 +297,8 @@ def test_format_answer(spec: QuestionnaireSpec) -> None:
 
 
 # --------------------------------------------------------------------------- conversations
-HAPPY_GIFT = ["as gifts", "candles and bags", "birthday", "my sister", "fifty quid",
+# the opening (in their own words) skipped: one question at a time from buyer_type on
+HAPPY_GIFT = ["skip", "as gifts", "candles and bags", "birthday", "my sister", "fifty quid",
               "monthly", "about 200 quid", "2 months ago", "uk", "jo@example.com",
               "she loves blue"]
 
@@ -297,8 +306,8 @@ HAPPY_GIFT = ["as gifts", "candles and bags", "birthday", "my sister", "fifty qu
 def test_happy_path_gift_buyer(qn: Questionnaire) -> None:
     state = QuestionnaireState()
     first = qn.start(state)
-    assert first.question_id == "buyer_type"
-    assert first.quick_replies == ["For myself or as gifts", "For my business"]
+    assert first.question_id == OPENING
+    assert first.quick_replies == [SKIP_LABEL]  # optional free text: no "Don't know"
     assert qn.spec.intro in first.message
     assert first.progress.answered == 0
     seen = []
@@ -307,12 +316,16 @@ def test_happy_path_gift_buyer(qn: Questionnaire) -> None:
         seen.append(turn.question_id)
         turn = qn.handle(state, msg)
         assert turn.error is None, (msg, turn)
-    assert seen == ["buyer_type", "interests", "occasion", "recipient", "budget",
+        if seen == [OPENING]:
+            assert turn.question_id == "buyer_type"
+            assert turn.quick_replies == ["For myself or as gifts", "For my business"]
+    assert seen == [OPENING, "buyer_type", "interests", "occasion", "recipient", "budget",
                     "order_frequency", "spend_per_order", "last_order", "region", "email",
                     "anything_else"]
     assert "business_kind" not in state.asked
     assert turn.done and turn.summary is not None and not turn.confirmed
-    assert turn.progress.answered == turn.progress.total == 11
+    assert turn.progress.answered == turn.progress.total == 12
+    assert state.skipped == {OPENING: "skip"}
     assert turn.quick_replies[0] == "Confirm"
     assert "£50" in turn.message and "Candles and lights, Bags" in turn.message
     assert state.answers == {
@@ -360,7 +373,7 @@ def test_classifier_answers_work_with_input_row(qn: Questionnaire) -> None:
 
 def test_invalid_then_valid_reasks_with_reason_and_example(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "birthday", "partner")
+    run(qn, state, "skip", "as gifts", "candles", "birthday", "partner")
     bad = qn.handle(state, "10000")
     assert bad.question_id == "budget" and bad.error == "out_of_range"
     assert "£1" in bad.message and "£5,000" in bad.message
@@ -373,7 +386,7 @@ def test_invalid_then_valid_reasks_with_reason_and_example(qn: Questionnaire) ->
 
 def test_two_failures_offer_skip_then_required_never_auto_skips(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    qn.start(state)
+    past_opening(qn, state)
     first = qn.handle(state, "purple monkey dishwasher")
     assert first.question_id == "buyer_type" and first.error == "no_match"
     assert SKIP_LABEL not in first.quick_replies and "skip" not in first.message.lower()
@@ -392,7 +405,7 @@ def test_two_failures_offer_skip_then_required_never_auto_skips(qn: Questionnair
 
 def test_third_failure_on_optional_question_skips_it(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles")
+    run(qn, state, "skip", "as gifts", "candles")
     assert state.current == "occasion"
     t1 = qn.handle(state, "zzz")
     assert t1.question_id == "occasion" and SKIP_LABEL in t1.quick_replies  # optional
@@ -406,30 +419,32 @@ def test_third_failure_on_optional_question_skips_it(qn: Questionnaire) -> None:
 
 def test_skip_and_dont_know(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "skip", "not sure", "30")
-    assert state.skipped == {"occasion": "skip", "recipient": "dont_know"}
+    run(qn, state, "skip", "as gifts", "candles", "skip", "not sure", "30")
+    assert state.skipped == {OPENING: "skip", "occasion": "skip", "recipient": "dont_know"}
     assert state.current == "order_frequency"
-    run(qn, state, "skip", "skip", "skip", "skip")  # frequency, spend, (no last_order), region
-    assert "last_order" not in state.asked  # hidden: order_frequency unknown
+    # frequency, (no spend, no last_order), region, email
+    run(qn, state, "skip", "skip", "skip", "skip")
+    # hidden: order_frequency unknown
+    assert "spend_per_order" not in state.asked and "last_order" not in state.asked
     assert answers_for_classifier(state) == {"buyer_type": GIFT,
                                              "interests": ["candles_lights"]}
 
 
 def test_branching_business_buyer(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    turn = run(qn, state, "for my business", "party and cards")
+    turn = run(qn, state, "skip", "for my business", "party and cards")
     assert turn.question_id == "business_kind"
     assert "For my business" not in turn.quick_replies
     run(qn, state, "events", "between 2 and 5 pounds", "first time")
-    assert state.current == "spend_per_order"
+    assert state.answers["order_frequency"] == "first order"
     assert "occasion" not in state.asked and "recipient" not in state.asked
-    run(qn, state, "over 600")
-    assert state.current == "region"  # last_order hidden for a first order
+    assert state.current == "region"  # spend_per_order and last_order hidden: a first order
+    assert "spend_per_order" not in state.asked and "last_order" not in state.asked
 
 
 def test_correction_mid_way(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "birthday", "partner", "50", "monthly")
+    run(qn, state, "skip", "as gifts", "candles", "birthday", "partner", "50", "monthly")
     assert state.current == "spend_per_order"
     turn = qn.handle(state, "actually my budget is 80 not 50")
     assert state.answers["budget"] == {"min": 80, "max": 80}
@@ -448,7 +463,7 @@ def test_correction_mid_way(qn: Questionnaire) -> None:
 
 def test_correction_of_a_later_question_is_not_asked_again(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "change my region to Europe")
+    run(qn, state, "skip", "as gifts", "change my region to Europe")
     assert state.answers["region"] == "Europe"
     run(qn, state, "candles", "birthday", "friend", "20", "monthly", "200", "last week", "skip",
         "no")
@@ -457,7 +472,7 @@ def test_correction_of_a_later_question_is_not_asked_again(qn: Questionnaire) ->
 
 def test_correction_re_evaluates_show_if(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "birthday", "partner", "50")
+    run(qn, state, "skip", "as gifts", "candles", "birthday", "partner", "50")
     assert state.answers["occasion"] == "birthday"
     turn = qn.handle(state, "change my buyer type to business")
     assert state.answers["buyer_type"] == BUSINESS
@@ -474,7 +489,7 @@ def test_correction_re_evaluates_show_if(qn: Questionnaire) -> None:
 
 def test_go_back(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "birthday")
+    run(qn, state, "skip", "as gifts", "candles", "birthday")
     turn = qn.handle(state, "go back")
     assert turn.question_id == "occasion" and "Birthday" in turn.message
     turn = qn.handle(state, "wedding")
@@ -490,7 +505,13 @@ def test_go_back_at_first_question(qn: Questionnaire) -> None:
     state = QuestionnaireState()
     qn.start(state)
     turn = qn.handle(state, "go back")
-    assert turn.question_id == "buyer_type" and "first question" in turn.message
+    assert turn.question_id == OPENING and "first question" in turn.message
+    state = QuestionnaireState()
+    past_opening(qn, state)
+    turn = qn.handle(state, "go back")  # from buyer_type: back to the skipped opening
+    assert turn.question_id == OPENING and "first question" not in turn.message
+    turn = qn.handle(state, "go back")
+    assert turn.question_id == OPENING and "first question" in turn.message
 
 
 def test_summary_edit_and_confirm(qn: Questionnaire) -> None:
@@ -541,7 +562,7 @@ def test_go_back_from_summary(qn: Questionnaire) -> None:
 
 def test_fuzzy_confirmation_flow(qn: Questionnaire) -> None:
     state = QuestionnaireState()
-    run(qn, state, "for myself", "candles", "birthday", "partner", "50", "monthly", "200",
+    run(qn, state, "skip", "as gifts", "candles", "birthday", "partner", "50", "monthly", "200",
         "last week")
     assert state.current == "region"
     turn = qn.handle(state, "birtday")
@@ -556,7 +577,7 @@ def test_fuzzy_confirmation_flow(qn: Questionnaire) -> None:
 
 def test_resume_after_restart_json_round_trip(spec: QuestionnaireSpec) -> None:
     state = QuestionnaireState()
-    run(Questionnaire(spec), state, "for myself", "candles and bags", "zzz")
+    run(Questionnaire(spec), state, "skip", "as gifts", "candles and bags", "zzz")
     saved = state.model_dump_json()
     restored = QuestionnaireState.model_validate_json(saved)
     assert restored == state
@@ -579,22 +600,32 @@ def test_chooser_picks_and_stops_early(spec: QuestionnaireSpec) -> None:
         calls.append(list(candidates))
         if "region" in candidates:
             return "region"
-        return None if len(state.answers) >= 2 else candidates[-1]
+        chosen = [a for a in state.answers if not spec.question(a).needs]
+        return None if len(chosen) >= 2 else candidates[-1]
 
+    # the needs come first, in spec order: one sentence answers them all
+    needs = "restocking our shop, lanterns up to £4"
     qn = Questionnaire(spec, chooser)
     state = QuestionnaireState()
-    assert qn.start(state).question_id == "region"
-    assert "occasion" not in calls[0]  # not eligible before buyer_type
+    assert qn.start(state).question_id == OPENING and not calls
+    turn = qn.handle(state, needs)
+    assert state.answers["buyer_type"] == BUSINESS and "budget" in state.answers
+    assert turn.question_id == "region"
+    assert "occasion" not in calls[0]  # not eligible for a business buyer
+    assert "spend_per_order" not in calls[0]  # not eligible before order_frequency
     turn = qn.handle(state, "uk")
     assert turn.question_id == "anything_else"  # the last candidate
     turn = qn.handle(state, "likes blue")
     assert turn.done and state.stopped_early
     assert "More questions" in turn.quick_replies
-    assert qn.remaining(state)[0] == "buyer_type"
+    assert qn.remaining(state)[0] == "order_frequency"
     turn = qn.handle(state, "more questions")
-    assert turn.question_id == "buyer_type" and state.extended
+    assert turn.question_id == "order_frequency" and state.extended
+    nope = Questionnaire(spec, lambda s, c: "nope")
+    state = QuestionnaireState()
+    nope.start(state)
     with pytest.raises(ValueError, match="chooser returned"):
-        Questionnaire(spec, lambda s, c: "nope").start(QuestionnaireState())
+        nope.handle(state, needs)
 
 
 def test_prefilled_observed_answer_is_not_asked(qn: Questionnaire) -> None:
@@ -624,12 +655,30 @@ BAD_INPUTS = [
 @pytest.mark.parametrize(("text", "error"), BAD_INPUTS)
 def test_bad_input_gets_a_helpful_reask(qn: Questionnaire, text: str, error: str) -> None:
     state = QuestionnaireState()
-    qn.start(state)
+    past_opening(qn, state)
     before = state.model_copy(deep=True)
     turn = qn.handle(state, text)
     assert turn.error == error and turn.reason
     assert turn.question_id == "buyer_type"
     assert "Are you shopping" in turn.message and "For example" in turn.message
+    assert state.answers == before.answers and state.skipped == before.skipped
+    assert len(turn.message) < 600
+    if len(text.strip()) > 3:  # the raw answer is never echoed back
+        assert text.strip()[:20] not in turn.message
+
+
+@pytest.mark.parametrize(("text", "error"), BAD_INPUTS)
+def test_bad_input_at_the_opening_gets_a_clear_reask(qn: Questionnaire, text: str,
+                                                      error: str) -> None:
+    """The opening takes free text: what says nothing it can use is "too vague" (or the
+    same error as on a choice question), re-asked with help and an example."""
+    state = QuestionnaireState()
+    qn.start(state)
+    before = state.model_copy(deep=True)
+    turn = qn.handle(state, text)
+    assert turn.error in (error, "too_vague") and turn.reason
+    assert turn.question_id == OPENING and state.failures == {OPENING: 1}
+    assert "What are you looking for" in turn.message and "For example" in turn.message
     assert state.answers == before.answers and state.skipped == before.skipped
     assert len(turn.message) < 600
     if len(text.strip()) > 3:  # the raw answer is never echoed back
@@ -672,7 +721,7 @@ def test_too_long_on_summary_does_not_crash(qn: Questionnaire) -> None:
 def test_handle_before_start_starts(qn: Questionnaire) -> None:
     state = QuestionnaireState()
     turn = qn.handle(state, "hello")
-    assert turn.question_id == "buyer_type" and state.asked == ["buyer_type"]
+    assert turn.question_id == OPENING and state.asked == [OPENING]
 
 
 # --------------------------------------------------------------------------- spec errors

@@ -75,6 +75,21 @@ class QuestionView(BaseModel):
     dismissed: bool = False
 
 
+class TurnResult(BaseModel):
+    """A whole turn for headless clients (``/turn``): the reply, what answered it
+    (question | support | recommendation | chat), the help intent and the passages cited
+    for support, the facts taken from the message, and the question now pending."""
+
+    text: str
+    kind: str
+    intent: str | None = None
+    intent_confidence: float | None = None
+    citations: list[dict[str, Any]] = Field(default_factory=list)
+    facts_captured: list[dict[str, Any]] = Field(default_factory=list)
+    question: str | None = None
+    items: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class TurnUpdate(BaseModel):
     """One step of a chat turn as it happens (``AssistantService.turn``): the front end
     redraws from it. ``replies`` are the assistant's messages of this turn so far (the last
@@ -102,3 +117,11 @@ class TurnUpdate(BaseModel):
     def text(self) -> str:
         """The whole reply as one text (what ``/chat`` and ``assistant chat`` return)."""
         return "\n\n".join(r for r in self.replies if r)
+
+    def result(self, facts: list[dict[str, Any]] | None = None) -> TurnResult:
+        """This (last) update as a ``TurnResult``; ``facts``: the facts captured by the
+        turn when an earlier update carried them."""
+        return TurnResult(text=self.text, kind=self.kind, intent=self.intent,
+                          intent_confidence=self.intent_confidence, citations=self.citations,
+                          facts_captured=facts if facts is not None else self.facts_captured,
+                          question=self.question, items=self.items or [])

@@ -20,17 +20,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from assistant.core.errors import AssistantError, InputError
+from assistant.core.config import REPO_ROOT
+from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
 from assistant.support.helpbase import DEFAULT_CSV, file_digest, load_bitext
 
 KIND = "intents"
+SHOP_EXAMPLES = REPO_ROOT / "data" / "support_examples.yaml"
 MAX_TEXT_CHARS = 5000  # a 30,000-character ticket is classified on its first 5,000
 TRAIN_HINT = "Train it with: assistant help train"
 
@@ -51,10 +54,36 @@ def make_pipeline(*, c: float = 20.0, seed: int = 0) -> Pipeline:
                      ("model", LogisticRegression(C=c, max_iter=3000, random_state=seed))])
 
 
-def load_examples(path: Path | str | None = None) -> pd.DataFrame:
-    """instruction, intent, category rows; exact duplicate (instruction, intent) pairs
-    dropped so none sits on both sides of the split."""
+def load_shop_examples(path: Path | str | None = None) -> pd.DataFrame:
+    """The shop's own support questions (``data/support_examples.yaml``: intent -> lines),
+    as instruction, intent rows; an empty frame when the file is absent."""
+    path = Path(path) if path is not None else SHOP_EXAMPLES
+    if not path.exists():
+        return pd.DataFrame(columns=["instruction", "intent"])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Support examples {path} are not valid YAML: {exc}.",
+                          "Fix data/support_examples.yaml (intent: [lines]).") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Support examples {path} must map intents to lists of lines.",
+                          "See the layout at the top of data/support_examples.yaml.")
+    rows = [{"instruction": str(t).strip(), "intent": str(intent)}
+            for intent, lines in data.items() for t in (lines or []) if str(t).strip()]
+    return pd.DataFrame(rows, columns=["instruction", "intent"])
+
+
+def load_examples(path: Path | str | None = None, shop: Path | str | None = None, *,
+                  with_shop: bool = True) -> pd.DataFrame:
+    """instruction, intent, category rows: the Bitext instructions plus the shop's own
+    support questions (for intents Bitext has); exact duplicate (instruction, intent)
+    pairs dropped so none sits on both sides of the split."""
     df = load_bitext(path)[["instruction", "intent", "category"]]
+    categories = df.drop_duplicates("intent").set_index("intent")["category"]
+    extra = load_shop_examples(shop) if with_shop else load_shop_examples(shop).iloc[:0]
+    extra = extra[extra["intent"].isin(categories.index)]
+    extra = extra.assign(category=extra["intent"].map(categories))
+    df = pd.concat([df, extra], ignore_index=True)
     df = df[df["instruction"].str.strip() != ""]
     return df.drop_duplicates(["instruction", "intent"]).reset_index(drop=True)
 
@@ -94,7 +123,9 @@ def train_intents(artifacts_dir: Path, csv_path: Path | str | None = None, *,
     summary: dict[str, Any] = {
         "rows": len(df), "train_rows": len(train), "intents": len(counts),
         "held_out": scores, "fit_seconds": round(fit_seconds, 2), "refit_on_all": refit,
-        "data_hash": file_digest(csv_path), "categories": categories,
+        "data_hash": file_digest(csv_path)
+        + (f"+{file_digest(SHOP_EXAMPLES)}" if SHOP_EXAMPLES.exists() else ""),
+        "categories": categories,
     }
     if save:
         report = pd.DataFrame.from_dict(scores["per_intent"], orient="index")

@@ -29,7 +29,13 @@ from assistant.core.config import REPO_ROOT
 from assistant.core.errors import AssistantError, ConfigError
 from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
 from assistant.support.helpbase import DEFAULT_CSV, file_digest
-from assistant.support.intents import MAX_TEXT_CHARS, IntentClassifier, load_examples, make_pipeline
+from assistant.support.intents import (
+    MAX_TEXT_CHARS,
+    IntentClassifier,
+    load_examples,
+    load_shop_examples,
+    make_pipeline,
+)
 
 KIND = "routes"
 SUPPORT, SHOPPING, CHAT = "support", "shopping", "chat"
@@ -64,10 +70,11 @@ def load_route_examples(examples: Path | str | None = None, bitext: Path | str |
             raise ConfigError(f"Routing examples {path}: `{kind}` needs a list of at least "
                               "10 lines.", "See the layout at the top of the file.")
         rows += [{"text": str(t).strip(), "kind": kind} for t in lines if str(t).strip()]
-    support = load_examples(bitext)
+    support = load_examples(bitext, with_shop=False)  # Bitext alone, sampled
     support = support.groupby("intent", group_keys=False).apply(
         lambda g: g.sample(min(per_intent, len(g)), random_state=seed))
     rows += [{"text": t, "kind": SUPPORT} for t in support["instruction"]]
+    rows += [{"text": t, "kind": SUPPORT} for t in load_shop_examples()["instruction"]]
     return pd.DataFrame(rows).drop_duplicates("text").reset_index(drop=True)
 
 

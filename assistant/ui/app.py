@@ -257,6 +257,22 @@ def api_chat(service: AssistantService, message: str, sid: str | None
         raise gr.Error(err.for_user()) from None
 
 
+def turn(service: AssistantService, sid: str, message: str) -> Any:
+    """Send a message in this client's session and get the whole turn as JSON: ``text``,
+    ``kind`` (question | support | recommendation | chat), ``intent`` and
+    ``intent_confidence`` (support), ``citations`` (help passages used),
+    ``facts_captured`` ([{question, value}] taken from the message), ``question`` (the id
+    now pending, or null) and ``items`` (recommendations, when they follow)."""
+    last = None
+    facts: list[dict[str, Any]] = []
+    for update in service.turn(sid, message):
+        facts = update.facts_captured or facts
+        last = update
+    if last is None:
+        raise AssistantError("There was no reply to that message.", "Send it again.")
+    return last.result(facts)
+
+
 def questionnaire(service: AssistantService, sid: str, message: str) -> dict[str, Any]:
     """The guided questionnaire for this client's session: an empty message starts or
     repeats the current question; returns the turn and the "what we know" card (as
@@ -417,6 +433,7 @@ def _wire_api(service: AssistantService, sid: gr.State) -> None:
     text_out, json_out = gr.Textbox(visible=False), gr.JSON(visible=False)
     endpoints: list[tuple[Callable[..., Any], list[Any], Any, str]] = [
         (api_chat, [text_in], text_out, "chat"),
+        (api(turn), [text_in], json_out, "turn"),
         (api(session), [], text_out, "session"),
         (api_resume, [text_in], json_out, "resume"),
         (api(questionnaire), [text_in], json_out, "questionnaire"),
