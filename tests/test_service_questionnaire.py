@@ -7,6 +7,7 @@ import pytest
 from assistant.core.config import REPO_ROOT, load_settings
 from assistant.core.errors import InputError
 from assistant.infra.llm import ScriptedModel
+from assistant.questionnaire.state import CLASSIFIER_QUESTIONS
 from assistant.segments.model import ASK_ORDER, SEGMENTS
 from assistant.service.assistant import AssistantService
 
@@ -31,8 +32,10 @@ def make(data_dir) -> AssistantService:
 def test_without_segments_follows_the_spec_and_resumes_after_restart(tmp_path):
     svc = make(tmp_path)
     sid = svc.new_session()
-    first = svc.questionnaire(sid).turn
-    assert first.question_id == svc.spec.questions[0].id and first.quick_replies
+    opening = svc.questionnaire(sid).turn
+    assert opening.question_id == svc.spec.questions[0].id
+    first = svc.questionnaire(sid, "skip").turn  # the opening, in their own words: skipped
+    assert first.question_id == svc.spec.questions[1].id and first.quick_replies
     reply = svc.questionnaire(sid, first.quick_replies[0])
     second = reply.turn.question_id
     assert second != first.question_id
@@ -44,20 +47,35 @@ def test_without_segments_follows_the_spec_and_resumes_after_restart(tmp_path):
 def test_adaptive_order_card_and_segment(built_dir):
     svc = make(built_dir)
     planner = svc.segment_model().planner(svc.settings.segment_confidence)
+    needs = [q.id for q in svc.spec.questions if q.needs]
     sid = svc.new_session()
-    turn = svc.questionnaire(sid).turn
+    out = svc.questionnaire(sid)
+    turn = out.turn
     asked = []
+    planned = None  # the first question after the needs, and the answers known then
     for _ in range(12):
         q = turn.question_id
         if q is None or turn.done:
             break
         asked.append(q)
+        if q not in needs and planned is None:
+            planned = (q, {f.question: f.value for f in out.card.facts
+                           if f.question in CLASSIFIER_QUESTIONS})
         answer = turn.quick_replies[0] if turn.quick_replies else (
             "about 50 pounds" if q == "budget" else "skip")
-        turn = svc.questionnaire(sid, answer).turn
-    assert asked[0] in ASK_ORDER  # segment questions come first, by information gain
-    gains = planner.gains({}, [q for q in ASK_ORDER if q != "last_order"])
-    assert asked[0] == max(gains, key=gains.get)
+        out = svc.questionnaire(sid, answer)
+        turn = out.turn
+    # what they need comes first, in spec order
+    assert planned is not None, asked
+    first_planned = asked.index(planned[0])
+    assert asked[0] == needs[0] and asked[:first_planned] == [q for q in needs
+                                                              if q in asked[:first_planned]]
+    # then the segment questions, by information gain given what is known
+    chosen, known = planned
+    assert chosen in ASK_ORDER
+    gains = planner.gains(known, [q for q in ASK_ORDER if q not in known
+                                  and q not in ("spend_per_order", "last_order")])
+    assert chosen == max(gains, key=gains.get)
     card = svc.questionnaire(sid).card
     assert card.segment["segment"] in SEGMENTS
     assert 0 < card.segment["probability"] <= 1 and card.segment["reasons"]
@@ -97,7 +115,10 @@ def test_unknown_session_is_refused(tmp_path):
 
 def test_returning_customer_questions_answered_by_orders_are_not_asked(built_dir):
     svc = make(built_dir)
-    customer = svc.segment_model().customers.index[0]
+    model = svc.segment_model()
+    # a customer with more than one order (spend per order is not asked about a first one)
+    customer = next(c for c in model.customers.index
+                    if model.observed_answers(c)["order_frequency"] != "first order")
     sid = svc.new_session()
     svc.guided_view(sid)
     out = svc.identify(sid, str(customer))
@@ -126,19 +147,23 @@ def test_question_profile_and_answer_apis(tmp_path):
     svc = make(tmp_path)
     sid = svc.new_session()
     q = svc.pending_question(sid)
+    assert q.id == "looking_for" and q.type == "text" and not q.required and not q.done
+    assert q.progress.answered == 0 and q.progress.total > 5
+    svc.answer(sid, "looking_for", "skip")  # the opening, in their own words: skipped
+    q = svc.pending_question(sid)
     assert q.id == "buyer_type" and q.type == "single" and not q.done
     assert [o["value"] for o in q.options] == ["for myself or as gifts", "for my business"]
-    assert q.progress.answered == 0 and q.progress.total > 5
+    assert q.progress.answered == 1 and q.progress.total > 5  # the skipped opening
     # a direct answer to the pending question, then a change of it by id
     out = svc.answer(sid, "buyer_type", "for my business")
     assert "Got it" in out.turn.message
-    assert svc.pending_question(sid).progress.answered == 1
+    assert svc.pending_question(sid).progress.answered == 2
     svc.answer(sid, "region", "France")  # not pending: an edit
     card = svc.profile(sid)
     got = {f.question: f for f in card.facts}
     assert got["buyer_type"].source == "said" and got["buyer_type"].confidence == 1.0
     assert got["region"].value == "Europe" and got["region"].source == "edited"
-    assert card.answered == 2 and card.total >= card.answered
+    assert card.answered == 3 and card.total >= card.answered
     # both answers were saved in the conversation, so the chat shows them on reload
     assert any("region" in m.content for m in svc.history(sid) if m.role == "user")
     with pytest.raises(InputError, match="no question 'shoe_size'"):
@@ -152,7 +177,7 @@ def test_respond_runs_the_questionnaire_then_the_model(tmp_path):
     svc = make(tmp_path)
     sid = svc.new_session()
     first = "".join(svc.respond(sid, "hello"))  # nothing asked yet: the first question
-    assert first.endswith(svc.spec.question("buyer_type").text)
+    assert first.endswith(svc.spec.question("looking_for").text)
     assert "Got it" in "".join(svc.respond(sid, "for myself"))
     assert "".join(svc.respond(sid, "Just chat")).startswith("Sure, let's just chat")
     assert svc.pending_question(sid).dismissed

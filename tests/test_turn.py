@@ -46,6 +46,12 @@ def opened(svc: AssistantService) -> str:
     return sid
 
 
+def past_opening(svc: AssistantService, sid: str) -> None:
+    """Skip the opening question (in their own words) as a person would in the chat box."""
+    assert svc.pending_question(sid).id == "looking_for"
+    list(svc.turn(sid, "skip"))
+
+
 def first_choice(svc: AssistantService, sid: str) -> str:
     return svc.pending_question(sid).quick_replies[0]
 
@@ -65,14 +71,16 @@ def answer_until_summary(svc: AssistantService, sid: str) -> list[TurnUpdate]:
 def test_an_answer_is_one_typed_update_with_card_and_quick_replies(shop):
     svc = make(*shop)
     sid = opened(svc)
+    past_opening(svc, sid)
     question = svc.pending_question(sid)
     [update] = list(svc.turn(sid, question.quick_replies[0]))
     assert update.done and update.guided and update.session_id == sid
     assert update.replies[0].startswith("Got it")
     assert update.quick_replies[-1] == svc.JUST_CHAT
     assert update.card is not None and update.card.facts[0].question == question.id
-    assert update.progress is not None and update.progress.answered == 1
-    assert [(m.role, m.content) for m in svc.history(sid)][1:] == [
+    # the skipped opening and this answer
+    assert update.progress is not None and update.progress.answered == 2
+    assert [(m.role, m.content) for m in svc.history(sid)][3:] == [
         ("user", question.quick_replies[0]), ("assistant", update.replies[0])]
 
 
@@ -134,6 +142,8 @@ def test_the_browser_the_api_and_the_terminal_get_the_same_reply(shop):
     all go through ``turn``: the same answer in three sessions gives the same text."""
     svc = make(*shop)
     sids = [opened(svc) for _ in range(3)]
+    for sid in sids:
+        past_opening(svc, sid)
     text = first_choice(svc, sids[0])
     *_, (chat, card, _items) = chat_ui.respond(svc, text, sids[0], [])
     *_, (api_text, api_sid) = chat_ui.api_chat(svc, text, sids[1])
@@ -141,7 +151,7 @@ def test_the_browser_the_api_and_the_terminal_get_the_same_reply(shop):
     assert chat[-1]["content"] == api_text == terminal
     assert api_text.startswith("Got it") and api_sid == sids[1]
     assert [o["value"] for o in chat[-1]["options"]][-1] == svc.JUST_CHAT
-    assert "1 of" in card and "Nothing yet" not in card
+    assert "2 of" in card and "Nothing yet" not in card  # the skipped opening and this answer
 
 
 def test_chat_callbacks_without_a_browser(shop):
@@ -149,6 +159,7 @@ def test_chat_callbacks_without_a_browser(shop):
     box, history, sid, saved, pending = chat_ui.accept(svc, "   ", None, [])
     assert pending == "" and history == [] and sid == saved  # refused: nothing shown
     sid = opened(svc)
+    past_opening(svc, sid)
     text = first_choice(svc, sid)
     box, history, sid, saved, pending = chat_ui.accept(svc, f" {text} ", sid, [])
     assert pending == text and history == [{"role": "user", "content": text}]
@@ -157,7 +168,8 @@ def test_chat_callbacks_without_a_browser(shop):
 
     clicked = SimpleNamespace(value=first_choice(svc, sid))
     *_, (chat, card, _items) = chat_ui.pick(svc, sid, chat, clicked)
-    assert "2 of" in card and chat[-2] == {"role": "user", "content": clicked.value}
+    # the skipped opening and two answers
+    assert "3 of" in card and chat[-2] == {"role": "user", "content": clicked.value}
 
     chat, card = chat_ui.edit_fact(svc, sid, "region", "Europe")
     assert "**region**: Europe" in card

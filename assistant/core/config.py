@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         "sentence: auto = only with an OpenAI-compatible server (the embedded model is too "
         "small), on, off. The deterministic parser is always the fallback.",
     )
+    draft_polish: Literal["on", "off"] = Field(
+        "on",
+        description="Desk drafts are composed from the help base and the customer's orders; "
+        "on = the model then rewrites them for tone and length, and the rewrite is shown only "
+        "when it keeps every fact (else the composed draft); off = no model call.",
+    )
     orders: Path | None = Field(
         None,
         description="The shop's orders file the recommender and the desk use (default: the "
@@ -107,7 +113,7 @@ class Settings(BaseSettings):
         "by email (default: DATA_DIR/customer_emails.csv when it exists).",
     )
 
-    @field_validator("llm_provider", "questionnaire_model", mode="before")
+    @field_validator("llm_provider", "questionnaire_model", "draft_polish", mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
         return v.strip().lower() if isinstance(v, str) else v

@@ -17,7 +17,6 @@ from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
 from assistant.core.text import clean_message
-from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.orders.tables import read_table
 from assistant.questionnaire.assist import check_phrasing, describe_questions, parse_extraction
 from assistant.questionnaire.engine import Questionnaire
@@ -72,7 +71,6 @@ class Guided:
         # the engine of the segments and wording in use: (segments, wording version, engine)
         self._engine: tuple[SegmentModel | None, str, Questionnaire] | None = None
         self._phrased: dict[tuple[str, str], str] = {}  # (question, template version)
-        self._embedder: MiniLMEmbedder | None = None  # loaded on first phrasing check
 
     # -- loading and saving -----------------------------------------------------------
     def open(self, session_id: str) -> Visit:
@@ -328,7 +326,7 @@ class Guided:
                     tpl.render(shop_name=settings.shop_name, question=q.text), tpl.parameters,
                     template_name=tpl.name, template_version=tpl.version,
                     session_id=session_id)
-                phrased = check_phrasing(q.text, raw, self._similarity)
+                phrased = check_phrasing(q.text, raw, self.parts.similarity)
             except AssistantError as err:
                 log.warning("question phrasing failed (%s); showing the spec's text", err)
                 phrased = ""
@@ -337,12 +335,6 @@ class Guided:
             return turn
         message = f"{turn.prefix}\n\n{phrased}".strip() if turn.prefix else phrased
         return turn.model_copy(update={"message": message, "ask": phrased})
-
-    def _similarity(self, a: str, b: str) -> float:
-        if self._embedder is None:
-            self._embedder = MiniLMEmbedder()
-        va, vb = self._embedder.embed([a, b])
-        return float(va @ vb)
 
     def extract(self, visit: Visit, text: str) -> dict[str, Any] | None:
         """Several answers from one sentence, read by the model (None when off or failed;

@@ -13,6 +13,7 @@ import pandas as pd
 
 from assistant.core.config import Settings
 from assistant.core.errors import AssistantError, InputError
+from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.infra.llm import LLMClient
 from assistant.infra.store import Store
 from assistant.infra.vectors import VectorStore
@@ -48,6 +49,7 @@ class Parts:
         self._help: HelpBase | None = None
         self._intents: IntentClassifier | None = None
         self._router: Router | None = None
+        self._embedder: MiniLMEmbedder | None = None  # loaded on first similarity check
         self._data_lock = threading.Lock()
 
     # -- segments -------------------------------------------------------------------
@@ -136,6 +138,14 @@ class Parts:
             if self._intents is None:
                 self._intents = IntentClassifier.load(self.settings.artifacts_dir)
             return self._intents
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two texts' MiniLM embeddings (the local model in the
+        wheel): how close a model's rewording stays to the vetted text."""
+        if self._embedder is None:
+            self._embedder = MiniLMEmbedder()
+        va, vb = self._embedder.embed([a, b])
+        return float(va @ vb)
 
     def router(self) -> Router | None:
         """The customer chat's message router (None until trained: the chat then runs as

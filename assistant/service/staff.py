@@ -75,7 +75,8 @@ class Staff:
         p = self.parts
         return SupportDesk(p.settings, p.store, p.templates, p.llm,
                            segments=p.segment_model, help_base=p.help_base(),
-                           intents=p.intent_classifier, orders=p.orders)
+                           intents=p.intent_classifier, orders=p.orders,
+                           similarity=p.similarity)
 
     def desk_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
         """The Agent desk sidebar (``/customer``), with the customer's recommendations."""

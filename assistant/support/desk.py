@@ -42,7 +42,8 @@ from assistant.infra.store import Store
 from assistant.prompts.grounding import Facts
 from assistant.prompts.leaks import LeakGuard
 from assistant.prompts.templates import PromptTemplate, ServedTemplates
-from assistant.support.checks import _CITATION, _flag, check_draft
+from assistant.support.checks import _CITATION, check_draft
+from assistant.support.compose import compose_draft, polish_verdict
 from assistant.support.context import (
     RECENT_ORDERS,
     CustomerFacts,
@@ -115,7 +116,8 @@ class SupportDesk:
                  llm: LLMClient, *, segments: Any = None, help_base: Any = None,
                  intents: Any = None, orders: pd.DataFrame | Lazy | None = None,
                  policies: Policies | Path | str | None = None,
-                 template_name: str = TEMPLATE) -> None:
+                 template_name: str = TEMPLATE,
+                 similarity: Callable[[str, str], float] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.templates = templates
@@ -126,6 +128,7 @@ class SupportDesk:
         self._orders_source = orders
         self.policies = policies if isinstance(policies, Policies) else load_policies(policies)
         self.template_name = template_name
+        self.similarity = similarity  # meaning kept by a rewrite (None: not checked)
         self.template()  # fail fast: the template exists and is valid
         self._lock = threading.Lock()
         self._orders: pd.DataFrame | None = None
@@ -291,9 +294,14 @@ class SupportDesk:
         ctx = self._context(cid, ticket)
         segment = (ctx.customer.segment or {}).get("segment") if ctx.customer else None
         tpl = self.templates.route(self.template_name, cid or ticket, segment=segment)
-        prompt = self._prompt(tpl, ctx, ticket, tone, revise, previous, bool(injection))
+        composed, _ = compose_draft(ticket=ticket, customer=ctx.customer,
+                                    citations=ctx.citations, policy_reply=ctx.policy.reply,
+                                    shop_name=self.settings.shop_name, tone=tone, revise=revise)
+        base = previous if revise in ("shorter", "longer") and previous else composed
+        prompt = self._prompt(tpl, ctx, ticket, tone, revise, base, bool(injection))
         return DraftRun(self, tpl, prompt, ctx, agent=agent, ticket=ticket, tone=tone,
-                        injection=injection)
+                        injection=injection, composed=composed,
+                        polish=self.settings.draft_polish == "on")
 
     def _valid_ticket(self, ticket: str | None) -> str:
         text = clean_text(ticket)
@@ -349,6 +357,8 @@ class SupportDesk:
             notes.append(f"No help passages: {err.message}")
             return []
         values = slot_values(facts)
+        if values:  # a known customer: a passage that uses their order facts comes first
+            hits = sorted(hits, key=lambda p: not set(p.slots) & set(values))
         return [{"n": i, "id": p.id, "title": p.title, "intent": p.intent,
                  "text": fill_slots(p.text, values), "score": p.score}
                 for i, p in enumerate(hits, start=1)]
@@ -391,9 +401,9 @@ class SupportDesk:
     def _prompt(self, tpl: PromptTemplate, ctx: DraftContext, ticket: str, tone: str,
                 revise: str | None, previous: str, injection: bool) -> Prompt:
         fixed, data = self._vars(tpl, ctx, ticket, tone, injection)
-        task = tpl.text(f"task_{revise}") if revise in ("shorter", "longer") else ""
+        task = _task(tpl, "task_" + revise if revise in ("shorter", "longer") else "task_polish")
         revision = [Message(role="assistant", content=_defuse(previous)),
-                    Message(role="user", content=task)] if task else []
+                    Message(role="user", content=task)] if task and previous else []
         messages = tpl.render(**fixed, **data, revision=revision)
         # the template's own words: every message rendered without the data
         blank = dict(intent="", customer="", orders=[], answers="", passages=[], ticket="",
@@ -469,6 +479,20 @@ class SupportDesk:
         return self.draft(record["id"])
 
 
+POLISH_TASK = ("Rewrite your reply above for the customer in the tone asked: keep every "
+               "order number, date, amount and citation number exactly, add no new facts, "
+               "offers or promises, and keep it about as long.")
+
+
+def _task(tpl: PromptTemplate, key: str) -> str:
+    """A task text of the template (an older version without ``task_polish`` gets the
+    built-in one)."""
+    try:
+        return tpl.text(key)
+    except AssistantError:
+        return POLISH_TASK if key == "task_polish" else ""
+
+
 def _with_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
@@ -482,7 +506,7 @@ class DraftRun:
 
     def __init__(self, desk: SupportDesk, tpl: PromptTemplate, prompt: Prompt,
                  ctx: DraftContext, *, agent: str, ticket: str, tone: str,
-                 injection: list[str]) -> None:
+                 injection: list[str], composed: str, polish: bool = True) -> None:
         self.desk = desk
         self.template = tpl
         self.messages = prompt.messages
@@ -496,7 +520,9 @@ class DraftRun:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._started = False
-        self._guard = LeakGuard(prompt.secret, prompt.allowed)
+        self._guard = LeakGuard(prompt.secret, [*prompt.allowed, composed])
+        self.composed = composed  # the draft written without the model
+        self.polish = polish  # let the model rewrite it (shown only when it passes)
 
     @property
     def cancelled(self) -> bool:
@@ -521,6 +547,16 @@ class DraftRun:
         if self._started:
             raise RuntimeError("A DraftRun can be iterated once; start a new draft.")
         self._started = True
+        if not self.polish:
+            try:
+                if not self.cancelled:
+                    yield self.composed
+            except GeneratorExit:
+                self._cancelled.set()
+                raise
+            finally:
+                self._finish(None, None)
+            return
         gen = self.desk.llm.generate(self.messages, self.params,
                                      template_name=self.template.name,
                                      template_version=self.template.version)
@@ -544,45 +580,51 @@ class DraftRun:
         except GeneratorExit:
             self._cancelled.set()  # closed by the reader: a stale draft
             raise
-        except Exception as exc:
-            error = exc if isinstance(exc, AssistantError) else AssistantError(
-                f"Drafting failed unexpectedly ({type(exc).__name__}).",
-                "Try again; if it persists, check the app's log.")
-            raise
+        except AssistantError as exc:
+            error = exc  # the model failed: the composed draft stands
+        except Exception as exc:  # noqa: BLE001 - the composed draft stands; logged
+            log.exception("drafting: the model's rewrite failed")
+            error = AssistantError(f"The model's rewrite failed ({type(exc).__name__}).",
+                                   "The composed draft is shown; check the app's log.")
         finally:
             stream.close()  # a stopped model call is logged as "stopped"
             self._finish(gen, error)
 
     # -- the record -----------------------------------------------------------------------
+    def _choose(self, error: AssistantError | None) -> tuple[str, str, str]:
+        """(the text shown, "polished" | "composed", why)."""
+        ctx = self.context
+        if not self.polish:
+            return self.composed, "composed", "polishing by the model is off (TAILOR_DRAFT_POLISH)"
+        if error is not None:
+            return self.composed, "composed", f"the model failed ({error.message})"
+        if self._guard.leaked:
+            return self.composed, "composed", ("the rewrite repeated the assistant's "
+                                               "instructions")
+        # only what the guard released: a stopped stream may hold back a few prompt words
+        polished = self._guard.text[:self._guard.released].strip()
+        flags = check_draft(polished, ctx.facts, len(ctx.citations))
+        ok, why = polish_verdict(self.composed, polished, flags, self.desk.similarity)
+        return (polished, "polished", why) if ok else (self.composed, "composed", why)
+
     def _finish(self, gen: Any, error: AssistantError | None) -> None:
         ctx = self.context
-        flags: list[dict[str, Any]] = []
-        leaked = self._guard.leaked
-        # only what the guard released: a stopped stream may hold back a few prompt words
-        text = self._guard.text[:self._guard.released].strip()
-        if error is not None:
-            flags.append(_flag("error", "", 0, 0, error.message))
-        elif leaked:
-            text = self.desk.fallback_text(ctx)
-            flags.append(_flag("prompt_leak", "", 0, 0,
-                               "the draft repeated the assistant's instructions or prompt; "
-                               "replaced by the standard reply"))
-        elif not text and not self.cancelled:
-            text = self.desk.fallback_text(ctx)
-            flags.append(_flag("fallback", "", 0, 0,
-                               "the model wrote nothing; this is the standard reply"))
-        flags += check_draft(text, ctx.facts, len(ctx.citations))
+        text, shown, why = self._choose(error)
+        if shown == "composed" and self.polish:
+            ctx.notes.append(f"Showing the composed draft: {why}.")
+        flags = check_draft(text, ctx.facts, len(ctx.citations))
         with self._lock:
-            if self.cancelled or error is not None:
+            if self.cancelled:
                 status = "discarded"
             elif flags or self.injection:
                 status = "flagged"
             else:
                 status = "clean"
             self.result = self._save(gen, text, flags, status)
-        if gen.call_id is not None:
-            self.desk.store.set_grounding(gen.call_id, _grounding_summary(flags,
-                                                                          self.injection))
+            self.result.update(shown=shown, shown_reason=why, composed=self.composed)
+        call_id = getattr(gen, "call_id", None)
+        if call_id is not None:
+            self.desk.store.set_grounding(call_id, _grounding_summary(flags, self.injection))
 
     def _save(self, gen: Any, text: str, flags: list[dict[str, Any]],
               status: str) -> dict[str, Any]:
@@ -596,7 +638,7 @@ class DraftRun:
             ticket=self.ticket, intent=ctx.intent, intent_confidence=ctx.intent_confidence,
             tone=self.tone, template_name=self.template.name,
             template_version=self.template.version, model=self.desk.llm.model.model,
-            llm_call_id=gen.call_id, draft=text, flags=flags, citations=citations,
+            llm_call_id=getattr(gen, "call_id", None), draft=text, flags=flags, citations=citations,
             injection=self.injection, status=status)
         draft_id = self.desk.store.add_draft(**record)
         saved = self.desk.store.draft(draft_id) or {}

@@ -26,6 +26,7 @@ PromiseKind = Literal["refund", "discount", "free_shipping", "voucher", "compens
 class PolicyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: StrictStr = Field(min_length=1, max_length=800)
+    reply: StrictStr = Field("", max_length=300)  # for the customer, in composed drafts
     promises: dict[PromiseKind, float | None] = Field(default_factory=dict)
 
     @field_validator("promises", mode="before")
@@ -61,6 +62,7 @@ class Policy:
     segment: str  # the segment it applies to, or "default"
     text: str
     promises: dict[str, float | None]
+    reply: str = ""  # one sentence for the customer (composed drafts)
 
     def as_dict(self) -> dict[str, Any]:
         return {"segment": self.segment, "text": self.text, "promises": dict(self.promises)}
@@ -103,9 +105,10 @@ def load_policies(path: Path | str | None = None) -> Policies:
             raise ConfigError(
                 f"Support policies {path}:{line}: unknown segment '{name}'.",
                 "Segments are named: " + ", ".join(SEGMENTS) + ".")
-    segments = {name: Policy(name, _squash(e.text), dict(e.promises))
+    segments = {name: Policy(name, _squash(e.text), dict(e.promises), _squash(e.reply))
                 for name, e in spec.segments.items()}
-    default = Policy("default", _squash(spec.default.text), dict(spec.default.promises))
+    default = Policy("default", _squash(spec.default.text), dict(spec.default.promises),
+                     _squash(spec.default.reply))
     return Policies(default, segments, str(path))
 
 
