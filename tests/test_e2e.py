@@ -152,8 +152,11 @@ def test_questionnaire_api_resumes_after_restart(tmp_path):
     data = tmp_path / "data"
     with AppProcess(data, provider="scripted") as app:
         client = Client(app.url, verbose=False)
-        first = client.predict("", api_name="/questionnaire")["turn"]
-        assert first["question_id"] and first["message"]
+        opening = client.predict("", api_name="/questionnaire")["turn"]
+        assert opening["question_id"] == "looking_for" and opening["message"]
+        # the opening (in their own words) skipped, then a quick reply
+        first = client.predict("skip", api_name="/questionnaire")["turn"]
+        assert first["question_id"] and first["message"] and first["quick_replies"]
         second = client.predict(first["quick_replies"][0], api_name="/questionnaire")
         assert second["card"]["facts"][0]["source"] == "said"
         sid = client.predict(api_name="/session")
@@ -169,11 +172,15 @@ def test_questionnaire_through_chat_question_answer_and_profile(scripted_app):
     """The questionnaire API as an HTTP client sees it (gradio_client)."""
     client = Client(scripted_app.url, verbose=False)
     q = client.predict(api_name="/question")
+    assert q["id"] == "looking_for" and q["type"] == "text"
+    client.predict("skip", api_name="/chat")  # the opening, in their own words: skipped
+    q = client.predict(api_name="/question")
     assert q["id"] == "buyer_type" and q["type"] == "single" and q["options"]
     reply = client.predict(q["options"][0]["label"], api_name="/chat")
     assert reply.startswith("Got it")
     nxt = client.predict(api_name="/question")
-    assert nxt["id"] != q["id"] and nxt["progress"]["answered"] == 1
+    # the skipped opening and this answer
+    assert nxt["id"] != q["id"] and nxt["progress"]["answered"] == 2
     reply = client.predict("budget", "about 40 quid", api_name="/answer")
     assert "£40" in reply
     # a correction in free text, at any time

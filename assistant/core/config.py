@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Seconds before a model call (or a silent stream) times out."
     )
     llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the server.")
+    llm_first_token_timeout: float = Field(
+        4.0, gt=0,
+        description="Seconds an OpenAI-compatible server may stay silent (before the first "
+        "token, or mid-stream) before the call is retried; after the retries the deterministic "
+        "answer is shown. 4 s x 3 tries keeps a hung server under 15 s.",
+    )
     llm_max_retries: int = Field(
         2, ge=0, le=10, description="Retries with backoff on 429/5xx/connection errors."
     )

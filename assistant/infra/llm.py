@@ -188,7 +188,8 @@ class OpenAIModel:
     provider = "openai"
 
     def __init__(self, *, model: str, base_url: str | None, api_key: str | None,
-                 timeout: float, connect_timeout: float, max_retries: int) -> None:
+                 timeout: float, connect_timeout: float, max_retries: int,
+                 silence_timeout: float | None = None) -> None:
         import openai  # lazy: +0.5 s; only this provider needs it
         from langchain_openai import ChatOpenAI  # lazy: +1.3 s; only this provider needs it
 
@@ -202,7 +203,9 @@ class OpenAIModel:
             base_url=base_url,
             # the openai client needs a key even for servers that ignore it
             api_key=api_key or "not-needed",
-            timeout=openai.Timeout(timeout, connect=connect_timeout),
+            # a read waits at most silence_timeout: a hung server is retried in seconds
+            timeout=openai.Timeout(timeout, connect=connect_timeout,
+                                   read=min(silence_timeout or timeout, timeout)),
             max_retries=max_retries,
             stream_usage=True,
         )
@@ -329,7 +332,8 @@ def build_model(settings: Settings) -> ChatModel:
         return OpenAIModel(model=settings.resolved_model, base_url=settings.openai_base_url,
                            api_key=key, timeout=settings.llm_timeout,
                            connect_timeout=settings.llm_connect_timeout,
-                           max_retries=settings.llm_max_retries)
+                           max_retries=settings.llm_max_retries,
+                           silence_timeout=settings.llm_first_token_timeout)
     return ScriptedModel()
 
 

@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from assistant.core.errors import AssistantError, InputError
 from assistant.core.schemas import ChatMessage, Message
 from assistant.core.text import clean_message
+from assistant.prompts.grounding import Facts
 from assistant.service.guided import Guided, Visit
 from assistant.service.parts import Parts
 from assistant.service.results import TurnUpdate
 from assistant.service.shopping import REPLACE, Shopping
+from assistant.support.checks import check_draft
 from assistant.support.compose import Composed, compose_answer
 from assistant.support.context import CustomerFacts
 from assistant.support.routing import SHOPPING, SUPPORT, Route
@@ -33,6 +35,9 @@ PICKING = "Picking a few things for you…"
 # a support question takes over a questionnaire turn only when the router is this sure
 SUPPORT_DURING_QUESTIONS = 0.7
 INTENT_MIN = 0.3  # below: the help base is searched across every intent
+CHAT_FALLBACK = ("I'm the shop's assistant: I can help you find something you'll love, or "
+                 "answer questions about orders, delivery and returns. What are you looking "
+                 "for today?")
 NO_HELP = ("Sorry, I can't look that up right now. Please try again in a moment, or ask "
            "our support team.")
 
@@ -88,7 +93,7 @@ class Chat:
                 return
             reply = ""
             for delta in self.chat(session_id, text):
-                reply += delta
+                reply = fold(reply, delta)
                 yield TurnUpdate(session_id=session_id, replies=[reply])
             yield TurnUpdate(session_id=session_id, replies=[reply] if reply else [],
                              done=True)
@@ -216,7 +221,10 @@ class Chat:
 
     # -- free chat with the model -------------------------------------------------------
     def _model_reply(self, session_id: str) -> Iterator[str]:
-        """The model's reply to the conversation so far, as text deltas."""
+        """The model's reply to the conversation so far, as text deltas (``REPLACE`` starts
+        over). A stream cut short is tried once more; a reply that states products, prices,
+        order facts, discounts or promises (nothing of the kind is in its context) or a
+        model that fails after its retries is replaced by the standard reply."""
         store, parts = self.parts.store, self.parts
         msgs = store.messages(session_id)
         last = msgs[-1]
@@ -232,15 +240,46 @@ class Chat:
                                     segment=saved["segment"] if saved else None)
         prompt = tpl.render(shop_name=parts.settings.shop_name, history=history,
                             message=last.content)
-        gen = parts.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
-                                 template_version=tpl.version, session_id=session_id)
-        try:
-            yield from gen
-        finally:
-            # a stopped reply keeps what was written; a failed one is not saved (Retry)
-            if gen.outcome == "ok" or (gen.outcome == "stopped" and gen.text.strip()):
-                store.add_message(session_id, "assistant", gen.text.strip() or "…",
-                                  status=gen.outcome, llm_call_id=gen.call_id)
+        shown = ""
+        for attempt in range(2):
+            gen = parts.llm.generate(prompt, tpl.parameters, template_name=tpl.name,
+                                     template_version=tpl.version, session_id=session_id)
+            try:
+                for delta in gen:
+                    shown += delta
+                    yield delta
+            except AssistantError as err:
+                log.warning("chat reply failed (%s)", err.message)
+            finally:
+                # a stopped reply keeps what was written (the reader closed the stream)
+                if gen.outcome == "stopped" and gen.text.strip():
+                    store.add_message(session_id, "assistant", gen.text.strip(),
+                                      status="stopped", llm_call_id=gen.call_id)
+            if gen.outcome == "ok":
+                reasons = self.reply_problems(gen.text)
+                if not reasons:
+                    store.add_message(session_id, "assistant", gen.text.strip() or "…",
+                                      status="ok", llm_call_id=gen.call_id)
+                    return
+                log.info("chat reply replaced: %s", "; ".join(reasons))
+                break
+            cut = gen.error is not None and (bool(gen.text) or "before it was finished"
+                                             in gen.error.message)
+            if attempt == 0 and cut:
+                if shown:
+                    yield REPLACE
+                shown = ""
+                continue  # a cut stream: once more
+            break
+        yield REPLACE + CHAT_FALLBACK
+        store.add_message(session_id, "assistant", CHAT_FALLBACK, status="fallback",
+                          llm_call_id=gen.call_id)
+
+    def reply_problems(self, text: str) -> list[str]:
+        """What a free-chat reply must not state (its context holds no products, prices,
+        order facts or offers): the grounding flags against empty facts."""
+        flags = check_draft(text, Facts(catalog=self.parts.catalog_names()), citations=0)
+        return [f"{f['kind']} '{f['text']}'" for f in flags]
 
     def chat(self, session_id: str, text: str) -> Iterator[str]:
         """The part of a turn after the questionnaire: the message saved, the model's reply

@@ -139,6 +139,20 @@ class Parts:
                 self._intents = IntentClassifier.load(self.settings.artifacts_dir)
             return self._intents
 
+    @cached_property
+    def _catalog_names(self) -> list[str]:
+        frame = self.orders()
+        names = frame["description"].dropna().astype(str).str.strip()
+        return sorted({n for n in names if len(n.split()) > 1 and n.upper() == n})
+
+    def catalog_names(self) -> list[str]:
+        """The shop's product names (multi-word, as in the order file): a text that names
+        one its context did not give is flagged."""
+        try:
+            return self._catalog_names
+        except (AssistantError, OSError, KeyError):
+            return []
+
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts' MiniLM embeddings (the local model in the
         wheel): how close a model's rewording stays to the vetted text."""

@@ -24,6 +24,7 @@ import gradio as gr
 from assistant.core.errors import AssistantError
 from assistant.core.text import clean_message
 from assistant.service.assistant import AssistantService
+from assistant.service.chat import fold
 from assistant.service.results import GuidedReply, TurnUpdate
 from assistant.ui.chat import (
     card_markdown,
@@ -202,7 +203,7 @@ def retry(service: AssistantService, sid: str | None, history: list) -> Iterator
     reply = ""
     try:
         for delta in service.retry(sid):
-            reply += delta
+            reply = fold(reply, delta)
             yield [*base, {"role": "assistant", "content": reply}]
     except AssistantError as err:
         yield [*base, *([{"role": "assistant", "content": reply}] if reply else []),
