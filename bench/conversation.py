@@ -18,15 +18,29 @@ the honest number.
    questions (all support) and openings (shopping, or chat when they state no facts);
    "before" sent every message to the questionnaire (shopping).
 
+4. Desk drafts for real customers of the order data (the set's desk tickets): the draft the
+   model writes from the prompt ("before": the embedded model, as the desk did) against the
+   composed draft polished by the same model ("now"): clean (nothing flagged), cites a
+   passage it was given, names the customer's last order when the ticket asks about it,
+   which one is shown, median seconds per draft.
+5. Model faults: a chat turn against a local fake OpenAI-compatible server that hangs
+   once, hangs for good, answers 500 or 429 for good, or cuts the stream: what the person
+   gets and after how many seconds, with today's settings and with the earlier ones (a
+   60 s silence timeout).
+
 Needs the trained intent classifier and router (``assistant help train``; the app trains
 them at first start).
 
-    .venv/bin/python bench/conversation.py [--show-dev-errors]
+    .venv/bin/python bench/conversation.py [--show-dev-errors] [--skip desk,faults]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -177,15 +191,117 @@ def routing_section(data: dict, show_dev_errors: bool) -> None:
                 print(f"      {text!r}: {gold} -> {got}")
 
 
+def desk_section(data: dict) -> None:
+    from assistant.service.assistant import AssistantService
+    from assistant.support.checks import check_draft
+    from assistant.support.desk import TEMPLATE
+    from assistant.support.injection import detect_injection
+
+    svc = AssistantService.from_settings(Settings())
+    svc.bootstrap.ensure_segments()  # the segment policy, as after the app's first start
+    desk = svc.staff.desk
+    tickets = data["desk_tickets"]
+    rows: dict[str, list[dict]] = {"before": [], "now": []}
+    for t in tickets:
+        cid, ticket = t["customer_id"], t["text"]
+        # before: the model writes the whole draft from the prompt (no composed draft)
+        started = time.perf_counter()
+        ctx = desk._context(cid, ticket)
+        tpl = desk.templates.get(TEMPLATE)
+        prompt = desk._prompt(tpl, ctx, ticket, "neutral", None, "",
+                              bool(detect_injection(ticket)))
+        text = desk.llm.complete(prompt.messages, prompt.params).strip()
+        flags = check_draft(text, ctx.facts, len(ctx.citations))
+        rows["before"].append(dict(
+            clean=not flags, cited=any(f"[{c['n']}]" in text for c in ctx.citations),
+            names=t["last_order"] in text, asks=t["asks_last_order"], shown="model",
+            seconds=time.perf_counter() - started))
+        started = time.perf_counter()
+        run = desk.start_draft(agent="bench", customer_id=cid, ticket=ticket)
+        list(run)
+        r = run.result
+        rows["now"].append(dict(
+            clean=r["status"] == "clean", cited=any(c["used"] for c in r["citations"]),
+            names=t["last_order"] in r["text"], asks=t["asks_last_order"], shown=r["shown"],
+            seconds=time.perf_counter() - started))
+    print(f"\n4. Desk drafts for {len(tickets)} tickets of real customers "
+          f"(model: {svc.model_label()})")
+    print(f"   {'':7} {'clean':>6} {'cites':>6} {'names last order':>17} {'shown':>22} "
+          f"{'median s':>9}")
+    for name, rs in rows.items():
+        asks = [r for r in rs if r["asks"]]
+        shown = {k: sum(r["shown"] == k for r in rs) for k in ("model", "composed",
+                                                                "polished")}
+        shown_text = ", ".join(f"{k} {v}" for k, v in shown.items() if v)
+        print(f"   {name:7} {sum(r['clean'] for r in rs):3d}/{len(rs):<2d} "
+              f"{sum(r['cited'] for r in rs):3d}/{len(rs):<2d} "
+              f"{sum(r['names'] for r in asks):10d}/{len(asks):<6d} {shown_text:>22} "
+              f"{statistics.median(r['seconds'] for r in rs):9.2f}")
+    both = [b["clean"] and b["cited"] and (b["names"] or not b["asks"])
+            for b in rows["now"] if b["asks"]][:10]
+    print(f"   now, first 10 'last order' tickets named, cited and clean: {sum(both)}/10")
+
+
+def faults_section() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from assistant.core.config import load_settings
+    from assistant.service.assistant import AssistantService
+    from tests.fake_openai import FakeOpenAIServer, cut, hang, reply
+
+    hello = "Hello! Lovely to hear from you."
+    cases = [("hang once", [hang(seconds=90), reply(hello)], None),
+             ("hang for good", [], hang(seconds=90)),
+             ("500 for good", [], "500"), ("429 for good", [], "429"),
+             ("cut once", [cut(after=2, text="Half a sentence that"), reply(hello)], None),
+             ("cut for good", [], cut(after=2, text="Cut again and again"))]
+    print("\n5. Model faults in a chat turn (fake OpenAI-compatible server, 2 retries)")
+    print(f"   {'fault':14} {'now: answer':>18} {'s':>6}   {'before (60 s timeout)':>22} "
+          f"{'s':>6}")
+    tmp = tempfile.mkdtemp(prefix="tailor-faults-")
+    with FakeOpenAIServer() as fake:
+        for name, script, then in cases:
+            out = {}
+            for label, timeout in (("now", None), ("before", 60.0)):
+                if label == "before" and name in ("hang for good",):
+                    out[label] = ("(skipped: 3 x 60 s)", float("nan"))
+                    continue
+                extra = {} if timeout is None else {"llm_first_token_timeout": timeout}
+                settings = load_settings(data_dir=Path(tmp) / f"{name}-{label}",
+                                         llm_provider="openai", openai_base_url=fake.base_url,
+                                         llm_model="fake", questionnaire_model="off", **extra)
+                svc = AssistantService.from_settings(settings)
+                sid = svc.new_session()
+                svc.guided.view(sid)
+                list(svc.turn(sid, "just chat"))
+                fake.script(list(script), then=then if then is not None else reply(hello))
+                started = time.perf_counter()
+                try:
+                    text = [u for u in svc.turn(sid, "how are you today?")][-1].text
+                    got = "model reply" if text == hello else "standard reply"
+                except Exception as exc:  # noqa: BLE001 - what "before" did
+                    got = f"error bubble ({type(exc).__name__})"
+                out[label] = (got, time.perf_counter() - started)
+                svc.parts.profile_writer().flush()
+            print(f"   {name:14} {out['now'][0]:>18} {out['now'][1]:6.1f}   "
+                  f"{out['before'][0]:>22} {out['before'][1]:6.1f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show-dev-errors", action="store_true",
                         help="print the dev half's misreadings (never the held-out half's)")
+    parser.add_argument("--skip", default="", help="sections to skip: desk,faults")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     data = yaml.safe_load(SET.read_text())
     facts_section(data, args.show_dev_errors)
     intent_section(data)
     routing_section(data, args.show_dev_errors)
+    if "desk" not in skip:
+        desk_section(data)
+    if "faults" not in skip:
+        faults_section()
 
 
 if __name__ == "__main__":

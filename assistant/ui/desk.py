@@ -111,6 +111,9 @@ def status_markdown(result: dict[str, Any]) -> str:
                     "sending")
     else:
         bits.append("✓ every checked claim is supported")
+    if result.get("shown"):
+        which = "the model's rewrite" if result["shown"] == "polished" else "the composed draft"
+        bits.append(f"showing {which}: {html.escape(result.get('shown_reason') or '')}")
     if result.get("injection"):
         bits.append("⚠️ the ticket tries to instruct the assistant ("
                     + ", ".join(html.escape(p) for p in result.get("injection_phrases", [])[:3])
