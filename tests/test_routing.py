@@ -112,3 +112,17 @@ def test_the_turn_api_returns_the_whole_turn(svc: AssistantService) -> None:
     assert support["intent"] and 0 < support["intent_confidence"] <= 1
     assert set(result) == {"text", "kind", "intent", "intent_confidence", "citations",
                            "facts_captured", "question", "items"}
+
+
+def test_small_talk_mid_questionnaire_gets_a_friendly_line_not_an_error(
+        svc: AssistantService) -> None:
+    sid = svc.new_session()
+    opening = svc.guided.view(sid).turn
+    out = last(svc, sid, "hi there!")
+    assert out.kind == "chat" and out.replies[0].startswith("Hello!")
+    assert out.replies[0].endswith(opening.ask) and out.question == "looking_for"
+    state = svc.guided.peek(sid)
+    assert state.failures == {} and "looking_for" not in state.answers
+    # gibberish is not small talk: the questionnaire's own re-ask says what would help
+    out = last(svc, sid, "asdkjh qwpoeiru")
+    assert out.kind == "question" and "For example" in out.text

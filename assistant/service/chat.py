@@ -11,6 +11,7 @@ reply, the reply when it is complete (a stopped one with what was written).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from assistant.core.errors import AssistantError, InputError
@@ -24,7 +25,7 @@ from assistant.service.shopping import REPLACE, Shopping
 from assistant.support.checks import check_draft
 from assistant.support.compose import Composed, compose_answer
 from assistant.support.context import CustomerFacts
-from assistant.support.routing import SHOPPING, SUPPORT, Route
+from assistant.support.routing import CHAT, SHOPPING, SUPPORT, Route
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,29 @@ PICKING = "Picking a few things for you…"
 # a support question takes over a questionnaire turn only when the router is this sure
 SUPPORT_DURING_QUESTIONS = 0.7
 INTENT_MIN = 0.3  # below: the help base is searched across every intent
+_GREETING = re.compile(r"^\W*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|"
+                       r"greetings|yo)\b", re.IGNORECASE)
+_THANKS = re.compile(r"\b(?:thanks|thank you|cheers|ta)\b", re.IGNORECASE)
+_HOW_ARE_YOU = re.compile(r"\bhow are (?:you|u)\b|\bhow'?s it going\b", re.IGNORECASE)
+_BOT = re.compile(r"\b(?:are you (?:a )?(?:bot|robot|human|real|ai)|who are you|your name)\b",
+                  re.IGNORECASE)
+
+
+def small_talk_line(text: str) -> str | None:
+    """A short, fixed reply to small talk (no model: nothing it could invent); None when
+    the message is not one of these kinds."""
+    if _BOT.search(text):
+        return "I'm the shop's assistant (a program, not a person), here to help you find " \
+               "something you'll love."
+    if _HOW_ARE_YOU.search(text):
+        return "I'm well, thank you! Happy to help you find something."
+    if _THANKS.search(text):
+        return "You're welcome!"
+    if _GREETING.search(text):
+        return "Hello! Nice to meet you."
+    return None
+
+
 CHAT_FALLBACK = ("I'm the shop's assistant: I can help you find something you'll love, or "
                  "answer questions about orders, delivery and returns. What are you looking "
                  "for today?")
@@ -87,6 +111,10 @@ class Chat:
         if route is not None and route.kind == SUPPORT:
             yield self.support(session_id, visit, text, route)
             return
+        if route is not None and route.kind == CHAT and visit.active \
+                and small_talk_line(text) and self.guided.would_fail(visit, text):
+            yield self.small_talk(session_id, visit, text)
+            return
         if not visit.active:
             if route is not None and route.kind == SHOPPING:
                 yield from self.shop(session_id, visit, text)
@@ -126,6 +154,20 @@ class Chat:
                 route.confidence < SUPPORT_DURING_QUESTIONS or len(text.split()) < 3):
             return None
         return route
+
+    def small_talk(self, session_id: str, visit: Visit, text: str) -> TurnUpdate:
+        """Small talk while the questionnaire runs ("hi!", "thanks"): a friendly line and
+        the pending question again, no failure counted."""
+        store = self.parts.store
+        store.add_message(session_id, "user", text)
+        turn = visit.engine.start(visit.state)
+        self.guided.save(visit)
+        reply = f"{small_talk_line(text) or ''}\n\n{turn.ask or turn.message}".strip()
+        store.add_message(session_id, "assistant", reply)
+        return TurnUpdate(session_id=session_id, replies=[reply],
+                          quick_replies=self.guided.quick_replies(visit, turn), kind=CHAT,
+                          question=turn.question_id, progress=turn.progress, guided=True,
+                          done=True)
 
     def support(self, session_id: str, visit: Visit, text: str, route: Route) -> TurnUpdate:
         """A help-base answer (filled with a linked customer's order facts, its source

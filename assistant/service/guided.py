@@ -170,6 +170,13 @@ class Guided:
             return GuidedReply(turn=turn, card=self.card(visit))
         return self.step(visit, text)
 
+    def would_fail(self, visit: Visit, text: str) -> bool:
+        """Whether the questionnaire would not understand this message at all (tried on a
+        copy of the state: nothing is changed)."""
+        trial = visit.state.model_copy(deep=True)
+        turn = visit.engine.handle(trial, text)
+        return bool(turn.error) and not turn.captured
+
     def absorb(self, visit: Visit, text: str) -> tuple[str, dict[str, Any], Card]:
         """Facts a message states after the questionnaire, stored (the profile follows):
         (the acknowledgement, {question: value}, the card)."""
