@@ -255,7 +255,9 @@ def faults_section() -> None:
              ("cut once", [cut(after=2, text="Half a sentence that"), reply(hello)], None),
              ("cut for good", [], cut(after=2, text="Cut again and again"))]
     print("\n5. Model faults in a chat turn (fake OpenAI-compatible server, 2 retries)")
-    print(f"   {'fault':14} {'now: answer':>18} {'s':>6}   {'before (60 s timeout)':>22} "
+    print("   (the earlier code showed an error bubble after the retries for 500, 429 and a "
+          "cut stream;\n    'with 60 s' runs today's code with the earlier silence timeout)")
+    print(f"   {'fault':14} {'now: answer':>18} {'s':>6}   {'with 60 s: answer':>22} "
           f"{'s':>6}")
     tmp = tempfile.mkdtemp(prefix="tailor-faults-")
     with FakeOpenAIServer() as fake:
@@ -270,6 +272,7 @@ def faults_section() -> None:
                                          llm_provider="openai", openai_base_url=fake.base_url,
                                          llm_model="fake", questionnaire_model="off", **extra)
                 svc = AssistantService.from_settings(settings)
+                svc.parts.catalog_names()  # loaded at the app's start (bootstrap)
                 sid = svc.new_session()
                 svc.guided.view(sid)
                 list(svc.turn(sid, "just chat"))
