@@ -25,6 +25,7 @@ from assistant.service.shopping import REPLACE, Shopping
 from assistant.support.checks import check_draft
 from assistant.support.compose import Composed, compose_answer
 from assistant.support.context import CustomerFacts
+from assistant.support.injection import detect_injection
 from assistant.support.routing import CHAT, SHOPPING, SUPPORT, Route
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def small_talk_line(text: str) -> str | None:
     return None
 
 
+STEERING_LINE = ("I can't change how I work or make offers, but I'm glad to help you find "
+                 "something or answer questions about orders and delivery.")
 CHAT_FALLBACK = ("I'm the shop's assistant: I can help you find something you'll love, or "
                  "answer questions about orders, delivery and returns. What are you looking "
                  "for today?")
@@ -111,12 +114,16 @@ class Chat:
         if route is not None and route.kind == SUPPORT:
             yield self.support(session_id, visit, text, route)
             return
-        if route is not None and route.kind == CHAT and visit.active \
-                and small_talk_line(text) and self.guided.would_fail(visit, text):
-            yield self.small_talk(session_id, visit, text)
+        steering = bool(detect_injection(text))
+        if visit.active and (steering or (
+                route is not None and route.kind == CHAT and small_talk_line(text)
+                and self.guided.would_fail(visit, text))):
+            # an attempt to steer the assistant is answered politely and nothing is taken
+            yield self.small_talk(session_id, visit, text,
+                                  STEERING_LINE if steering else small_talk_line(text))
             return
         if not visit.active:
-            if route is not None and route.kind == SHOPPING:
+            if route is not None and route.kind == SHOPPING and not steering:
                 yield from self.shop(session_id, visit, text)
                 return
             reply = ""
@@ -155,14 +162,16 @@ class Chat:
             return None
         return route
 
-    def small_talk(self, session_id: str, visit: Visit, text: str) -> TurnUpdate:
-        """Small talk while the questionnaire runs ("hi!", "thanks"): a friendly line and
-        the pending question again, no failure counted."""
+    def small_talk(self, session_id: str, visit: Visit, text: str,
+                   line: str | None) -> TurnUpdate:
+        """Small talk while the questionnaire runs ("hi!", "thanks"), or a message that
+        tries to steer the assistant: a fixed line and the pending question again; no
+        failure counted, nothing taken from the message."""
         store = self.parts.store
         store.add_message(session_id, "user", text)
         turn = visit.engine.start(visit.state)
         self.guided.save(visit)
-        reply = f"{small_talk_line(text) or ''}\n\n{turn.ask or turn.message}".strip()
+        reply = f"{line or ''}\n\n{turn.ask or turn.message}".strip()
         store.add_message(session_id, "assistant", reply)
         return TurnUpdate(session_id=session_id, replies=[reply],
                           quick_replies=self.guided.quick_replies(visit, turn), kind=CHAT,
