@@ -139,3 +139,28 @@ def test_an_injection_in_the_chat_is_answered_politely_and_nothing_is_taken(
     assert out.replies[0].startswith("I can't change how I work or make offers")
     assert after.answers == before.answers and after.failures == before.failures
     assert "50%" not in out.text and out.question == before.current
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 3999,
+    "candles " * 499,
+    "🎁🎉🤔",
+    "Je cherche un cadeau pour ma mère, elle aime les bougies",
+    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 536365 2011 99.99",
+    "it's for my brother and my boss, under £10, no wait £30, from London and Berlin",
+])
+def test_bad_input_gets_a_reply_and_loses_nothing(svc: AssistantService, text: str) -> None:
+    sid = svc.new_session()
+    svc.guided.view(sid)
+    last(svc, sid, "a birthday present for my sister, she loves mugs")
+    before = svc.guided.peek(sid).answers
+    out = last(svc, sid, text)
+    assert out.text.strip()
+    after = svc.guided.peek(sid).answers
+    # nothing said before is lost; a contradiction takes nothing for the questions it names
+    assert {k: v for k, v in before.items() if k in after} == \
+        {k: after[k] for k in before if k in after}
+    assert set(before) <= set(after) | {"looking_for"}
+    if text.startswith("it's for my brother"):
+        assert "recipient" not in set(after) - set(before)
+        assert after.get("budget", {}).get("max") in (None, 30)
