@@ -331,6 +331,9 @@ class Questionnaire:
         if _GO_BACK.match(t):
             return self._go_back(state)
         fix = self._correction(state, raw)
+        if fix is not None and not fix[2] and set(self.extractor.extract(raw)) - {fix[0]}:
+            fix = None  # a sentence starting with a question's name ("buying for myself,
+            # a jumbo bag, €12") states several facts: read them all
         if fix is not None:
             turn = self._apply_correction(state, fix)
             if turn is not None:

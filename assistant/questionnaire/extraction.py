@@ -61,6 +61,11 @@ class Vocabulary(BaseModel):
     not_in_sentences: dict[str, list[str]] = Field(default_factory=dict)
     phrases: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     implies: dict[str, dict[str, str]] = Field(default_factory=dict)
+    overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
+    patterns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+    yields_to: dict[str, list[str]] = Field(default_factory=dict)
+    not_budget_near: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,30 @@ def load_vocabulary(spec: QuestionnaireSpec, path: Path | str | None = None) -> 
             if q.option(value) is None:
                 raise _problem(path, root, ("phrases", qid, value),
                                f"'{value}' is not an option of '{qid}'")
-    for qid, implied in vocab.implies.items():
-        for target, value in implied.items():
-            if target not in spec.ids or not coerce_value(spec.question(target), value).ok:
-                raise _problem(path, root, ("implies", qid, target),
-                               f"'{target}: {value}' is not a question and one of its options")
+    for key in ("implies", "overrides"):
+        for qid, implied in getattr(vocab, key).items():
+            for target, value in implied.items():
+                if target not in spec.ids or not coerce_value(spec.question(target), value).ok:
+                    raise _problem(path, root, (key, qid, target),
+                                   f"'{target}: {value}' is not a question and one of its "
+                                   "options")
+    for qid, options in vocab.patterns.items():
+        for value, regexes in options.items():
+            q = spec.question(qid) if qid in spec.ids else None
+            if q is None or q.option(value) is None:
+                raise _problem(path, root, ("patterns", qid, value),
+                               f"'{qid}: {value}' is not a question and one of its options")
+            for k, rx in enumerate(regexes):
+                try:
+                    re.compile(rx)
+                except re.error as exc:
+                    raise _problem(path, root, ("patterns", qid, value, k),
+                                   f"'{rx}' is not a valid regular expression ({exc})") from None
+    for qid, others in vocab.yields_to.items():
+        for other in [qid, *others]:
+            if other not in spec.ids:
+                raise _problem(path, root, ("yields_to", qid),
+                               f"'{other}' is not a question of the spec")
     return vocab
 
 
@@ -122,7 +146,15 @@ def fitted(spec: QuestionnaireSpec, vocab: Vocabulary) -> Vocabulary:
     implies = {q: {t: v for t, v in targets.items() if t in ids
                    and coerce_value(spec.question(t), v).ok}
                for q, targets in vocab.implies.items() if q in ids}
+    patterns = {q: {v: rx for v, rx in opts.items() if known(q, v)}
+                for q, opts in vocab.patterns.items() if q in ids}
     return vocab.model_copy(update={
+        "patterns": {q: p for q, p in patterns.items() if p},
+        "yields_to": {q: [o for o in others if o in ids] for q, others in vocab.yields_to.items()
+                      if q in ids},
+        "overrides": {q: {t: v for t, v in targets.items() if t in ids
+                          and coerce_value(spec.question(t), v).ok}
+                      for q, targets in vocab.overrides.items() if q in ids},
         "read": [q for q in vocab.read if q in ids],
         "not_in_sentences": {q: w for q, w in vocab.not_in_sentences.items() if q in ids},
         "phrases": {q: {v: w for v, w in opts.items() if known(q, v)}
@@ -193,6 +225,11 @@ class FactExtractor:
                        for k, v in sorted(vocabulary.money_words.items(),
                                           key=lambda kv: -len(kv[0]))]
         self._budget_cue = self._any(vocabulary.budget_words)
+        self._not_near = self._any(vocabulary.not_budget_near)
+        self._ignore = self._any(vocabulary.ignore)
+        self._patterns = {qid: [(re.compile(rx), value) for value, rxs in opts.items()
+                                for rx in rxs]
+                          for qid, opts in vocabulary.patterns.items()}
         self._not_before = set(_words(vocabulary.not_budget_before))
         self._not_after = set(_words(vocabulary.not_budget_after))
 
@@ -206,20 +243,34 @@ class FactExtractor:
     def extract(self, text: str, *, asked: str | None = None) -> dict[str, Found]:
         """{question id: Found} in spec order. ``asked``: the pending question (a bare
         number answers a pending budget question)."""
-        t = norm(text)
+        t = norm(re.sub(r"[!?;]", ".", text))
+        if self._ignore is not None:  # "Mother's Day", "host family": no answer's words
+            t = self._ignore.sub(lambda m: " " * len(m.group(0)), t)
         found: dict[str, Found] = {}
-        for qid in self.read:
+        spans: dict[str, list[bool]] = {}
+        order = sorted(self.read, key=lambda q: q in self.vocab.yields_to)  # yielders last
+        for qid in order:
             q = self.spec.question(qid)
             if q.type == "number":
                 hit = self._budget(q, t, relaxed=asked == qid)
             else:
-                hit = self._choice(q, t)
+                blocked = [False] * len(t)
+                for other in self.vocab.yields_to.get(qid, []):
+                    blocked = [a or b for a, b in zip(blocked, spans.get(other, blocked),
+                                                      strict=True)]
+                hit, spans[qid] = self._choice(q, t, blocked)
             if hit is not None:
                 found[qid] = hit
         self._imply(found)
         return {qid: found[qid] for qid in self.spec.ids if qid in found}
 
     def _imply(self, found: dict[str, Found]) -> None:
+        for source, targets in self.vocab.overrides.items():  # strong: wins over a cue
+            if source in found:
+                for target, value in targets.items():
+                    result = coerce_value(self.spec.question(target), value)
+                    if result.ok:
+                        found[target] = Found(target, result.value, "")
         implied: dict[str, set[str]] = {}
         for source, targets in self.vocab.implies.items():
             if source in found:
@@ -234,14 +285,25 @@ class FactExtractor:
 
     # -- options -------------------------------------------------------------------------
     def _negated(self, t: str, start: int) -> bool:
+        """A negation among the four words before, within the same clause."""
         if self._negation is None:
             return False
-        window = " ".join(_HEDGES.sub(" ", t[:start]).split()[-4:])
+        clause = re.split(r"[.,]\s", _HEDGES.sub(" ", t[:start]) + " ")[-1]
+        window = " ".join(clause.split()[-4:])
         return bool(self._negation.search(window))
 
-    def _choice(self, q: Question, t: str) -> Found | None:
-        taken = [False] * len(t)
+    def _choice(self, q: Question, t: str,
+                blocked: list[bool]) -> tuple[Found | None, list[bool]]:
+        """The question's value named in the text (None: none, or a contradiction) and the
+        characters its phrases took."""
+        taken = list(blocked)
         hits: dict[str, str] = {}
+        for rx, value in self._patterns.get(q.id, []):
+            for m in rx.finditer(t):
+                if not any(taken[m.start():m.end()]) and not self._negated(t, m.start()):
+                    hits.setdefault(value, m.group(0))
+                    for k in range(m.start(), m.end()):
+                        taken[k] = True
         for phrase, value in self._phrases.get(q.id, []):
             for m in re.finditer(rf"(?<![\w]){re.escape(phrase)}(?![\w])", t):
                 if any(taken[m.start():m.end()]):
@@ -250,6 +312,8 @@ class FactExtractor:
                     taken[k] = True
                 if q.type == "multi" and _DESCRIBES_BUSINESS.match(t, m.end()):
                     continue  # "a homeware shop" describes the business, not an interest
+                if q.type == "single" and self._possessor(q, t, m.end()):
+                    continue  # "my friend's daughter": the daughter is meant
                 if not self._negated(t, m.start()):
                     if phrase.startswith(("my ", "our ")):  # the words that name a person
                         hits[value] = phrase
@@ -263,21 +327,32 @@ class FactExtractor:
                 if _one_typo(word, phrase, self.vocab.typo_ratio):
                     hits.setdefault(value, phrase)
                     break
+        own = [a and not b for a, b in zip(taken, blocked, strict=True)]
         if not hits:
-            return None
+            return None, own
         if q.type == "single":
             if len(hits) != 1:
-                return None  # a contradiction: the next question asks
+                return None, own  # a contradiction: the next question asks
             value, phrase = next(iter(hits.items()))
             result = coerce_value(q, value)
-            return Found(q.id, result.value, phrase) if result.ok else None
+            return (Found(q.id, result.value, phrase) if result.ok else None), own
         result = coerce_value(q, list(hits))
-        return Found(q.id, result.value, ", ".join(hits.values())) if result.ok else None
+        return (Found(q.id, result.value, ", ".join(hits.values())) if result.ok else None), own
+
+    def _possessor(self, q: Question, t: str, end: int) -> bool:
+        """The phrase ending at ``end`` owns another one of the same question within three
+        words ("my friend's daughter": the daughter is meant)."""
+        if not t.startswith("'s", end):
+            return False
+        head = " ".join(t[end + 2:].split()[:3])
+        return any(re.search(rf"(?<![\w]){re.escape(p)}(?![\w])", head)
+                   for p, _ in self._phrases.get(q.id, []))
 
     # -- the budget ------------------------------------------------------------------------
     def _budget(self, q: Question, t: str, *, relaxed: bool) -> Found | None:
         for pattern, amount in self._money:
             t = pattern.sub(f" {amount} ", t)
+        t = re.sub(r"(\d+),(\d{2})(?!\d)", r"\1.\2", t)  # "25,00 €"
         tokens = prepare_numbers(t).split()
         picked: str | None = None
         i = 0
@@ -303,7 +378,7 @@ class FactExtractor:
 
         n, j = tokens[i], i + 1
         money = at(i - 1) in _CURRENCY_SIGNS or at(i - 1) in _CURRENCY_CODES
-        if at(j) in _CURRENCY_WORDS:
+        if at(j) in _CURRENCY_WORDS or at(j) in _CURRENCY_SIGNS:
             money, j = True, j + 1
         high = None
         before = " ".join(tokens[max(0, i - 4):i])
@@ -313,10 +388,13 @@ class FactExtractor:
                 high, j = at(k), k + 1
                 if at(j) in _CURRENCY_WORDS:
                     money, j = True, j + 1
-        lead = [w for w in tokens[max(0, i - 3):i] if w not in _CURRENCY_SIGNS]
+        lead = [w for w in tokens[max(0, i - 6):i] if w not in _CURRENCY_SIGNS][-4:]
         if lead and (lead[-1] in self._not_before or
                      " ".join(lead[-2:]) in self._not_before):
             return None, j
+        near = " ".join(lead + tokens[j:j + 2])
+        if self._not_near is not None and self._not_near.search(near):
+            return None, j  # an order total, a price paid before
         nxt = at(j)
         if nxt in ("%", "percent", "off") or (not money and nxt in self._not_after):
             return None, j
