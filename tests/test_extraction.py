@@ -185,3 +185,40 @@ def test_vocabulary_errors_name_file_and_line(spec: QuestionnaireSpec, tmp_path:
     bad.write_text("typo_ratio: lots\n")
     with pytest.raises(ConfigError, match=r"vocabulary.yaml:1"):
         load_vocabulary(spec, bad)
+
+
+def test_rules_beyond_single_words(reader: FactExtractor) -> None:
+    # a possessor names whose the recipient is: the daughter is meant
+    assert values(reader, "a present for my sister's little boy")["recipient"] == "child"
+    # "Mother's Day" names no recipient; the husband is meant
+    assert values(reader, "Father's Day gift for my husband")["recipient"] == "partner"
+    # "his 30th" is a birthday; "the 30th of June" is a date
+    assert values(reader, "something for his 30th, up to £25")["occasion"] == "birthday"
+    assert "occasion" not in values(reader, "a gift for my mum, needed by the 30th of June")
+    # "christmas" inside an interest phrase is the interest, not the occasion
+    got = values(reader, "looking for christmas decorations for my flat")
+    assert got["interests"] == ["christmas"] and "occasion" not in got
+    # an order total and a price paid before are not budgets
+    assert "budget" not in values(reader, "our first order would be around £400")
+    assert "budget" not in values(reader, "the mug was £6.50 last time")
+    assert values(reader, "max 18,50 € please")["budget"] == 18.5
+    # a business kind outweighs a gift cue
+    got = values(reader, "we run corporate events and need welcome gifts for guests")
+    assert got["buyer_type"] == BUSINESS and got["business_kind"] == "events"
+    # a negation reaches within its clause only
+    got = values(reader, "she has loads of candles, so not those. maybe something for the "
+                         "kitchen")
+    assert got["interests"] == ["kitchen_baking"]
+
+
+def test_a_sentence_starting_with_a_questions_name_is_read_whole(
+        spec: QuestionnaireSpec) -> None:
+    qn = Questionnaire(spec)
+    state = QuestionnaireState()
+    qn.start(state)
+    turn = qn.handle(state, "buying for myself for once, a big jumbo bag, €12 tops")
+    assert state.answers["interests"] == ["bags"] and state.answers["budget"]["max"] == 12
+    assert turn.message.startswith("Got it:")
+    # a short correction is still a correction
+    qn.handle(state, "my budget is 15")
+    assert state.answers["budget"]["max"] == 15
