@@ -282,7 +282,6 @@ def faults_section() -> None:
                                          llm_provider="openai", openai_base_url=fake.base_url,
                                          llm_model="fake", questionnaire_model="off", **extra)
                 svc = AssistantService.from_settings(settings)
-                svc.parts.catalog_names()  # loaded at the app's start (bootstrap)
                 sid = svc.new_session()
                 svc.guided.view(sid)
                 list(svc.turn(sid, "just chat"))

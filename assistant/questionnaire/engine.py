@@ -411,7 +411,10 @@ class Questionnaire:
                 fix: Correction | None, extracted: dict[str, Any]) -> Turn:
         """The message as the answer to the current question, plus every other fact it
         states (the vocabulary's reading, then what a model read for questions still open)."""
-        found = self.extractor.extract(raw, asked=current.id)
+        exact = current.type in CHOICE_TYPES and any(
+            norm(raw) in o.phrases() for o in current.options)
+        # a quick reply ("For myself or as gifts") answers its question and nothing else
+        found = {} if exact else self.extractor.extract(raw, asked=current.id)
         result, source = self._read_answer(current, raw, fix, extracted, found)
         if current.needs and current.type == "text" and result.ok and not found:
             # an opening in their own words is kept only when it says something we can use

@@ -252,6 +252,9 @@ class FactExtractor:
         for qid in order:
             q = self.spec.question(qid)
             if q.type == "number":
+                pending = self.spec.question(asked) if asked in self.spec.ids else None
+                if pending is not None and pending.id != qid and pending.range_unit == "GBP":
+                    continue  # the amount answers the pending money question (spend)
                 hit = self._budget(q, t, relaxed=asked == qid)
             else:
                 blocked = [False] * len(t)
@@ -424,10 +427,10 @@ def describe(spec: QuestionnaireSpec, facts: dict[str, Found]) -> str:
 
     def person(fact: Found) -> str:
         words = fact.phrase
-        if words.startswith(("my ", "our ")):
-            return "your " + words.split(" ", 1)[1]
         if fact.value == "myself":
             return "yourself"
+        if words.startswith(("my ", "our ")):
+            return "your " + words.split(" ", 1)[1]
         if words.isalpha() and len(words) > 2:  # "brother", "wife"
             return "your " + words
         return {"partner": "your partner", "family": "family"}.get(str(fact.value),

@@ -40,7 +40,6 @@ class Bootstrap:
 
         def recommendations() -> bool:
             self.parts.recommender()
-            self.parts.catalog_names()  # the free-chat check reads them on every reply
             log.info("recommender ready; %s products indexed for search",
                      self.ensure_catalog_index() or "all")
             n = self.ensure_customer_profiles()

@@ -50,6 +50,7 @@ class Parts:
         self._intents: IntentClassifier | None = None
         self._router: Router | None = None
         self._embedder: MiniLMEmbedder | None = None  # loaded on first similarity check
+        self._names: tuple[Recommendations, list[str]] | None = None  # product names
         self._data_lock = threading.Lock()
 
     # -- segments -------------------------------------------------------------------
@@ -139,19 +140,18 @@ class Parts:
                 self._intents = IntentClassifier.load(self.settings.artifacts_dir)
             return self._intents
 
-    @cached_property
-    def _catalog_names(self) -> list[str]:
-        frame = self.orders()
-        names = frame["description"].dropna().astype(str).str.strip()
-        return sorted({n for n in names if len(n.split()) > 1 and n.upper() == n})
-
     def catalog_names(self) -> list[str]:
-        """The shop's product names (multi-word, as in the order file): a text that names
-        one its context did not give is flagged."""
-        try:
-            return self._catalog_names
-        except (AssistantError, OSError, KeyError):
+        """The shop's product names (multi-word, upper-case, as in the order file) once the
+        recommender is fitted (at first start), else none: a check never waits for the
+        order file. A text that names one its context did not give is flagged."""
+        recs = self._recs
+        if recs is None:
             return []
+        if self._names is None or self._names[0] is not recs:
+            names = recs.catalog["description"].dropna().astype(str).str.strip()
+            self._names = (recs, sorted({n for n in names
+                                         if len(n.split()) > 1 and n.upper() == n}))
+        return self._names[1]
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts' MiniLM embeddings (the local model in the
