@@ -6,6 +6,7 @@ arrives as a Gradio warning (``warnings.warn`` outside a running app)."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ import gradio as gr
 import pytest
 
 from assistant.core.config import load_settings
+from assistant.core.schemas import Message
 from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
 from assistant.ui import desk
@@ -23,6 +25,15 @@ AGENT = SimpleNamespace(username="alex")
 OPS = SimpleNamespace(username="olivia")
 REPLY = "Hello, thank you for getting in touch. We are looking into your order now."
 TICKET = "Hi, my order has not arrived yet. Where is it?"
+THANKS = "Thank you for getting in touch."
+
+
+def polish(messages: Sequence[Message]) -> str:
+    """A model that rewords the draft it is asked to rewrite (the composed draft, or the
+    earlier one) and keeps every order number, date, amount and citation."""
+    draft = next(m.content for m in reversed(messages) if m.role == "assistant")
+    greeting, _, rest = draft.partition("\n\n")
+    return f"{greeting}\n\n{THANKS}\n\n{rest}".strip()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +48,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory, staff_shop: Path) -> tuple[Pa
 def svc(shop: tuple[Path, Path]) -> AssistantService:
     data, orders = shop
     settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
-    return AssistantService.from_settings(settings, model=ScriptedModel([REPLY]))
+    return AssistantService.from_settings(settings, model=ScriptedModel(polish))
 
 
 def test_a_non_agent_gets_the_role_message_and_no_draft_is_stored(svc) -> None:
@@ -80,6 +91,8 @@ def test_an_agent_drafts_revises_saves_and_rates(svc, capsys) -> None:
     text, spans, status, cites, draft_id, original = steps[-1]
     assert len(steps) > 2 and all(s[2] == "*Writing…*" and text.startswith(s[0])
                                   for s in steps[:-1])  # streamed, then checked
+    assert text.startswith(f"Hi there,\n\n{THANKS}\n\nI can see your latest order")
+    assert "showing the model's rewrite" in status
     record = svc.store.draft(draft_id)
     assert (record["agent"], record["customer_id"], record["tone"]) == ("alex", "17850",
                                                                         "friendlier")
@@ -109,9 +122,25 @@ def test_an_agent_drafts_revises_saves_and_rates(svc, capsys) -> None:
 
 def test_the_api_draft_returns_the_whole_draft(svc) -> None:
     out = desk.api_draft(svc, " 17850 ", TICKET, "", AGENT)
-    assert out["text"] == REPLY and out["template_version"]
+    assert out["shown"] == "polished", out["shown_reason"]
+    assert out["text"] == polish(svc.llm.model.calls[-1]) and out["template_version"]
+    assert out["composed"].startswith("Hello,\n\nI can see your latest order")
     record = svc.store.draft(out["id"])
     assert (record["customer_id"], record["tone"]) == ("17850", "neutral")
+    assert record["draft"] == out["text"]
+    # a reply that drops the order's facts: the composed draft, with the reason
+    svc.llm.model = ScriptedModel([REPLY])
+    out = desk.api_draft(svc, "17850", TICKET, "neutral", AGENT)
+    assert out["shown"] == "composed" and out["text"] == out["composed"] != REPLY
+    assert out["shown_reason"].startswith("the rewrite dropped ")
+    assert f"Showing the composed draft: {out['shown_reason']}." in out["notes"]
+    assert svc.store.draft(out["id"])["draft"] == out["composed"]
+    # on the page: the rewrite streams, then the composed draft replaces it, with the reason
+    steps = list(desk.draft(svc, "17850", TICKET, "neutral", AGENT))
+    text, _, status, _, draft_id, original = steps[-1]
+    assert steps[-2][0] == REPLY and text == original == out["composed"]
+    assert "showing the composed draft: the rewrite dropped" in status
+    assert svc.store.draft(draft_id)["draft"] == text
     with pytest.raises(gr.Error, match="empty"):
         desk.api_draft(svc, "17850", "   ", "neutral", AGENT)
 

@@ -3,10 +3,12 @@
 import pytest
 
 from assistant.core.config import load_settings
-from assistant.core.errors import InputError, ModelUnavailableError
+from assistant.core.errors import InputError
 from assistant.core.text import clean_message
 from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
+from assistant.service.chat import CHAT_FALLBACK
+from assistant.service.shopping import REPLACE
 
 
 def test_chat_streams_saves_and_logs(service, scripted):
@@ -89,11 +91,13 @@ def test_model_failure_keeps_conversation_and_logs_error(settings):
 
     svc = AssistantService.from_settings(settings, model=Broken())
     sid = svc.new_session()
-    with pytest.raises(ModelUnavailableError) as exc:
-        list(svc.chat(sid, "hello"))
-    assert exc.value.hint
-    assert [m.content for m in svc.history(sid)] == ["hello"]  # kept for Retry
-    assert svc.store.llm_calls()[0].outcome == "error"
+    # no turn is left unanswered: the standard reply replaces the failed one
+    assert list(svc.chat(sid, "hello")) == [REPLACE + CHAT_FALLBACK]
+    history = svc.history(sid)
+    assert [m.content for m in history] == ["hello", CHAT_FALLBACK]  # the message is kept
+    assert history[1].status == "fallback"
+    [call] = svc.store.llm_calls()
+    assert call.outcome == "error" and call.error  # the failure is logged
 
 
 def test_feedback_only_on_replies(service):

@@ -211,27 +211,41 @@ def test_removed_sentences() -> None:
 
 
 def test_agent_edit_becomes_a_test_case(svc: AssistantService) -> None:
-    customer = str(svc.segment_model().customers.index[0])
-    svc.llm.model = ScriptedModel(["Thanks for your message. We will send a free gift "
-                                   "tomorrow. Kind regards."])
+    customer = "17850"
+    extra = "Thank you for your patience while we look into this."
+
+    def model(messages: Sequence[Message]) -> str:
+        """Rewords the desk's composed draft with one sentence more (and says that sentence
+        in a test case run, which gives it no draft to rewrite)."""
+        drafted = next((m.content for m in reversed(messages) if m.role == "assistant"), None)
+        if drafted is None:
+            return f"Thanks for your message. {extra} Kind regards."
+        greeting, _, rest = drafted.partition("\n\n")
+        return f"{greeting}\n\n{extra}\n\n{rest}"
+
+    svc.llm.model = ScriptedModel(model)
     if svc.users.get("ann") is None:  # drafts are written by a signed-in agent
         svc.users.add("ann", "correct-horse-42", "agent")
     run = svc.start_draft(agent="ann", customer_id=customer,
                           ticket="Where is my order? It has not arrived.", tone="neutral")
     draft = run.collect()
-    final = "Thanks for your message. Kind regards."
+    assert draft["shown"] == "polished" and extra in draft["text"], draft["shown_reason"]
+    # the agent deletes the model's sentence and the help passage: greeting, order, closing
+    paragraphs = draft["text"].split("\n\n")
+    assert paragraphs[1] == extra and paragraphs[2].startswith("I can see your latest order")
+    final = "\n\n".join([paragraphs[0], paragraphs[2], paragraphs[-1]])
     svc.save_final_draft(draft["id"], "ann", final)
     st = svc.staff.studio
     edits = st.agent_edits()
     mine = next(e for e in edits if e["id"] == draft["id"])
-    assert mine["removed"] == ["We will send a free gift tomorrow."]
+    assert mine["removed"][0] == extra and len(mine["removed"]) > 1
+    assert not any(s in final for s in mine["removed"])
     before = len(st.tests(SUPPORT))
     case = st.case_from_draft(draft["id"], actor="olga")
     cases = st.tests(SUPPORT)
     assert len(cases) == before + 1 and cases[-1].name == case.name
     kinds = [a.type for a in case.assert_]
-    assert ("not_contains", "We will send a free gift tomorrow.") in [
-        (a.type, a.value) for a in case.assert_]
+    assert ("not_contains", extra) in [(a.type, a.value) for a in case.assert_]
     assert "grounding" in kinds and "no_prompt_leak" in kinds and "max_length" in kinds
     assert case.vars["ticket"].startswith("Where is my order")
     # a model that says it again fails the new case; one that doesn't passes it

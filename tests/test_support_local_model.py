@@ -1,8 +1,10 @@
 """The injection corpus (tests/injection_tickets.yaml) through the real embedded local model
 (SmolLM2-135M on llama.cpp), for a real customer of the shipped orders.
 
-The 135M model follows some attacks (it echoes the ticket, agrees to refunds); what must
-hold is that the desk never shows such a draft as clean, and never shows prompt text. The
+The 135M model follows some attacks (it echoes the ticket, agrees to refunds) when it
+rewrites the composed draft; what must hold is that the desk never shows such a draft as
+clean, and never shows prompt text: a rewrite that fails the checks or drops a fact is
+replaced by the composed draft. The
 counts are printed at the end (``pytest -s`` or the summary line in the output).
 One llama.cpp thread: with two, a draft slowed past the 180 s timeout when other work shared
 the two cores (llama.cpp threads spin-wait); one degrades gracefully (5-10 s per draft here).
@@ -22,6 +24,7 @@ from assistant.infra.llm import build_model
 from assistant.prompts.grounding import check
 from tests.test_support import (
     LEAK_NGRAM,
+    LEAKED,
     Parts,
     build_parts,
     load_corpus,
@@ -61,6 +64,9 @@ def test_local_model_never_shows_an_attack_as_clean(entry: dict[str, Any], parts
     result = run.result
     seconds = time.perf_counter() - started
     kinds = {f["kind"] for f in result["flags"]}
+    # the text shown is the composed draft or the rewrite the agent saw streamed
+    assert result["text"] == (result["composed"] if result["shown"] == "composed"
+                              else streamed.strip()), entry["id"]
     # no prompt text in what the agent saw, streamed or final
     secret = secret_of(run.messages, result["policy"]["text"])
     for text in (streamed, result["text"]):
@@ -71,10 +77,12 @@ def test_local_model_never_shows_an_attack_as_clean(entry: dict[str, Any], parts
     if promises:
         assert result["status"] == "flagged", (entry["id"], result["text"])
     assert result["status"] in ("clean", "flagged")
-    followed = ("prompt_leak" in kinds or bool(promises)
+    # a promise of the composed draft (a refund help passage) is not the model's doing
+    followed = ((result["shown"] == "polished" and bool(promises))
                 or bool(re.search(entry["goal"], result["text"])))
     RESULTS.append({"id": entry["id"], "status": result["status"], "kinds": kinds,
                     "injection": result["injection"], "followed": followed,
+                    "shown": result["shown"], "reason": result["shown_reason"],
                     "seconds": seconds, "text": result["text"]})
 
 
@@ -89,7 +97,9 @@ def test_local_model_summary(capsys: pytest.CaptureFixture[str]) -> None:
         "injection detected": sum(r["injection"] for r in RESULTS),
         "grounding flags": sum(bool(r["kinds"] & grounding) for r in RESULTS),
         "unsupported promise": sum("promise" in r["kinds"] for r in RESULTS),
-        "prompt leak replaced": sum("prompt_leak" in r["kinds"] for r in RESULTS),
+        "rewrite shown": sum(r["shown"] == "polished" for r in RESULTS),
+        "composed shown": sum(r["shown"] == "composed" for r in RESULTS),
+        "prompt leak replaced": sum(r["reason"] == LEAKED for r in RESULTS),
         "other flags (markup/internal/citation)": sum(
             bool(r["kinds"] & {"markup", "internal", "citation"}) for r in RESULTS),
         "followed the attack": sum(r["followed"] for r in RESULTS),
@@ -101,7 +111,8 @@ def test_local_model_summary(capsys: pytest.CaptureFixture[str]) -> None:
         print(f"\nlocal model, injection corpus: {counts}")
         for r in RESULTS:
             print(f"  {r['id']:<26} {r['status']:<8} followed={r['followed']!s:<5} "
-                  f"injection={r['injection']!s:<5} flags={sorted(r['kinds'])}\n"
+                  f"injection={r['injection']!s:<5} flags={sorted(r['kinds'])} "
+                  f"shown={r['shown']} ({r['reason']})\n"
                   f"    {' '.join(r['text'].split())[:160]!r}")
     clean_attacks = [r["id"] for r in RESULTS if r["followed"] and r["status"] == "clean"]
     assert not clean_attacks, clean_attacks
