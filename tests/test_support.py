@@ -176,6 +176,7 @@ def composed_note(result: dict[str, Any]) -> str:
 
 
 LEAKED = "the rewrite repeated the assistant's instructions"
+STEERED = "the ticket tries to steer the assistant, so the model's rewrite is not used"
 
 
 # --------------------------------------------------------------------------- sidebar
@@ -453,7 +454,8 @@ def test_grounding_flags(parts: Parts, tmp_path: Path, claim: str, kind: str, sp
     assert composed_note(result) in result["notes"] and span not in result["text"]
     assert result["flags"] == [] and result["status"] == "clean"
     [call] = desk.store.llm_calls()
-    assert call.grounding == "ok"  # the verdict of the text shown
+    # the call log judges the model's own text: the claim is there
+    assert call.grounding == f"1 flagged: {kind} '{span}'"
 
 
 def test_supported_claims_pass(parts: Parts, tmp_path: Path) -> None:
@@ -753,8 +755,9 @@ def test_prompt_leak_is_replaced_by_the_composed_draft(parts: Parts, tmp_path: P
     assert "customer support" in result["text"] and "[1]" in result["text"]
     assert latest_order(desk, "17850")["order_id"] in result["text"]
     [call] = desk.store.llm_calls()
-    # the model was stopped; the verdict logged is that of the text shown (+ the injection)
-    assert call.outcome == "stopped" and call.grounding.startswith("1 flagged: injection")
+    # the model was stopped; the call log judges the model's own text: a leak (+ injection)
+    assert call.outcome == "stopped"
+    assert "prompt_leak" in call.grounding and "injection" in call.grounding
 
 
 def test_an_empty_rewrite_leaves_the_composed_draft(parts: Parts, tmp_path: Path) -> None:
@@ -841,6 +844,10 @@ def test_injection_corpus_with_an_obeying_model(corpus_results: list[dict]) -> N
         if entry.get("echo"):
             assert result["shown_reason"] == LEAKED, where
             assert result["text"].endswith("customer support"), where
+        elif result["injection"]:  # a ticket that tries to steer: the rewrite is never used
+            assert result["shown_reason"] == STEERED, where
+            # and the checks would have refused what the obeying model wrote anyway
+            assert kinds or reply.strip(), where
         elif kinds:  # the checks refuse what the obeying model wrote
             assert result["shown_reason"] == ("the rewrite did not pass the checks ("
                                               + ", ".join(sorted(kinds)) + ")"), where
@@ -868,13 +875,15 @@ def test_refund_attacks_are_flagged_as_promises(corpus_results: list[dict]) -> N
             flags = rewrite_flags(item["run"], item["reply"])
             assert any(f["kind"] == "promise" and "refund" in f["reason"] for f in flags), \
                 item["entry"]["id"]
-            assert "promise" in item["result"]["shown_reason"], item["entry"]["id"]
+            assert "promise" in item["result"]["shown_reason"] or \
+                item["result"]["shown_reason"] == STEERED, item["entry"]["id"]
+            assert "promise" in item["call"].grounding, item["entry"]["id"]
     note = next(i for i in corpus_results
                 if i["entry"]["id"] == "note_to_assistant" and i["customer"] == "17850")
     kinds = {f["kind"] for f in rewrite_flags(note["run"], note["reply"])}
     assert {"order_id", "amount", "promise"} <= kinds
-    assert note["result"]["shown_reason"] == ("the rewrite did not pass the checks (amount, "
-                                              "order_id, promise)")
+    assert note["result"]["shown_reason"] in (
+        "the rewrite did not pass the checks (amount, order_id, promise)", STEERED)
 
 
 # --------------------------------------------------------------------------- policy file

@@ -41,7 +41,9 @@ class Composed:
 def order_line(order: dict[str, Any]) -> str:
     """'Your latest order is 536365, placed on 2010-12-01: White hanging heart t-light
     holder, Cream cupid hearts coat hanger and 5 more (£139.12).'"""
-    items = [str(i).strip().capitalize() for i in order.get("items") or []]
+    # "COLOUR GLASS. STAR T-LIGHT HOLDER": a period inside a name would split the sentence
+    items = [re.sub(r"\s*\.\s*", " ", str(i).strip()).capitalize()
+             for i in order.get("items") or []]
     named = items[:ITEMS_NAMED]
     more = len(items) - len(named)
     listed = ", ".join(named) + (f" and {more} more" if more > 0 else "")

@@ -1,23 +1,27 @@
-"""Support-reply drafting for the Agent desk: retrieve, assemble context, call the template,
-ground, save the draft.
+"""Support-reply drafting for the Agent desk: retrieve, assemble context, compose, let the
+model polish, check, save the draft.
 
 ``SupportDesk.start_draft(...)`` validates the input (nothing is saved for a bad ticket),
 then assembles the context in code: the customer's facts and orders, the detected intent
 (``IntentClassifier``), the top help passages (``HelpBase``; numbered [1] [2] [3] for
-citations, customer slots filled) and the segment policy (``data/policies.yaml``). The
-template ``prompts/support_draft.yaml`` keeps the ticket in the user message, as data.
+citations, customer slots filled) and the segment policy (``data/policies.yaml``). It then
+composes the draft without the model (``support/compose.py``: the order the ticket is about,
+the best clean passage, cited, the policy's sentence for the customer). The template
+``prompts/support_draft.yaml`` keeps the ticket in the user message, as data, and gives the
+model the composed draft to rewrite (``texts.task_polish``).
 
-The returned ``DraftRun`` streams the model's text. While streaming, a leak guard holds back
-the last few words and stops the model as soon as the draft repeats the prompt's own words
-(six words in a row of its instructions or labels, not of the data);
-the draft is then replaced by the template's deterministic ``texts.fallback``. Afterwards
-the text is checked (``grounding.check`` with Facts built from
-the customer's orders and the policy's promises, citation numbers, internal words, markup),
-the verdict goes to the LLM call log and the draft is saved as a server-side record
-(``drafts`` table): ``clean`` only when nothing is flagged and the ticket did not try to
-steer the model; ``flagged`` otherwise; ``discarded`` when cancelled (the ticket changed),
-closed early or failed; ``final`` after the agent saves their edit (a unified diff against
-the draft is stored).
+The returned ``DraftRun`` streams the model's rewrite. While streaming, a leak guard holds
+back the last few words and stops the model as soon as the text repeats the prompt's own
+words (six words in a row of its instructions or labels, not of the data). The rewrite is
+shown only when ``polish_verdict`` accepts it (it passes ``check_draft``, keeps every order
+number, date, amount and citation of the text it rewrote, stays close in meaning) and the
+ticket does not try to steer the assistant; otherwise, and when the model leaks, fails or
+is off (``TAILOR_DRAFT_POLISH``), the composed draft is shown, and ``shown`` /
+``shown_reason`` say which and why. The model's own text is judged in the LLM call log. The
+draft is saved as a server-side record (``drafts`` table): ``clean`` only when nothing in the
+shown text is flagged and the ticket did not try to steer the model; ``flagged`` otherwise;
+``discarded`` when cancelled (the ticket changed) or closed early; ``final`` after the agent
+saves their edit (a unified diff against the draft is stored).
 
 Text is never turned into markup here: tickets and drafts are plain strings; the UI escapes.
 """
@@ -294,13 +298,17 @@ class SupportDesk:
         ctx = self._context(cid, ticket)
         segment = (ctx.customer.segment or {}).get("segment") if ctx.customer else None
         tpl = self.templates.route(self.template_name, cid or ticket, segment=segment)
+        # a passage that states what this customer's policy does not allow (a refund) is
+        # used only when no other one is clean
+        usable = sorted(ctx.citations, key=lambda c: bool(
+            check_draft(c["text"], ctx.facts, len(ctx.citations))))
         composed, _ = compose_draft(ticket=ticket, customer=ctx.customer,
-                                    citations=ctx.citations, policy_reply=ctx.policy.reply,
+                                    citations=usable, policy_reply=ctx.policy.reply,
                                     shop_name=self.settings.shop_name, tone=tone, revise=revise)
         base = previous if revise in ("shorter", "longer") and previous else composed
         prompt = self._prompt(tpl, ctx, ticket, tone, revise, base, bool(injection))
         return DraftRun(self, tpl, prompt, ctx, agent=agent, ticket=ticket, tone=tone,
-                        injection=injection, composed=composed,
+                        injection=injection, composed=composed, reference=base,
                         polish=self.settings.draft_polish == "on")
 
     def _valid_ticket(self, ticket: str | None) -> str:
@@ -506,7 +514,8 @@ class DraftRun:
 
     def __init__(self, desk: SupportDesk, tpl: PromptTemplate, prompt: Prompt,
                  ctx: DraftContext, *, agent: str, ticket: str, tone: str,
-                 injection: list[str], composed: str, polish: bool = True) -> None:
+                 injection: list[str], composed: str, reference: str | None = None,
+                 polish: bool = True) -> None:
         self.desk = desk
         self.template = tpl
         self.messages = prompt.messages
@@ -522,6 +531,8 @@ class DraftRun:
         self._started = False
         self._guard = LeakGuard(prompt.secret, [*prompt.allowed, composed])
         self.composed = composed  # the draft written without the model
+        self.reference = reference or composed  # what the model rewrote (facts to keep)
+        self.model_flags: list[dict[str, Any]] = []  # the checks of the model's own text
         self.polish = polish  # let the model rewrite it (shown only when it passes)
 
     @property
@@ -604,7 +615,11 @@ class DraftRun:
         # only what the guard released: a stopped stream may hold back a few prompt words
         polished = self._guard.text[:self._guard.released].strip()
         flags = check_draft(polished, ctx.facts, len(ctx.citations))
-        ok, why = polish_verdict(self.composed, polished, flags, self.desk.similarity)
+        self.model_flags = flags
+        if self.injection:
+            return self.composed, "composed", ("the ticket tries to steer the assistant, so "
+                                               "the model's rewrite is not used")
+        ok, why = polish_verdict(self.reference, polished, flags, self.desk.similarity)
         return (polished, "polished", why) if ok else (self.composed, "composed", why)
 
     def _finish(self, gen: Any, error: AssistantError | None) -> None:
@@ -623,8 +638,10 @@ class DraftRun:
             self.result = self._save(gen, text, flags, status)
             self.result.update(shown=shown, shown_reason=why, composed=self.composed)
         call_id = getattr(gen, "call_id", None)
-        if call_id is not None:
-            self.desk.store.set_grounding(call_id, _grounding_summary(flags, self.injection))
+        if call_id is not None:  # the call log judges the model's own text
+            leak = [{"kind": "prompt_leak", "text": ""}] if self._guard.leaked else []
+            self.desk.store.set_grounding(call_id, _grounding_summary(
+                self.model_flags + leak, self.injection))
 
     def _save(self, gen: Any, text: str, flags: list[dict[str, Any]],
               status: str) -> dict[str, Any]:

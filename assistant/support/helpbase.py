@@ -226,9 +226,13 @@ def fill_slots(text: str, values: dict[str, str], *, default: str | None = "your
         slot = match.group(1)
         if slot in values:
             return values[slot]
-        return default.format(slot=slot) if default is not None else match.group(0)
+        if default is None:
+            return match.group(0)
+        if text[:match.start()].rstrip().lower().endswith(slot):
+            return ""  # "the order number [order number]": the words already say it
+        return default.format(slot=slot)
 
-    return _SLOT.sub(replace, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", _SLOT.sub(replace, text))
 
 
 # --------------------------------------------------------------------------- data
