@@ -462,3 +462,38 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         for expected in ("rollback", "like rate dropped", "olivia"):
             assert expected in audit
         page.screenshot(path=str(tmp_path / "studio-rollout.png"), full_page=True)
+
+
+def test_a_first_sentence_fills_the_card_and_a_support_question_is_answered(
+        browser, tmp_path, staff_shop):
+    """Issue 14's first message, typed as a new visitor would: the card shows the occasion,
+    the recipient, the interest and the budget, the next question is one still unknown; a
+    support question in the chat gets the help base's answer with its source, then the
+    questionnaire resumes."""
+    from tests.conftest import copy_shop
+
+    data, orders = copy_shop(staff_shop, tmp_path / "shop")
+    with AppProcess(data, provider="scripted", env={"TAILOR_ORDERS": str(orders)}) as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(app.url)
+        card = page.locator("#tailor-card")
+        box = page.locator("#tailor-input textarea")
+        page.get_by_text("What are you looking for today?").first.wait_for(timeout=30_000)
+        box.fill("Hi! I'm looking for a birthday present for my mum, she loves candles. "
+                 "Budget about 20 pounds.")
+        box.press("Enter")
+        page.get_by_text("Got it: a birthday gift for your mum").first.wait_for(timeout=30_000)
+        _wait_for(lambda: all(w in card.inner_text() for w in
+                              ("Birthday", "Family", "Candles and lights", "£20")), timeout=30)
+        asked = bot_texts(page)[-1]
+        assert "occasion" not in asked.lower() and "who is it for" not in asked.lower()
+        shot(page, tmp_path / "first-sentence.png", "chat-first-sentence")
+        box.fill("Where is my order? It was supposed to arrive last week.")
+        box.press("Enter")
+        # the answer and the resumed question (consecutive bubbles may be grouped)
+        _wait_for(lambda: "Now, back to your questions:" in " ".join(bot_texts(page)[-2:]),
+                  timeout=30)
+        tail = " ".join(bot_texts(page)[-2:])
+        assert "Source: help article" in tail
+        assert tail.index("Source: help article") < tail.index("Now, back to your questions:")
+        page.close()

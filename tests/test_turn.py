@@ -183,6 +183,11 @@ def test_chat_callbacks_without_a_browser(shop):
     # the public card says what the segment means for the person, never the staff's name
     staff = svc.profile(sid)
     assert "segment" not in out and staff.segment is not None
+    # ... once it rests on how they shop (here: how often they order), not before
+    assert out["meaning"] is None
+    chat_ui.edit_fact(svc, sid, "order_frequency", "a few times a year")
+    out, _ = endpoint(svc, sid)
+    staff = svc.profile(sid)
     assert out["meaning"] == svc.parts.meanings.for_customer(staff.segment_name)
     with pytest.raises(gr.Error, match="There is no question 'nope'"):
         chat_ui.api(chat_ui.answer)(svc, "nope", "x", sid)

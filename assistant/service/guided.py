@@ -135,7 +135,10 @@ class Guided:
         answers = answers_for_classifier(state)
         if visit.segments and (answers or state.customer_id):
             card.segment = visit.segments.from_answers(answers, state.customer_id)
-            card.meaning = self.parts.meanings.for_customer(card.segment_name)
+            # what the segment means is told once it rests on how they shop (their orders,
+            # or how often they order), not on a guess from their interests alone
+            if state.customer_id or "order_frequency" in answers:
+                card.meaning = self.parts.meanings.for_customer(card.segment_name)
         return card
 
     def quick_replies(self, visit: Visit, turn: Turn) -> list[str]:
