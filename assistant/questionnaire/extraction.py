@@ -198,8 +198,8 @@ class FactExtractor:
         self.spec = spec
         self.vocab = vocabulary
         self.read = [qid for qid in spec.ids if qid in vocabulary.read]
-        # per question: (phrase, value), longest first
-        self._phrases: dict[str, list[tuple[str, str]]] = {}
+        # per question: (phrase, value, its whole-word pattern), longest first
+        self._phrases: dict[str, list[tuple[str, str, re.Pattern[str]]]] = {}
         self._typos: dict[str, list[tuple[str, str]]] = {}
         for qid in self.read:
             q = spec.question(qid)
@@ -215,7 +215,8 @@ class FactExtractor:
                 for phrase in _words(extra):
                     table[phrase] = value
             pairs = sorted(table.items(), key=lambda pv: -len(pv[0]))
-            self._phrases[qid] = pairs
+            self._phrases[qid] = [(p, v, re.compile(rf"(?<![\w]){re.escape(p)}(?![\w])"))
+                                  for p, v in pairs]
             self._typos[qid] = [(p, v) for p, v in pairs if " " not in p and len(p) >= 5
                                 and p.isalpha()]
         self._negation = re.compile(
@@ -307,8 +308,10 @@ class FactExtractor:
                     hits.setdefault(value, m.group(0))
                     for k in range(m.start(), m.end()):
                         taken[k] = True
-        for phrase, value in self._phrases.get(q.id, []):
-            for m in re.finditer(rf"(?<![\w]){re.escape(phrase)}(?![\w])", t):
+        for phrase, value, pattern in self._phrases.get(q.id, []):
+            if phrase not in t:  # most phrases are not there: skip the regex
+                continue
+            for m in pattern.finditer(t):
                 if any(taken[m.start():m.end()]):
                     continue
                 for k in range(m.start(), m.end()):
@@ -348,8 +351,8 @@ class FactExtractor:
         if not t.startswith("'s", end):
             return False
         head = " ".join(t[end + 2:].split()[:3])
-        return any(re.search(rf"(?<![\w]){re.escape(p)}(?![\w])", head)
-                   for p, _ in self._phrases.get(q.id, []))
+        return any(p in head and pattern.search(head)
+                   for p, _, pattern in self._phrases.get(q.id, []))
 
     # -- the budget ------------------------------------------------------------------------
     def _budget(self, q: Question, t: str, *, relaxed: bool) -> Found | None:
