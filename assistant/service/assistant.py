@@ -75,6 +75,7 @@ class AssistantService:
         model = model or build_model(settings)
         service = cls(settings, store, templates, LLMClient(model, store))
         service.parts.meanings  # noqa: B018 - data/segment_meanings.yaml checked at start
+        service.parts.extractor  # noqa: B018 - data/vocabulary.yaml checked at start
         return service
 
     # -- the model ----------------------------------------------------------------------

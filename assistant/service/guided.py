@@ -106,7 +106,7 @@ class Guided:
         spec = self.parts.spec
         planner = segments.planner(self.parts.settings.segment_confidence) if segments else None
         if planner is None:
-            return Questionnaire(spec, wording=wording)
+            return Questionnaire(spec, wording=wording, extractor=self.parts.extractor)
 
         def chooser(state: QuestionnaireState, candidates: list[str]) -> str | None:
             """Segment questions by information gain until the segment is confident, then
@@ -119,7 +119,7 @@ class Guided:
             others = [c for c in candidates if c not in ASK_ORDER]
             return others[0] if others else None
 
-        return Questionnaire(spec, chooser, wording=wording)
+        return Questionnaire(spec, chooser, wording=wording, extractor=self.parts.extractor)
 
     # -- the card -----------------------------------------------------------------------
     def card(self, visit: Visit) -> Card:

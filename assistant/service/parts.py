@@ -19,6 +19,7 @@ from assistant.infra.store import Store
 from assistant.infra.vectors import VectorStore
 from assistant.orders.ingest import load_orders
 from assistant.prompts.templates import ServedTemplates
+from assistant.questionnaire.extraction import FactExtractor, load_vocabulary
 from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.wording import Wording
 from assistant.recommend.personal import Recommendations
@@ -176,6 +177,12 @@ class Parts:
             with self._data_lock:
                 self._router = router
         return self._router
+
+    @cached_property
+    def extractor(self) -> FactExtractor:
+        """The fact reader of the spec and data/vocabulary.yaml, checked against the spec
+        (an unknown question or option stops the start with file:line)."""
+        return FactExtractor(self.spec, load_vocabulary(self.spec))
 
     @cached_property
     def meanings(self) -> SegmentMeanings:

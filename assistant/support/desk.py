@@ -627,7 +627,8 @@ class DraftRun:
         text, shown, why = self._choose(error)
         if shown == "composed" and self.polish:
             ctx.notes.append(f"Showing the composed draft: {why}.")
-        flags = check_draft(text, ctx.facts, len(ctx.citations))
+        flags = self.model_flags if shown == "polished" else \
+            check_draft(text, ctx.facts, len(ctx.citations))
         with self._lock:
             if self.cancelled:
                 status = "discarded"

@@ -136,6 +136,19 @@ def train_intents(artifacts_dir: Path, csv_path: Path | str | None = None, *,
     return summary
 
 
+def load_trained(artifacts_dir: Path, kind: str, what: str) -> Any:
+    """A bundle trained by ``assistant help train``; an AssistantError naming that command
+    when it is missing or unreadable."""
+    try:
+        bundle = load_bundle(Path(artifacts_dir), kind)
+    except ArtifactError as err:
+        raise ArtifactError(err.message, TRAIN_HINT) from None
+    if bundle is None:
+        raise AssistantError(f"{what} has not been trained yet.", TRAIN_HINT,
+                             code=f"{kind}-missing")
+    return bundle
+
+
 @dataclass
 class IntentClassifier:
     pipeline: Pipeline
@@ -144,13 +157,7 @@ class IntentClassifier:
     @classmethod
     def load(cls, artifacts_dir: Path) -> IntentClassifier:
         """The trained classifier; an AssistantError with the command to run when none is."""
-        try:
-            bundle = load_bundle(Path(artifacts_dir), KIND)
-        except ArtifactError as err:
-            raise ArtifactError(err.message, TRAIN_HINT) from None
-        if bundle is None:
-            raise AssistantError("The intent classifier has not been trained yet.", TRAIN_HINT,
-                                 code="intents-missing")
+        bundle = load_trained(artifacts_dir, KIND, "The intent classifier")
         return cls(bundle.models["pipeline"], bundle.manifest["summary"])
 
     @property

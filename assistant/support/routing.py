@@ -26,14 +26,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from assistant.core.config import REPO_ROOT
-from assistant.core.errors import AssistantError, ConfigError
-from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
+from assistant.core.errors import ConfigError
+from assistant.infra.artifacts import save_bundle
 from assistant.support.helpbase import DEFAULT_CSV, file_digest
 from assistant.support.intents import (
     MAX_TEXT_CHARS,
     IntentClassifier,
     load_examples,
     load_shop_examples,
+    load_trained,
     make_pipeline,
 )
 
@@ -43,7 +44,6 @@ KINDS = (SUPPORT, SHOPPING, CHAT)
 DEFAULT_EXAMPLES = REPO_ROOT / "data" / "routing_examples.yaml"
 SUPPORT_PER_INTENT = 60
 SUPPORT_OVER_FACTS = 0.8  # a message with facts is support only when this sure
-TRAIN_HINT = "Train it with: assistant help train"
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,7 @@ class Router:
 
     @classmethod
     def load(cls, artifacts_dir: Path, intents: IntentClassifier | None) -> Router:
-        try:
-            bundle = load_bundle(Path(artifacts_dir), KIND)
-        except ArtifactError as err:
-            raise ArtifactError(err.message, TRAIN_HINT) from None
-        if bundle is None:
-            raise AssistantError("The message router has not been trained yet.", TRAIN_HINT,
-                                 code="routes-missing")
+        bundle = load_trained(artifacts_dir, KIND, "The message router")
         return cls(bundle.models["pipeline"], intents, bundle.manifest["summary"])
 
     def kinds(self, text: str) -> dict[str, float]:
