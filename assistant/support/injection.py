@@ -91,37 +91,70 @@ def _decoded_base64(text: str) -> list[str]:
     return out
 
 
-def _scan(text: str) -> list[str]:
+# Words one of which a pattern cannot match without (lower-cased substrings): a pattern runs
+# only on a text holding one of its words, so a long ticket costs a few substring searches
+# per pattern instead of a regex pass; tests/test_support.py checks the corpus reads the
+# same with and without this filter.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "ignore instructions": ("ignor", "disregard", "forget", "overrid", "overrul", "bypass"),
+    "system prompt": ("prompt", "instruction", "rules", "configuration"),
+    "reveal instructions": ("your", "above", "before"),
+    "role-play": ("you", "pretend", "role", "act", "let", "imagine", "character"),
+    "developer mode": ("mode", "jailbreak", "dan"),
+    "new instructions": ("instruction", "rules", "directive", "note", "message"),
+    "approve a refund": ("refund", "reimbursement", "compensation"),
+    "steer the reply": ("your", "exactly"),
+    "encoded text": ("base64", "rot13", "rot-13"),
+    "html/script": ("script", "iframe", "object", "embed", "svg", "style", "meta",
+                    "javascript", "onerror", "onload", "onclick", "onmouseover"),
+    "ignore instructions (other language)": (
+        "ignor", "olvid", "oubli", "vergiss", "negeer", "esque", "sistema", "syst", "игнор",
+        "забуд", "системн", "忽略", "无视", "忘记", "忽視", "無視", "系统提示"),
+}
+_SPACED_PART = re.compile(r"[ ._*-]")
+_WORD = re.compile(r"[\w@$]+")
+
+
+def _scan(text: str, prefilter: bool = True) -> list[str]:
     found = []
+    # "İ" lower-cases to two characters; the regex's case folding reads it as "i"
+    lower = text.lower().replace("i\u0307", "i")
     for label, pattern in _INJECTION:
+        needs = _NEEDS.get(label)
+        if prefilter and needs and not any(word in lower for word in needs):
+            continue
         for m in pattern.finditer(text):
             found.append(f"{label}: {m.group(0).strip()[:80]}")
             break
     return found
 
 
+def _read_leet(word: str) -> str:
+    if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+        return word.translate(_LEET)
+    return word
+
+
 def _unobfuscate(text: str) -> str:
     """Spaced-out letters joined ("I G N O R E" -> "IGNORE") and leetspeak read as letters
-    ("1gn0r3" -> "ignore")."""
-    text = _SPACED.sub(lambda m: re.sub(r"[ ._*-]", "", m.group(0)), text)
-    return re.sub(r"[\w@$]*\d[\w@$]*",
-                  lambda m: m.group(0).translate(_LEET)
-                  if re.search(r"[^\W\d_]", m.group(0)) else m.group(0), text)
+    ("1gn0r3" -> "ignore"). Linear in the text: each word is looked at once."""
+    text = _SPACED.sub(lambda m: _SPACED_PART.sub("", m.group(0)), text)
+    return _WORD.sub(lambda m: _read_leet(m.group(0)), text)
 
 
-def detect_injection(ticket: str) -> list[str]:
+def detect_injection(ticket: str, *, prefilter: bool = True) -> list[str]:
     """Phrases in a ticket that try to steer the model ("label: matched text"); empty when
     none. Checks the text (NFKC), the text with spaced-out letters and leetspeak undone, its
     ROT13, the text reversed and any base64 in it."""
     text = unicodedata.normalize("NFKC", clean_text(ticket))
-    found = _scan(text)
+    found = _scan(text, prefilter)
     variants = {"obfuscated": _unobfuscate(text), "rot13": codecs.decode(text, "rot13"),
                 "reversed": text[::-1]}
     variants |= {f"base64 #{i + 1}": d for i, d in enumerate(_decoded_base64(text))}
     for name, variant in variants.items():
         if variant == text:
             continue
-        found += [f"{p} ({name})" for p in _scan(variant)
+        found += [f"{p} ({name})" for p in _scan(variant, prefilter)
                   if not p.startswith(("html/script", "encoded text", "fake role line"))
                   and p not in found]
     return list(dict.fromkeys(found))[:10]
