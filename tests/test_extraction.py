@@ -221,3 +221,37 @@ def test_a_sentence_starting_with_a_questions_name_is_read_whole(
     # a short correction is still a correction
     qn.handle(state, "my budget is 15")
     assert state.answers["budget"]["max"] == 15
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a real English word is never a slip of a phrase ("planner" is not "planter")
+    ("I need a weekly planner and some pens, to brighten up my desk",
+     {"interests": ["stationery"], "recipient": "myself", "buyer_type": GIFTS}),
+    # a value refused anywhere is refused: "no candles" wins over "she has candles"
+    ("my sister has candles everywhere, so no candles please, maybe a mug for her",
+     {"interests": ["kitchen_baking"], "recipient": "family", "buyer_type": GIFTS}),
+    # a price per item wins over a total for the lot
+    ("six raffle prizes for my nephew's party, £3 each, £18 for the lot",
+     {"buyer_type": GIFTS, "recipient": "child", "budget": 3}),
+    # what was paid is not a budget; the budget word belongs to the amount after it
+    ("the last one I bought was about £40, this time for my aunt, up to £25 for two things",
+     {"buyer_type": GIFTS, "recipient": "family", "budget": 25}),
+    ("I won't go over 20 quid for my brother's present",
+     {"buyer_type": GIFTS, "recipient": "family", "budget": 20}),
+    # an amount right after an order number describes that order
+    ("(order 547812, about £90) loved it, now something for my gran",
+     {"buyer_type": GIFTS, "recipient": "family"}),
+    # the person a recipient word owns decides: nobody the questions know
+    ("a present for my daughter's piano teacher please", {"buyer_type": GIFTS}),
+    # someone else's business is not the visitor's
+    ("something for my sister's shop opening, around £30",
+     {"buyer_type": GIFTS, "recipient": "family", "budget": 30}),
+    # a place being visited is not where the visitor is
+    ("visiting Lisbon next month, need a gift to take with me, £15",
+     {"buyer_type": GIFTS, "budget": 15}),
+    ("a toy tea set for my granddaughter", {"buyer_type": GIFTS, "recipient": "child",
+                                           "interests": ["kids_toys"]}),
+    ("is it cheaper elsewhere? I want lanterns", {"interests": ["candles_lights"]}),
+])
+def test_general_rules_of_reading(reader: FactExtractor, text: str, expected: dict) -> None:
+    assert values(reader, text) == expected

@@ -16,10 +16,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from spellchecker import SpellChecker
 
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import ConfigError
@@ -38,10 +40,21 @@ _CURRENCY_WORDS = {"pounds", "pound", "quid", "gbp", "euros", "euro", "eur", "do
 _UNDER = re.compile(r"\b(?:nothing (?:over|above|more than)|not (?:over|above)|under|below|"
                     r"up to|upto|max|maximum|less than|no more than|not more than|at most|"
                     r"cheaper than|within|no more)\b")
+# "don't want to go over £15", "won't spend more than 20": an upper bound
+_NOT_OVER = re.compile(r"\b(?:not|don't|dont|won't|wont|never|can't|cant)\s+(?:\w+\s+){0,3}?"
+                       r"(?:over|above|more than|beyond)$")
+# the words after an amount that make it a price per item ("£8 each", "£2 per jar")
+_PER_ITEM = re.compile(r"^(?:each|apiece|per\b|a (?:head|unit|piece|person|item|gift|pop)\b"
+                       r"|an item\b|for each\b)")
+# hedges between a word and its amount ("was about £600"): skipped when reading the word
+_AMOUNT_HEDGES = {"about", "around", "roughly", "approx", "approximately", "~", "like", "only",
+                  "just", "nearly", "almost", "over", "under", "circa", "some"}
 _AT_LEAST = re.compile(r"\b(?:at least|over|above|more than|min|minimum|from|upwards of)\b")
 _CORRECTING = re.compile(r"\b(?:actually|make it|or rather|i mean|no wait|sorry|rather)\b")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _DESCRIBES_BUSINESS = re.compile(r"\s+(?:shop|store|business|company|boutique|stall)\b")
+# someone else's possessive right before a phrase: "her shop", "my son's shop"
+_OTHERS = re.compile(r"(?:\b(?:his|her|their)|\w's|\ws')\s+(?:\w+\s+)?$")
 _PROPER = {"Christmas", "Europe", "United", "UK"}
 _HEDGES = re.compile(r"\b(?:not|no)\s+(?:sure|certain|idea)\b")
 
@@ -64,6 +77,9 @@ class Vocabulary(BaseModel):
     overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
     patterns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list)
+    not_after: dict[str, list[str]] = Field(default_factory=dict)
+    own_only: list[str] = Field(default_factory=list)
     yields_to: dict[str, list[str]] = Field(default_factory=dict)
     not_budget_near: list[str] = Field(default_factory=list)
 
@@ -128,6 +144,12 @@ def load_vocabulary(spec: QuestionnaireSpec, path: Path | str | None = None) -> 
                 except re.error as exc:
                     raise _problem(path, root, ("patterns", qid, value, k),
                                    f"'{rx}' is not a valid regular expression ({exc})") from None
+    for qid in vocab.not_after:
+        if qid not in spec.ids:
+            raise _problem(path, root, ("not_after", qid), f"'{qid}' is not a question of the spec")
+    for k, qid in enumerate(vocab.own_only):
+        if qid not in spec.ids:
+            raise _problem(path, root, ("own_only", k), f"'{qid}' is not a question of the spec")
     for qid, others in vocab.yields_to.items():
         for other in [qid, *others]:
             if other not in spec.ids:
@@ -156,6 +178,8 @@ def fitted(spec: QuestionnaireSpec, vocab: Vocabulary) -> Vocabulary:
                           and coerce_value(spec.question(t), v).ok}
                       for q, targets in vocab.overrides.items() if q in ids},
         "read": [q for q in vocab.read if q in ids],
+        "own_only": [q for q in vocab.own_only if q in ids],
+        "not_after": {q: w for q, w in vocab.not_after.items() if q in ids},
         "not_in_sentences": {q: w for q, w in vocab.not_in_sentences.items() if q in ids},
         "phrases": {q: {v: w for v, w in opts.items() if known(q, v)}
                     for q, opts in vocab.phrases.items() if q in ids},
@@ -178,10 +202,20 @@ def _words(phrases: list[str]) -> list[str]:
     return [p for p in (norm(x) for x in phrases) if p]
 
 
+@cache
+def _english() -> frozenset[str]:
+    """English words (pyspellchecker's frequency list, 160,000 words): a real word is
+    never read as a slip of another ("planner" is not "planter", "brighten" not
+    "Brighton")."""
+    return frozenset(SpellChecker().word_frequency.dictionary)
+
+
 def _one_typo(word: str, phrase: str, ratio: float) -> bool:
     """A word one slip away from a phrase: same first letter and close (difflib ratio), or
-    two neighbouring letters swapped ("neice")."""
+    two neighbouring letters swapped ("neice"), and not itself an English word."""
     if word[0] != phrase[0] or abs(len(phrase) - len(word)) > 1 or word == phrase:
+        return False
+    if word in _english():
         return False
     if len(word) == len(phrase):
         diff = [k for k in range(len(word)) if word[k] != phrase[k]]
@@ -232,6 +266,12 @@ class FactExtractor:
                                 for rx in rxs]
                           for qid, opts in vocabulary.patterns.items()}
         self._not_before = set(_words(vocabulary.not_budget_before))
+        self._people = self._any(vocabulary.people)
+        self._not_after_words = {
+            qid: re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in
+                                                      sorted(_words(ws), key=len, reverse=True))
+                            + r")\s+(?:the\s+|a\s+)?$")
+            for qid, ws in vocabulary.not_after.items() if _words(ws)}
         self._not_after = set(_words(vocabulary.not_budget_after))
 
     @staticmethod
@@ -302,6 +342,7 @@ class FactExtractor:
         characters its phrases took."""
         taken = list(blocked)
         hits: dict[str, str] = {}
+        refused: set[str] = set()  # negated somewhere: "she has candles, so NOT candles"
         for rx, value in self._patterns.get(q.id, []):
             for m in rx.finditer(t):
                 if not any(taken[m.start():m.end()]) and not self._negated(t, m.start()):
@@ -320,11 +361,17 @@ class FactExtractor:
                     continue  # "a homeware shop" describes the business, not an interest
                 if q.type == "single" and self._possessor(q, t, m.end()):
                     continue  # "my friend's daughter": the daughter is meant
-                if not self._negated(t, m.start()):
-                    if phrase.startswith(("my ", "our ")):  # the words that name a person
-                        hits[value] = phrase
-                    else:
-                        hits.setdefault(value, phrase)
+                if q.id in self.vocab.own_only and _OTHERS.search(t[:m.start()]):
+                    continue  # "my son's shop opening": not the visitor's business
+                cancel = self._not_after_words.get(q.id)
+                if cancel is not None and cancel.search(t[max(0, m.start() - 40):m.start()]):
+                    continue  # "visiting Paris": not where they are
+                if self._negated(t, m.start()):
+                    refused.add(value)
+                elif phrase.startswith(("my ", "our ")):  # the words that name a person
+                    hits[value] = phrase
+                else:
+                    hits.setdefault(value, phrase)
         for m in re.finditer(r"[a-z]{5,}", t):
             if any(taken[m.start():m.end()]) or self._negated(t, m.start()):
                 continue
@@ -334,6 +381,7 @@ class FactExtractor:
                     hits.setdefault(value, phrase)
                     break
         own = [a and not b for a, b in zip(taken, blocked, strict=True)]
+        hits = {value: phrase for value, phrase in hits.items() if value not in refused}
         if not hits:
             return None, own
         if q.type == "single":
@@ -346,11 +394,14 @@ class FactExtractor:
         return (Found(q.id, result.value, ", ".join(hits.values())) if result.ok else None), own
 
     def _possessor(self, q: Question, t: str, end: int) -> bool:
-        """The phrase ending at ``end`` owns another one of the same question within three
-        words ("my friend's daughter": the daughter is meant)."""
+        """The phrase ending at ``end`` owns another one of the same question, or a person
+        no answer fits, within three words ("my friend's daughter": the daughter is meant;
+        "my son's teacher": nobody the questions know)."""
         if not t.startswith("'s", end):
             return False
         head = " ".join(t[end + 2:].split()[:3])
+        if self._people is not None and self._people.search(head):
+            return True
         return any(p in head and pattern.search(head)
                    for p, _, pattern in self._phrases.get(q.id, []))
 
@@ -361,6 +412,7 @@ class FactExtractor:
         t = re.sub(r"(\d+),(\d{2})(?!\d)", r"\1.\2", t)  # "25,00 €"
         tokens = prepare_numbers(t).split()
         picked: str | None = None
+        per_item: str | None = None  # "under £10 each, £20 all together": the £10
         i = 0
         while i < len(tokens):
             tok = tokens[i]
@@ -370,7 +422,10 @@ class FactExtractor:
             snippet, end = self._amount(tokens, i, relaxed=relaxed, seen=picked is not None)
             if snippet:
                 picked = snippet
+                if _PER_ITEM.match(" ".join(tokens[end:end + 2])):
+                    per_item = snippet
             i = max(end, i + 1)
+        picked = per_item or picked
         if picked is None:
             return None
         result = parse_answer(q, picked)
@@ -395,9 +450,13 @@ class FactExtractor:
                 if at(j) in _CURRENCY_WORDS:
                     money, j = True, j + 1
         lead = [w for w in tokens[max(0, i - 6):i] if w not in _CURRENCY_SIGNS][-4:]
-        if lead and (lead[-1] in self._not_before or
-                     " ".join(lead[-2:]) in self._not_before):
-            return None, j
+        bare = list(lead)  # the lead without hedges: "was about £600" reads "was £600"
+        while bare and bare[-1] in _AMOUNT_HEDGES:
+            bare.pop()
+        for words in (lead, bare):
+            if words and (words[-1] in self._not_before or
+                          " ".join(words[-2:]) in self._not_before):
+                return None, j
         near = " ".join(lead + tokens[j:j + 2])
         if self._not_near is not None and self._not_near.search(near):
             return None, j  # an order total, a price paid before
@@ -406,13 +465,20 @@ class FactExtractor:
             return None, j
         if not money and len(n.split(".")[0]) >= 5:
             return None, j  # an order or phone number
-        window = " ".join(lead)
+        if any(len(w.strip(",.()")) >= 5 and _NUMBER.match(w.strip(",.()")) for w in lead):
+            return None, j  # right after an order number: "(order 560234, about £85)"
+        # a budget word belongs to the first amount after it ("up to £60 for one present")
+        last_number = max((k for k, w in enumerate(lead) if _NUMBER.match(w.strip(",.()"))),
+                          default=-1)
+        window = " ".join(lead[last_number + 1:])
         cue = bool(self._budget_cue and self._budget_cue.search(window))
         if not (money or cue or relaxed or (seen and _CORRECTING.search(window))):
             return None, j
         if high is not None:
             return f"{n}-{high}", j
-        if _UNDER.search(window):
+        wide = " ".join(w for w in tokens[max(0, i - 8):i] if w not in _CURRENCY_SIGNS)
+        wide = wide.replace(" ' ", "'")  # the number reader splits "don't"
+        if _UNDER.search(window) or _NOT_OVER.search(wide):
             return f"under {n}", j
         if _AT_LEAST.search(window) or nxt == "+" or " ".join(tokens[j:j + 2]) == "or more":
             return f"at least {n}", j
