@@ -84,6 +84,19 @@ def copy_shop(staff_shop: Path, dest: Path) -> tuple[Path, Path]:
     return dest / "data", dest / "orders.csv"
 
 
+def order_of(service: AssistantService, customer: str) -> str:
+    """The number of one of ``customer``'s orders in the service's order data: the proof a
+    customer gives to link their orders in the chat."""
+    orders = service.parts.orders()
+    mine = orders.loc[(orders["customer"] == str(customer)) & ~orders["is_return"], "order_id"]
+    return str(mine.iloc[0])
+
+
+def link(service: AssistantService, session_id: str, customer: str):
+    """Link a session to a customer with a valid proof (one of their order numbers)."""
+    return service.identify(session_id, str(customer), order_of(service, customer))
+
+
 # Run order: fast tests first, then the slow kinds (stable within each kind, so files keep
 # their order). A broken unit fails in the first minutes, not after the browser tests.
 _RUN_LAST = {"slow": 1, "e2e": 2, "browser": 3}

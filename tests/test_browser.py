@@ -59,11 +59,13 @@ def login(page, url: str, name: str, password: str = PASSWORD) -> None:
     page.get_by_text(f"Signed in as {name}").wait_for(timeout=30_000)
 
 
-def link_customer(page, customer_id: str) -> None:
-    """The chat's "Ordered from us before?" box: link a returning customer's orders."""
+def link_customer(page, customer_id: str, proof: str) -> None:
+    """The chat's "Ordered from us before?" box: link a returning customer's orders with
+    the number of one of their orders as proof."""
     page.get_by_text("Ordered from us before?").click()
     page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
         customer_id)
+    page.locator("#tailor-proof input, #tailor-proof textarea").first.fill(proof)
     page.get_by_role("button", name="Use my order history").click()
     page.get_by_text("Welcome back!").wait_for(timeout=20_000)
 
@@ -302,17 +304,25 @@ def test_returning_customer_links_orders_and_card_shows_sources(browser, tmp_pat
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
         page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
-        link_customer(page, "17850")
+        # a customer number alone links nothing: the proof is asked for
+        page.get_by_text("Ordered from us before?").click()
+        page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
+            "17850")
+        page.get_by_role("button", name="Use my order history").click()
+        page.get_by_text("we need proof it is you").first.wait_for(timeout=10_000)
+        page.get_by_text("Ordered from us before?").click()  # it stays open: close it
+        link_customer(page, "17850", "536365")
         card = page.locator("#tailor-card")
         _wait_for(lambda: card.inner_text().count("from your orders") >= 4, timeout=20)
         shown = card.inner_text()
         assert "Segment" not in shown  # the staff's segment name is not for the customer
         assert not any(name in shown for name in SEGMENTS if name != "New"), shown
-        # an unknown number is a clear notice and changes nothing
+        # an unknown number is a clear notice (the same as a wrong proof) and changes nothing
         page.locator("#tailor-customer-id textarea, #tailor-customer-id input").first.fill(
             "nobody")
+        page.locator("#tailor-proof input, #tailor-proof textarea").first.fill("536365")
         page.get_by_role("button", name="Use my order history").click()
-        page.get_by_text("No customer 'nobody'").first.wait_for(timeout=10_000)
+        page.get_by_text("We could not verify that").first.wait_for(timeout=10_000)
         page.close()
 
 
@@ -376,7 +386,7 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         shopper = browser.new_context().new_page()
         shopper.goto(app.url)
         shopper.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
-        link_customer(shopper, "17850")
+        link_customer(shopper, "17850", "536365")
 
         def shopper_suggests() -> str:
             before = len(rec_versions())

@@ -16,7 +16,7 @@ from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
 from assistant.support.routing import CHAT, SHOPPING, SUPPORT, Router, train_routes
 from assistant.ui.app import turn as api_turn
-from tests.conftest import copy_shop
+from tests.conftest import copy_shop, link
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_linked_customer_asking_about_their_order_gets_their_latest_order(
         svc: AssistantService) -> None:
     sid = svc.new_session()
     svc.guided.view(sid)
-    svc.identify(sid, "17850")
+    link(svc, sid, "17850")
     facts = svc.staff.desk.customer_facts("17850")
     latest = facts.latest["order_id"]
     out = last(svc, sid, "Where is my last order? It should have arrived by now.")

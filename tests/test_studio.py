@@ -20,7 +20,7 @@ from assistant.prompts.versions import PRODUCTION, STAGING
 from assistant.service.assistant import AssistantService
 from assistant.service.chat import final_text
 from assistant.service.studio import SUPPORT, removed_sentences
-from tests.conftest import copy_shop
+from tests.conftest import copy_shop, link
 
 
 def _items_reply(messages: Sequence[Message]) -> str:
@@ -172,7 +172,7 @@ def test_staging_for_one_segment_only(svc: AssistantService) -> None:
     for seg in ("Champions", "Lost"):  # returning customers of two segments
         for cid in customers.index[customers["rfm_segment"] == seg][:3]:
             sid = svc.new_session()
-            svc.identify(sid, str(cid))
+            link(svc, sid, cid)
             sessions.append(sid)
     segments = {sid: svc.store.load_profile(sid)["segment"] for sid in sessions}
     assert len(set(segments.values())) == 2, segments

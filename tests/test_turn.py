@@ -174,7 +174,7 @@ def test_chat_callbacks_without_a_browser(shop):
     chat, card = chat_ui.edit_fact(svc, sid, "region", "Europe")
     assert "**region**: Europe" in card
     before = svc.history(sid)
-    chat_ui.identify(svc, sid, "no-such-customer")  # a warning; nothing changes
+    chat_ui.identify(svc, sid, "no-such-customer", "536365", None)  # a warning; no change
     assert svc.history(sid) == before and svc.profile(sid).customer_id is None
 
     endpoint = chat_ui.api(chat_ui.profile)

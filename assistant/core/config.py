@@ -119,6 +119,27 @@ class Settings(BaseSettings):
         "by email (default: DATA_DIR/customer_emails.csv when it exists).",
     )
 
+    link_attempts: int = Field(
+        5, ge=1, le=100, description="Wrong proofs a chat session may give when linking its "
+        "orders before it is locked out for LOCKOUT_MINUTES.")
+    link_attempts_per_client: int = Field(
+        20, ge=1, le=10_000, description="Wrong proofs one client address may give (over all "
+        "its sessions) before it is locked out for LOCKOUT_MINUTES.")
+    lockout_minutes: float = Field(
+        15, gt=0, le=24 * 60, description="How long a lockout (linking or login) lasts.")
+    link_code_minutes: float = Field(
+        10, gt=0, le=24 * 60, description="How long a one-time code emailed for linking "
+        "stays valid.")
+    smtp_host: str | None = Field(
+        None, description="SMTP server for one-time codes (unset: codes are written to "
+        "DATA_DIR/outbox/, one file per email, for staff to read)."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(None, description="SMTP login (with SMTP_PASSWORD).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("shop@localhost", description="The sender of one-time codes.")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server.")
+
     @field_validator("llm_provider", "questionnaire_model", "draft_polish", mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
@@ -161,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.cache or self.data_dir / "cache"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
     @property
     def customer_emails_path(self) -> Path:

@@ -192,6 +192,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX template_test_runs_version ON template_test_runs(name, version, id);
     """,
+    # 6: failed attempts (linking a customer, logging in) for rate limits and lockouts, and
+    # the one-time codes sent to verify an email (hashed)
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX attempts_key ON attempts(key, at);
+    CREATE TABLE link_codes (
+        session_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        email_hash TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        expires REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -386,6 +403,42 @@ class Store:
     def set_grounding(self, call_id: int, verdict: str) -> None:
         with self.connect() as conn:
             conn.execute("UPDATE llm_calls SET grounding = ? WHERE id = ?", (verdict, call_id))
+
+    # -- attempts and one-time codes (service/limits.py, service/identity.py) ----------
+    def add_attempt(self, key: str, at: float) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT INTO attempts (key, at) VALUES (?, ?)", (key, at))
+
+    def attempt_times(self, key: str, since: float) -> list[float]:
+        """When the attempts under ``key`` since ``since`` happened, oldest first."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT at FROM attempts WHERE key = ? AND at >= ? ORDER BY at",
+                                (key, since)).fetchall()
+        return [r["at"] for r in rows]
+
+    def clear_attempts(self, key: str) -> None:
+        with self.connect() as conn:
+            conn.execute("DELETE FROM attempts WHERE key = ?", (key,))
+
+    def forget_attempts(self, before: float) -> int:
+        with self.connect() as conn:
+            return conn.execute("DELETE FROM attempts WHERE at < ?", (before,)).rowcount
+
+    def save_link_code(self, session_id: str, *, customer_id: str, email_hash: str,
+                       code_hash: str, expires: float) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO link_codes VALUES (?, ?, ?, ?, ?)",
+                         (session_id, customer_id, email_hash, code_hash, expires))
+
+    def link_code(self, session_id: str) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM link_codes WHERE session_id = ?",
+                               (session_id,)).fetchone()
+        return dict(row) if row else None
+
+    def drop_link_code(self, session_id: str) -> None:
+        with self.connect() as conn:
+            conn.execute("DELETE FROM link_codes WHERE session_id = ?", (session_id,))
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:

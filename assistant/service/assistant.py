@@ -150,11 +150,10 @@ class AssistantService:
                            ) -> GuidedReply:
         return self.guided.edit(session_id, question_id, value)
 
-    def identify(self, session_id: str, who: str) -> GuidedReply:
-        return self.guided.identify(session_id, who)
-
-    def customer_by_email(self, email: str) -> str:
-        return self.guided.customer_by_email(email)
+    def identify(self, session_id: str, who: str, proof: str = "", *,
+                 client: str | None = None) -> GuidedReply:
+        """Link the session to a customer once a proof holds (service/identity.py)."""
+        return self.guided.identify(session_id, who, proof, client=client)
 
     # -- shopping (shopping.py) --------------------------------------------------------------
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:

@@ -17,7 +17,6 @@ from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
 from assistant.core.text import clean_message
-from assistant.orders.tables import read_table
 from assistant.questionnaire.assist import check_phrasing, describe_questions, parse_extraction
 from assistant.questionnaire.engine import Questionnaire
 from assistant.questionnaire.extraction import describe
@@ -162,7 +161,6 @@ class Guided:
         else:
             extracted = self.extract(visit, text)
             turn = visit.engine.handle(visit.state, text, extracted)
-            turn = self._link_by_email(visit, turn)
         return self.finish(visit, turn)
 
     def reply(self, visit: Visit, text: str) -> GuidedReply:
@@ -254,15 +252,23 @@ class Guided:
         return self.finish(visit, visit.engine.edit(visit.state, question_id, value))
 
     # -- returning customers ----------------------------------------------------------
-    def identify(self, session_id: str, who: str) -> GuidedReply:
-        """Link a returning customer to their orders, by customer number or email: the
-        questions their behaviour answers are filled in (source "observed", or "inferred"
-        for rules over orders) and not asked; the segment uses both."""
+    def identify(self, session_id: str, who: str, proof: str = "", *,
+                 client: str | None = None) -> GuidedReply:
+        """Link a returning customer to their orders once they prove who they are (a
+        customer number with one of their order numbers, or an email with the code sent to
+        it: service/identity.py). Then the questions their behaviour answers are filled in
+        (source "observed", or "inferred" for rules over orders) and not asked; the segment
+        uses both. Before the proof nothing of the customer's orders is read."""
         visit = self.open(session_id)
+        result = self.parts.identity.verify(session_id, who, proof, client=client)
+        if result.customer_id is None:  # a code was sent (or not: the same words)
+            turn = visit.engine.start(visit.state)
+            turn.message = f"{result.message}\n\n{turn.ask or turn.message}".strip()
+            self.parts.store.add_message(session_id, "assistant", result.message)
+            return self.finish(visit, turn, changed=False)
         segments = self.parts.segment_model()
         visit.segments, visit.engine = segments, self.engine(segments)
-        customer_id = self.customer_by_email(who) if "@" in who else who.strip()
-        filled = self._fill_observed(visit, customer_id)
+        filled = self._fill_observed(visit, result.customer_id)
         turn = visit.engine.start(visit.state)
         message = self.parts.wording()("identified", count=filled)
         turn.message = f"{message}\n\n{turn.ask or turn.message}".strip()
@@ -282,41 +288,6 @@ class Guided:
             turn = visit.engine.edit(visit.state, q, value, source=source)
             filled += 0 if turn.error else 1
         return filled
-
-    def customer_by_email(self, email: str) -> str:
-        """The customer number of an email in the shop's customer list (ops provide it:
-        customer_emails.csv with customer_id,email)."""
-        path = self.parts.settings.customer_emails_path
-        email = email.strip().lower()
-        if not path.exists():
-            raise InputError("This shop has not loaded customer emails yet.",
-                             "Use your customer number instead (it is on your invoices).")
-        table = read_table(path)
-        if not {"customer_id", "email"} <= set(table.columns):
-            raise InputError(f"{path.name} needs the columns customer_id and email.",
-                             "Ask the shop to fix the customer list.")
-        hits = table.loc[table["email"].astype(str).str.strip().str.lower() == email,
-                         "customer_id"]
-        if hits.empty:
-            raise InputError("No customer with that email.",
-                             "Check the spelling, or use your customer number.")
-        return str(hits.iloc[0]).strip().removesuffix(".0")
-
-    def _link_by_email(self, visit: Visit, turn: Turn) -> Turn:
-        """An email answer that belongs to a known customer links their orders."""
-        state = visit.state
-        email = state.answers.get("email")
-        if not email or state.customer_id or visit.segments is None:
-            return turn
-        try:
-            customer_id = self.customer_by_email(str(email))
-            filled = self._fill_observed(visit, customer_id)
-        except InputError:
-            return turn
-        nxt = visit.engine.start(state)
-        nxt.message = (f"{turn.prefix}\n\n" if turn.prefix else "") + \
-            self.parts.wording()("identified", count=filled) + f"\n\n{nxt.ask or nxt.message}"
-        return nxt
 
     # -- the model's part (only when configured) ----------------------------------------
     def phrase(self, session_id: str, turn: Turn) -> Turn:

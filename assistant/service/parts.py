@@ -15,6 +15,7 @@ from assistant.core.config import Settings
 from assistant.core.errors import AssistantError, InputError
 from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.infra.llm import LLMClient
+from assistant.infra.mail import outbox_for
 from assistant.infra.store import Store
 from assistant.infra.vectors import VectorStore
 from assistant.orders.ingest import load_orders
@@ -26,6 +27,8 @@ from assistant.recommend.personal import Recommendations
 from assistant.recommend.profiles import ProfileIndex, ProfileWriter
 from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
+from assistant.service.identity import Identity
+from assistant.service.limits import AttemptLimiter
 from assistant.support.helpbase import HelpBase
 from assistant.support.intents import IntentClassifier
 from assistant.support.routing import Router
@@ -177,6 +180,12 @@ class Parts:
             with self._data_lock:
                 self._router = router
         return self._router
+
+    @cached_property
+    def identity(self) -> Identity:
+        """Proofs that a visitor is a customer (service/identity.py)."""
+        return Identity(self.settings, self.store, self.orders, outbox_for(self.settings),
+                        AttemptLimiter(self.store, self.settings.lockout_minutes))
 
     @cached_property
     def extractor(self) -> FactExtractor:

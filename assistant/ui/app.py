@@ -165,17 +165,25 @@ def react(service: AssistantService, sid: str | None, item: str, value: str) -> 
     return out.items
 
 
-def identify(service: AssistantService, sid: str | None, customer_id: str
-             ) -> tuple[list, str]:
-    if not sid or not (customer_id or "").strip():
+def client_of(request: gr.Request | None) -> str | None:
+    """The caller's address (rate limits count per address as well as per session)."""
+    client = getattr(request, "client", None) if request is not None else None
+    return getattr(client, "host", None)
+
+
+def identify(service: AssistantService, sid: str | None, who: str, proof: str,
+             request: gr.Request) -> tuple[list, str, str]:
+    """Link the session's orders: a customer number with an order number, or an email
+    (a code is sent) and then the code. The proof box is emptied either way."""
+    if not sid or not (who or "").strip():
         gr.Warning("Type your customer number (e.g. 17850) or the email you order with.")
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
     try:
-        out = service.identify(sid, customer_id)
+        out = service.identify(sid, who, proof or "", client=client_of(request))
     except AssistantError as err:
         gr.Warning(err.for_user())
-        return gr.skip(), gr.skip()
-    return guided_chat(service, sid, out), card_of(out)
+        return gr.skip(), gr.skip(), ""
+    return guided_chat(service, sid, out), card_of(out), ""
 
 
 def edit_fact(service: AssistantService, sid: str | None, question: str, value: str
@@ -365,7 +373,10 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
     with gr.Accordion("Ordered from us before?", open=False):
         cust_id = gr.Textbox(label="Customer number or email", placeholder="17850",
                              elem_id="tailor-customer-id")
+        proof = gr.Textbox(label="Proof: one of your order numbers, or the code we email you",
+                           placeholder="536365", type="password", elem_id="tailor-proof")
         link_btn = gr.Button("Use my order history")
+        gr.Markdown("*With an email and no proof, we send a code to it.*")
     with gr.Accordion("Change a fact", open=False):
         fact_q = gr.Dropdown(choices=[(q.text[:60], q.id) for q in service.spec.questions],
                              label="Fact")
@@ -392,7 +403,8 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
                         btn.click(on_react, [session, gr.State(item["id"]), gr.State(value)],
                                   [recs], api_visibility="undocumented")
 
-    return {"card": card, "cust_id": cust_id, "link_btn": link_btn, "fact_q": fact_q,
+    return {"card": card, "cust_id": cust_id, "proof": proof, "link_btn": link_btn,
+            "fact_q": fact_q,
             "fact_v": fact_v, "fact_btn": fact_btn, "suggest_btn": suggest_btn}
 
 
@@ -423,8 +435,8 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
                               api_name="suggest", **hidden)
     side["fact_btn"].click(bind(edit_fact, service), [session, side["fact_q"], side["fact_v"]],
                            [chatbot, card], api_name="edit_fact", **hidden)
-    side["link_btn"].click(bind(identify, service), [session, side["cust_id"]], [chatbot, card],
-                           api_name="identify")
+    side["link_btn"].click(bind(identify, service), [session, side["cust_id"], side["proof"]],
+                           [chatbot, card, side["proof"]], api_name="identify")
     chatbot.like(bind(like, service), [session], None, api_name="like", **hidden)
 
 

@@ -1,0 +1,55 @@
+"""Rate limits with lockouts that expire: failed attempts (a wrong proof when linking a
+customer, a wrong password) are recorded in the store under keys such as ``link:session:<id>``
+or ``link:client:<address>``; a key with ``limit`` failures inside the lockout window is
+locked until the oldest of them leaves the window. Attempts refused while locked are not
+counted, so a lockout cannot be stretched by hammering it."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.core.errors import InputError
+from assistant.infra.store import Store
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str
+    limit: int
+
+
+class AttemptLimiter:
+    def __init__(self, store: Store, window_minutes: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.window = window_minutes * 60
+        self.clock = clock
+
+    def locked_for(self, limits: list[Limit]) -> float:
+        """Seconds until every key given is free again (0: none is locked)."""
+        now = self.clock()
+        wait = 0.0
+        for lim in limits:
+            times = self.store.attempt_times(lim.key, now - self.window)
+            if len(times) >= lim.limit:
+                wait = max(wait, times[-lim.limit] + self.window - now)
+        return wait
+
+    def check(self, limits: list[Limit], what: str = "tries") -> None:
+        """Raise a polite ``InputError`` naming the wait when any key is locked."""
+        wait = self.locked_for(limits)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            raise InputError(f"Too many {what} in a row.",
+                             f"Please try again in {minutes} minute{'s' * (minutes != 1)}.")
+
+    def fail(self, limits: list[Limit]) -> None:
+        now = self.clock()
+        for lim in limits:
+            self.store.add_attempt(lim.key, now)
+
+    def clear(self, key: str) -> None:
+        self.store.clear_attempts(key)
