@@ -169,3 +169,33 @@ def test_the_outbox_is_a_folder_unless_smtp_is_set(tmp_path: Path) -> None:
     assert outbox_for(settings).describe().endswith("outbox")
     smtp = outbox_for(load_settings(data_dir=tmp_path, smtp_host="mail.example.org"))
     assert smtp.describe() == "SMTP mail.example.org:587"
+
+
+def test_wrong_passwords_lock_a_staff_account_for_a_while(tmp_path: Path) -> None:
+    """Issue 15: after LOGIN_ATTEMPTS wrong passwords the account fails at once, even with
+    the right password (no hash is checked), until the lockout expires; the client address
+    is counted by the server (tests/test_security.py)."""
+    settings = load_settings(data_dir=tmp_path, llm_provider="scripted", login_attempts=3,
+                             lockout_minutes=5)
+    service = AssistantService.from_settings(settings, model=ScriptedModel())
+    service.staff.users.add("alex", "correct-horse-42", "agent")
+    clock = Clock()
+    service.staff.login_limiter.clock = clock
+    assert service.authenticate("alex", "correct-horse-42")
+    for _ in range(3):
+        assert not service.authenticate("alex", "wrong")
+    assert not service.authenticate("alex", "correct-horse-42")
+    assert not service.authenticate("ALEX ", "correct-horse-42")  # the same account
+    clock.now += 5 * 60 + 1
+    assert service.authenticate("alex", "correct-horse-42")
+    # a success clears the count
+    for _ in range(2):
+        assert not service.authenticate("alex", "wrong")
+    assert service.authenticate("alex", "correct-horse-42")
+    assert not service.authenticate("alex", "wrong")
+    assert service.authenticate("alex", "correct-horse-42")
+    # the address count of the server
+    assert service.login_wait("10.1.1.1") == 0
+    for _ in range(settings.login_attempts_per_client):
+        service.login_failed("10.1.1.1")
+    assert service.login_wait("10.1.1.1") > 0 and service.login_wait("10.1.1.2") == 0

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     link_attempts_per_client: int = Field(
         20, ge=1, le=10_000, description="Wrong proofs one client address may give (over all "
         "its sessions) before it is locked out for LOCKOUT_MINUTES.")
+    login_attempts: int = Field(
+        10, ge=1, le=1000, description="Wrong passwords for one staff account before it is "
+        "locked out for LOCKOUT_MINUTES (sign-in then fails without checking the password).")
+    login_attempts_per_client: int = Field(
+        20, ge=1, le=10_000, description="Failed staff sign-ins from one client address "
+        "before that address is locked out for LOCKOUT_MINUTES.")
     lockout_minutes: float = Field(
         15, gt=0, le=24 * 60, description="How long a lockout (linking or login) lasts.")
     link_code_minutes: float = Field(

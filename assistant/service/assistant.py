@@ -201,6 +201,12 @@ class AssistantService:
     def authenticate(self, name: str, password: str) -> bool:
         return self.staff.authenticate(name, password)
 
+    def login_wait(self, client: str | None) -> float:
+        return self.staff.login_wait(client)
+
+    def login_failed(self, client: str | None) -> None:
+        self.staff.login_failed(client)
+
     def require_role(self, name: str | None, role: str) -> User:
         return self.staff.require_role(name, role)
 

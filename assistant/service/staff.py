@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
-from assistant.infra.users import User, UserStore, has_role
+from assistant.infra.users import User, UserStore, has_role, normalize_name
 from assistant.prompts.serving import ProductionTemplates
 from assistant.recommend.personal import Profile
 from assistant.segments.model import Progress, build_segment_model, dashboard_data
+from assistant.service.limits import AttemptLimiter, Limit
 from assistant.service.parts import Parts
 from assistant.service.samples import ShopSamples
 from assistant.service.studio import PromptStudio
@@ -30,13 +31,45 @@ class Staff:
     def users(self) -> UserStore:
         return UserStore.from_settings(self.parts.settings)
 
+    @cached_property
+    def login_limiter(self) -> AttemptLimiter:
+        return AttemptLimiter(self.parts.store, self.parts.settings.lockout_minutes)
+
+    def _account_limit(self, name: str) -> Limit:
+        try:
+            key = normalize_name(name)
+        except InputError:
+            key = "-"
+        return Limit(f"login:user:{key}", self.parts.settings.login_attempts)
+
+    def _client_limit(self, client: str) -> Limit:
+        return Limit(f"login:client:{client}", self.parts.settings.login_attempts_per_client)
+
     def authenticate(self, name: str, password: str) -> bool:
         """Gradio's login check for the staff app: any known user with the right password
-        (what each role may do is checked per action by ``require_role``)."""
-        try:
-            return self.users.verify(name, password) is not None
-        except AssistantError:
+        (what each role may do is checked per action by ``require_role``). An account with
+        too many wrong passwords in a row is locked out for a while: it fails at once,
+        without hashing (the reply stays the generic one)."""
+        limit = self._account_limit(name)
+        if self.login_limiter.locked_for([limit]) > 0:
             return False
+        try:
+            ok = self.users.verify(name, password) is not None
+        except AssistantError:
+            ok = False
+        if ok:
+            self.login_limiter.clear(limit.key)
+        else:
+            self.login_limiter.fail([limit])
+        return ok
+
+    def login_wait(self, client: str | None) -> float:
+        """Seconds a client address must wait before signing in again (0: it may)."""
+        return self.login_limiter.locked_for([self._client_limit(client)]) if client else 0.0
+
+    def login_failed(self, client: str | None) -> None:
+        if client:
+            self.login_limiter.fail([self._client_limit(client)])
 
     def require_role(self, name: str | None, role: str) -> User:
         """The signed-in staff user, if they hold ``role`` (admin holds every role)."""

@@ -290,6 +290,22 @@ def questionnaire(service: AssistantService, sid: str, message: str) -> dict[str
     return out.model_dump(exclude={"card": {"segment"}})
 
 
+def api_link(service: AssistantService, who: str, proof: str, sid: str | None,
+             request: gr.Request) -> tuple[dict[str, Any], str]:
+    """Link this client's session to a customer's orders: ``who`` is the customer number
+    (``proof``: the number of one of their orders) or an email (no ``proof``: a 6-digit code
+    is sent to it if it is on the shop's list; then the code as ``proof``). Returns
+    {"linked", "message", "card"}; a failed proof is an error, the same whatever was wrong."""
+    sid = sid or service.new_session()
+    try:
+        out = service.identify(sid, who, proof or "", client=client_of(request))
+    except AssistantError as err:
+        raise gr.Error(err.for_user()) from None
+    card = out.card.model_dump(exclude={"segment"})
+    return {"linked": bool(card.get("customer_id")), "message": out.turn.message,
+            "card": card}, sid
+
+
 def question(service: AssistantService, sid: str) -> Any:
     """The pending question of this client's session: id, text, type, options,
     progress (id is null at the summary or once the questionnaire is over)."""
@@ -436,7 +452,7 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
     side["fact_btn"].click(bind(edit_fact, service), [session, side["fact_q"], side["fact_v"]],
                            [chatbot, card], api_name="edit_fact", **hidden)
     side["link_btn"].click(bind(identify, service), [session, side["cust_id"], side["proof"]],
-                           [chatbot, card, side["proof"]], api_name="identify")
+                           [chatbot, card, side["proof"]], api_name="identify", **hidden)
     chatbot.like(bind(like, service), [session], None, api_name="like", **hidden)
 
 
@@ -456,6 +472,8 @@ def _wire_api(service: AssistantService, sid: gr.State) -> None:
         (api(recommend), [], json_out, "recommend"),
         (api(item_feedback), [qid_in, text_in], json_out, "item_feedback"),
     ]
+    gr.Button(visible=False).click(bind(api_link, service), [qid_in, text_in, sid],
+                                   [json_out, sid], api_name="link")
     for fn, inputs, output, name in endpoints:
         gr.Button(visible=False).click(bind(fn, service), [*inputs, sid], [output, sid],
                                        api_name=name)

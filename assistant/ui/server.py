@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from assistant.service.assistant import AssistantService
 from assistant.ui.app import CSS, create_chat_app
@@ -20,12 +24,43 @@ LOGIN_MESSAGE = ("Staff sign-in (agents and ops). No account yet? An admin creat
                  "`assistant users add NAME --role agent`.")
 
 
+LOGIN_PATHS = {f"{STAFF_PATH}/login", f"{STAFF_PATH}/login/"}
+
+
+def guard_logins(app: FastAPI, service: AssistantService) -> None:
+    """Sign-ins per client address: a locked address gets 429 at once (no password is
+    checked); a failed sign-in counts against it."""
+
+    @app.middleware("http")
+    async def limit_logins(request: Request, call_next: Callable[[Request], Awaitable[Any]]
+                           ) -> Any:
+        if request.method != "POST" or request.url.path not in LOGIN_PATHS:
+            return await call_next(request)
+        client = request.client.host if request.client else None
+        wait = await asyncio.to_thread(service.login_wait, client)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            return JSONResponse(status_code=429, content={
+                "detail": f"Too many sign-in attempts. Try again in {minutes} minute"
+                          f"{'s' * (minutes != 1)}."})
+        response = await call_next(request)
+        if response.status_code >= 400:
+            await asyncio.to_thread(service.login_failed, client)
+        return response
+
+
 def build_server(service: AssistantService) -> FastAPI:
     app = FastAPI(title="Tailor")
+    guard_logins(app, service)
     common = {"css": CSS, "footer_links": ["api"], "show_error": False}
     staff = create_staff_app(service)
     staff.queue(default_concurrency_limit=4)
-    app = gr.mount_gradio_app(app, staff, STAFF_PATH, auth=service.authenticate,
+
+    async def authenticate(name: str, password: str) -> bool:
+        # argon2 takes ~50 ms of CPU: in a thread, so the event loop (every chat) goes on
+        return await asyncio.to_thread(service.authenticate, name, password)
+
+    app = gr.mount_gradio_app(app, staff, STAFF_PATH, auth=authenticate,
                               auth_message=LOGIN_MESSAGE,
                               **{**common, "css": CSS + STUDIO_CSS})
     chat = create_chat_app(service)
