@@ -335,6 +335,14 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
 
     data, orders = copy_shop(staff_shop, tmp_path / "shop")
     add_user(data, "alex", "agent")
+    # what the customer typed in a chat (issue 15: inert on the desk, no live link or image)
+    store = Store(data / "tailor.sqlite3")
+    said = ("[claim your refund](https://evil.example/x) ![](https://evil.example/p.png) "
+            "<b>bold</b> https://evil.example/y")
+    store.save_profile(store.create_session().id, document="Interests: candles.",
+                       facts={"anything_else": {"value": said, "source": "said",
+                                                "confidence": 1.0}},
+                       customer_id="17850", segment=None, behaviour=None)
     with AppProcess(data, provider="local", env={"TAILOR_ORDERS": str(orders)}) as app:
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         login(page, app.url, "alex")
@@ -343,6 +351,8 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
         page.get_by_role("button", name="Open", exact=True).click()
         sidebar = page.locator("#tailor-desk-sidebar")
         _wait_for(lambda: "Recent orders" in sidebar.inner_text(), timeout=60)
+        assert "claim your refund" in sidebar.inner_text()
+        assert sidebar.locator("a[href*='evil'], img[src*='evil'], b").count() == 0
         ticket = page.locator("#tailor-ticket textarea")
         ticket.fill("Hello, I ordered a week ago and my order still hasn't arrived. "
                     "Where is it? <b>Please</b> help.")
@@ -359,7 +369,6 @@ def test_agent_desk_streams_a_cited_checked_draft(browser, tmp_path, staff_shop)
         page.get_by_role("button", name="Regenerate").click()
         _wait_for(lambda: "Writing" in status.inner_text(), timeout=60)
         ticket.fill("Actually, I want to change my delivery address.")
-        store = Store(data / "tailor.sqlite3")
         _wait_for(lambda: any(d["status"] == "discarded"
                               for d in store.drafts_for("17850")), timeout=60)
         page.close()

@@ -78,7 +78,36 @@ def test_allowed_discount_within_limit_passes_and_above_is_caught():
 
 
 def test_phone_numbers_are_not_order_ids():
-    assert check("Call us on 0800 123 4567 or 02079460000.", draft_facts()).ok
+    text = "Call us on 0800 123 4567 or 02079460000."
+    facts = draft_facts()
+    facts.contacts = ["0800 123 4567", "020 7946 0000"]
+    assert check(text, facts).ok
+
+
+@pytest.mark.parametrize(("text", "flagged"), [
+    ("Reset it at https://evil.example.net/login now.", "https://evil.example.net/login"),
+    ("Email your card number to help@not-the-shop.com please.", "help@not-the-shop.com"),
+    ("Ring our fraud team on +1 (555) 010-9999.", "+1 (555) 010-9999"),
+    ("Go to www.phish.co.uk to track your parcel.", "www.phish.co.uk"),
+])
+def test_links_emails_and_phone_numbers_not_in_the_context_are_flagged(text, flagged):
+    """Issue 15: a model steered by a ticket must not send the customer elsewhere."""
+    facts = draft_facts()
+    facts.contacts = ["https://tailorgifts.example", "support@tailorgifts.example",
+                      "+44 20 7946 0000"]
+    verdict = check(text, facts)
+    assert [(f.kind, f.text) for f in verdict.flags] == [("contact", flagged)]
+
+
+def test_the_shops_own_contacts_from_the_context_pass():
+    facts = draft_facts()
+    facts.contacts = ["https://tailorgifts.example", "support@tailorgifts.example",
+                      "+44 20 7946 0000"]
+    text = ("See https://tailorgifts.example/returns, write to SUPPORT@tailorgifts.example "
+            "or call +44 (0)20 7946 0000.")
+    assert [f.text for f in check(text, facts).flags] == ["+44 (0)20 7946 0000"]
+    assert check("See https://tailorgifts.example/returns or call +44 20 7946 0000.",
+                 facts).ok
 
 
 def test_highlight_wraps_flagged_spans():

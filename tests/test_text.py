@@ -77,3 +77,16 @@ def test_chat_message_limit_counts_the_cleaned_text() -> None:
     assert err.value.message == "Your message is 12,345 characters long; the limit is 4,000."
     assert err.value.hint == ("Shorten it, or send the most important part first. "
                               "Nothing was sent.")
+
+
+def test_someone_elses_text_is_inert_in_markdown() -> None:
+    """Issue 15: what a customer typed, shown to staff in Markdown, has no live link, image,
+    HTML or formatting (the browser check is in tests/test_browser.py, agent desk)."""
+    from assistant.core.text import inert_markdown
+
+    out = inert_markdown("[x](https://evil.example) ![](http://e.vil/p.png) <img src=x> "
+                         "www.evil.example jo@evil.example # Title *em*\nnext")
+    assert "<img" not in out and "&lt;img src\\=x&gt;" in out
+    assert "\\[x\\]\\(" in out and "\\!\\[\\]" in out and "\\# Title \\*em\\*" in out
+    assert "https\u2060:" in out and "www\u2060\\." in out and "jo@\u2060evil" in out
+    assert out.endswith("  \nnext")

@@ -20,6 +20,7 @@ the questionnaire's answers (``questionnaire.parsing.clean_answer``: no normaliz
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from typing import Literal
@@ -64,3 +65,18 @@ def clean_message(text: str | None, *, limit: int) -> str:
             "Shorten it, or send the most important part first. Nothing was sent.",
         )
     return text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~=])")
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www)(?=[:.])|@")
+
+
+def inert_markdown(text: str | None) -> str:
+    """Text someone else typed, made safe to show in Markdown: HTML escaped, Markdown's
+    special characters escaped (no link, image, heading or emphasis), and the spots where a
+    renderer would auto-link a bare URL or email broken with an invisible joiner, so
+    ``[x](https://evil)`` and ``![](https://evil/pixel.png)`` stay text. Line breaks kept."""
+    out = html.escape(text or "", quote=False)
+    out = _AUTOLINK.sub(lambda m: m.group(0) + "\u2060", out)
+    out = _MD_SPECIAL.sub(r"\\\1", out)
+    return out.replace("\n", "  \n")

@@ -10,7 +10,9 @@ deterministic text (recommendations) or highlight them for an agent (support dra
 - **order ids**: invoice-like numbers (``536365``, ``C536379``, ``#581587``) not given;
 - **dates**: a date not among those given;
 - **promises**: refunds, discounts (with their percentage), free shipping, vouchers,
-  compensation, that the policy in the context does not allow.
+  compensation, that the policy in the context does not allow;
+- **contacts**: a link, an email address or a phone number that is not in the context (a
+  model steered by a ticket could send the customer elsewhere).
 
 Everything here is pure and deterministic; spans let a UI highlight the exact text.
 """
@@ -22,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-FlagKind = str  # "product" | "price" | "amount" | "order_id" | "date" | "promise"
+FlagKind = str  # "product" | "price" | "amount" | "order_id" | "date" | "promise" | "contact"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Facts:
     amounts: Iterable[float] = ()
     order_ids: Iterable[str] = ()
     dates: Iterable[date | datetime | str] = ()
+    contacts: Iterable[str] = ()  # links, email addresses, phone numbers the text may give
     promises: dict[str, float | None] = field(default_factory=dict)
     """Allowed promises: kind -> limit, e.g. {"discount": 10} allows discounts up to 10 %,
     {"refund": None} allows a refund; kinds: refund, discount, free_shipping, voucher,
@@ -106,6 +109,12 @@ _PROMISES: dict[str, re.Pattern[str]] = {
     "expedite": re.compile(r"\b(?:next[- ]day|express|expedited?|priority) "
                            r"(?:delivery|shipping)\b", re.I),
 }
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(
+    r"\b(?:https?://|www\.)[^\s<>()\[\]\"']+"
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|co|uk|eu|de|fr|shop|store|info|biz|app|site"
+    r"|online|xyz|ly|me|example)\b(?:/[^\s<>()\[\]\"']*)?", re.IGNORECASE)
+_PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{7,}\d(?![\w])")
 # sentences that only talk *about* a promise ("we cannot offer a refund") do not make one
 _NEGATED = re.compile(r"\b(?:not|cannot|can't|unable|no longer|won't|isn't|aren't|don't|"
                       r"doesn't|never|unfortunately)\b[^.!?]{0,40}$", re.I)
@@ -205,6 +214,7 @@ def check(text: str, facts: Facts) -> Verdict:
     flags += _check_order_ids(text, facts)
     flags += _check_dates(text, facts)
     flags += _check_promises(text, facts)
+    flags += _check_contacts(text, facts)
     flags.sort(key=lambda f: f.start)
     return Verdict(tuple(flags))
 
@@ -274,6 +284,51 @@ def _check_dates(text: str, facts: Facts) -> list[Flag]:
         flags.append(Flag("date", m.group(0), m.start(), m.end(),
                           "this date is not in the customer's records"))
     return flags
+
+
+def contact_key(kind: str, value: str) -> str:
+    """A link, email or phone number as compared: lower case; a link's host without "www."
+    (any page of a site the context names may be linked); a phone number's digits."""
+    value = value.strip().rstrip(".,;:!?").lower()
+    if kind == "phone":
+        return re.sub(r"\D", "", value)
+    if kind == "link":
+        return re.sub(r"^(?:https?://)?(?:www\.)?", "", value).split("/")[0]
+    return value
+
+
+def contacts_in(text: str) -> list[tuple[str, str, int, int]]:
+    """(kind, text, start, end) of every link, email address and phone number."""
+    found: list[tuple[str, str, int, int]] = []
+
+    def free(s: int, e: int) -> bool:
+        return not any(s < fe and fs < e for _, _, fs, fe in found)
+
+    for m in _EMAIL.finditer(text):
+        found.append(("email", m.group(0), m.start(), m.end()))
+    for m in _URL.finditer(text):
+        if free(m.start(), m.end()):
+            found.append(("link", m.group(0).rstrip(".,;:!?"), m.start(),
+                          m.start() + len(m.group(0).rstrip(".,;:!?"))))
+    for m in _PHONE.finditer(text):
+        if len(re.sub(r"\D", "", m.group(0))) >= 9 and free(m.start(), m.end()):
+            found.append(("phone", m.group(0), m.start(), m.end()))
+    return found
+
+
+def allowed_contacts(*texts: str) -> list[str]:
+    """The contacts a text may repeat: those in the context it was given."""
+    return [value for text in texts for _, value, _, _ in contacts_in(text)]
+
+
+def _check_contacts(text: str, facts: Facts) -> list[Flag]:
+    allowed = set()
+    for value in facts.contacts:
+        for kind in ("email", "link", "phone"):
+            allowed.add((kind, contact_key(kind, value)))
+    return [Flag("contact", value, s, e, f"this {kind} is not in the context given")
+            for kind, value, s, e in contacts_in(text)
+            if (kind, contact_key(kind, value)) not in allowed]
 
 
 def _check_promises(text: str, facts: Facts) -> list[Flag]:

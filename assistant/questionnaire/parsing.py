@@ -19,13 +19,20 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from assistant.core.text import clean_text
 from assistant.questionnaire.numbers import format_money, parse_amount, parse_days
-from assistant.questionnaire.spec import CHOICE_TYPES, MAX_INPUT_CHARS, Question, norm
+from assistant.questionnaire.spec import (
+    CHOICE_TYPES,
+    MAX_INPUT_CHARS,
+    Question,
+    QuestionnaireSpec,
+    norm,
+)
 
 FUZZY_ACCEPT = 0.8
 FUZZY_CONFIRM = 0.65
@@ -348,3 +355,17 @@ def coerce_loose(q: Question, value: Any) -> ParseResult:
         value = ", ".join(str(v) for v in value)
     result = parse_answer(q, str(value))
     return result if result.ok and not result.confirm else failure("invalid", "no match")
+
+
+def describe_answers(spec: QuestionnaireSpec, answers: dict[str, Any],
+                     order: Sequence[str] | None = None) -> str:
+    """Answers in words, with the spec's labels: "Shopping: for myself or as gifts.
+    Interests: candles and lights." (``order``: which questions, in that order; default all
+    answered, in spec order)."""
+    parts = []
+    for qid in order if order is not None else spec.ids:
+        if qid in answers and qid in spec.ids:
+            q = spec.question(qid)
+            label = (q.aliases[0] if q.aliases else qid.replace("_", " ")).capitalize()
+            parts.append(f"{label}: {format_answer(q, answers[qid])}.")
+    return " ".join(parts)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from assistant.infra.vectors import VectorStore
 from assistant.orders.catalog import clean_description
-from assistant.questionnaire.parsing import format_answer
+from assistant.questionnaire.parsing import describe_answers
 from assistant.questionnaire.spec import QuestionnaireSpec
 from assistant.segments.answers import INTEREST_PREFIX, true_answers
 
@@ -55,12 +55,8 @@ def budget_band(value: Any) -> str:
 def describe(spec: QuestionnaireSpec, answers: dict[str, Any],
              liked: Sequence[str] = ()) -> str:
     """Needs and interests in words: "Shopping: for myself or as gifts. Interests: ..."."""
-    parts = []
-    for qid in DESCRIBING:
-        if qid in answers and qid in spec.ids:
-            q = spec.question(qid)
-            label = (q.aliases[0] if q.aliases else qid.replace("_", " ")).capitalize()
-            parts.append(f"{label}: {format_answer(q, answers[qid])}.")
+    parts = [describe_answers(spec, answers, DESCRIBING)] if answers else []
+    parts = [p for p in parts if p]
     if liked:
         parts.append("Likes: " + ", ".join(liked) + ".")
     return " ".join(parts)

@@ -109,7 +109,7 @@ class Staff:
         return SupportDesk(p.settings, p.store, p.templates, p.llm,
                            segments=p.segment_model, help_base=p.help_base(),
                            intents=p.intent_classifier, orders=p.orders,
-                           similarity=p.similarity)
+                           similarity=p.similarity, spec=p.spec)
 
     def desk_customer(self, actor: str | None, customer_id: str) -> dict[str, Any]:
         """The Agent desk sidebar (``/customer``), with the customer's recommendations."""

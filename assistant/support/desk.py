@@ -43,9 +43,11 @@ from assistant.core.schemas import Message
 from assistant.core.text import clean_text
 from assistant.infra.llm import LLMClient
 from assistant.infra.store import Store
-from assistant.prompts.grounding import Facts
+from assistant.prompts.grounding import Facts, allowed_contacts
 from assistant.prompts.leaks import LeakGuard
 from assistant.prompts.templates import PromptTemplate, ServedTemplates
+from assistant.questionnaire.parsing import describe_answers
+from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.support.checks import _CITATION, check_draft
 from assistant.support.compose import compose_draft, polish_verdict
 from assistant.support.context import (
@@ -121,8 +123,10 @@ class SupportDesk:
                  intents: Any = None, orders: pd.DataFrame | Lazy | None = None,
                  policies: Policies | Path | str | None = None,
                  template_name: str = TEMPLATE,
-                 similarity: Callable[[str, str], float] | None = None) -> None:
+                 similarity: Callable[[str, str], float] | None = None,
+                 spec: QuestionnaireSpec | None = None) -> None:
         self.settings = settings
+        self.spec = spec or load_spec()
         self.store = store
         self.templates = templates
         self.llm = llm
@@ -339,6 +343,7 @@ class SupportDesk:
             amounts=sorted(facts.amounts) if facts else [],
             order_ids=[o["order_id"] for o in facts.orders] if facts else [],
             dates=[o["date"] for o in facts.orders] if facts else [],
+            contacts=allowed_contacts(*(c["text"] for c in citations)),
             promises=dict(policy.promises))
         return DraftContext(facts, policy, intent, confidence, citations, grounding, notes)
 
@@ -421,14 +426,25 @@ class SupportDesk:
         if revise == "regenerate":
             params = params.model_copy(update={"temperature": min(params.temperature + 0.4,
                                                                    1.0)})
-        allowed = [ctx.policy.text, self.fallback_text(ctx), previous, *_strings(data)]
+        # what the customer typed (the ticket) is never allowed text: a ticket that quotes
+        # these instructions must not make a draft repeating them pass the leak guard
+        allowed = [ctx.policy.text, self.fallback_text(ctx), previous,
+                   *_strings({k: v for k, v in data.items() if k != "ticket"})]
         return Prompt(messages, params, secret, allowed)
 
     def _answers_line(self, facts: CustomerFacts | None) -> str:
+        """What a verified customer said in the chat, as the questionnaire's vetted values
+        only ("Shopping: as gifts. Interests: candles and lights."): their free text never
+        reaches the model's instructions (it is data the customer typed)."""
         if facts is None:
             return ""
         profiles = self.store.profiles_of_customer(facts.id)
-        return _cut(profiles[0]["document"], 300) if profiles else ""
+        if not profiles:
+            return ""
+        said = {q: f["value"] for q, f in (profiles[0].get("facts") or {}).items()
+                if q in self.spec.ids and self.spec.question(q).type != "text"
+                and isinstance(f, dict) and f.get("value") not in (None, "", [])}
+        return _cut(describe_answers(self.spec, said), 300)
 
     def fallback_text(self, ctx: DraftContext) -> str:
         """The template's standard reply for this context (used instead of a leaking or
@@ -518,6 +534,7 @@ class DraftRun:
                  polish: bool = True) -> None:
         self.desk = desk
         self.template = tpl
+        self.prompt = prompt
         self.messages = prompt.messages
         self.params = prompt.params
         self.context = ctx

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from assistant.core.errors import AssistantError
+from assistant.core.text import inert_markdown
 from assistant.service.assistant import AssistantService
 from assistant.ui.guard import bind, guarded
 
@@ -23,8 +24,8 @@ EMPTY_SIDEBAR = ("### Customer\n*Type a customer number from the order data (e.g
 
 
 def _md_text(text: str) -> str:
-    """Customer-supplied text shown in Markdown: escaped, so HTML/script stays text."""
-    return html.escape(text or "", quote=False).replace("\n", "  \n")
+    """Customer-supplied text shown in Markdown: inert (no HTML, links or images)."""
+    return inert_markdown(text)
 
 
 def _items(items: Any) -> str:
@@ -60,7 +61,8 @@ def sidebar_markdown(c: dict[str, Any]) -> str:
         for a in answers:
             facts = a.get("facts", a) if isinstance(a, dict) else {}
             for key, value in list(facts.items())[:8]:
-                lines.append(f"- {html.escape(str(key))}: {_md_text(str(value))}")
+                said = value.get("value") if isinstance(value, dict) else value
+                lines.append(f"- {html.escape(str(key))}: {_md_text(str(said))}")
     recs = c.get("recommendations") or []
     if recs:
         lines.append("\n**Recommended now**")
