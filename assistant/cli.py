@@ -8,6 +8,7 @@ import logging
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
@@ -132,6 +133,21 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+RETENTION_EVERY_S = 3600
+
+
+def _retention_loop(service: Any) -> None:
+    """TAILOR_RETENTION_DAYS: erase idle sessions at start, then every hour."""
+    while True:
+        try:
+            counts = service.apply_retention()
+            if counts and counts.get("sessions"):
+                log.info("retention: erased %d idle sessions", counts["sessions"])
+        except Exception:  # noqa: BLE001 - a failed purge is retried next hour
+            log.exception("retention purge failed")
+        time.sleep(RETENTION_EVERY_S)
+
+
 @app.command()
 @friendly
 def serve(
@@ -150,6 +166,9 @@ def serve(
     if settings.auto_build_segments:
         threading.Thread(target=service.first_run_builds, daemon=True,
                          name="first-run-builds").start()
+    if settings.retention_days:
+        threading.Thread(target=_retention_loop, args=(service,), daemon=True,
+                         name="retention").start()
     log.info("open http://%s:%s", settings.host, settings.port)
     launch(service)
 
@@ -326,6 +345,68 @@ def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+privacy_app = typer.Typer(help="Personal data: export, erase, retention (audited).",
+                          no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+def _privacy_target(session: str | None, customer: str | None) -> tuple[str, str]:
+    if bool(session) == bool(customer):
+        raise InputError("Give exactly one of --session and --customer.",
+                         "For example: assistant privacy export --customer 17850")
+    return ("session", session) if session else ("customer", customer)  # type: ignore[return-value]
+
+
+@privacy_app.command("export")
+@friendly
+def privacy_export(
+    session: Annotated[str | None, typer.Option(help="A chat session id.")] = None,
+    customer: Annotated[str | None, typer.Option(help="A customer number.")] = None,
+    actor: Annotated[str, typer.Option(help="Who asks (written to the audit log).")] = "cli",
+) -> None:
+    """Print everything stored for a session or a customer, as JSON (audited)."""
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    kind, value = _privacy_target(session, customer)
+    privacy = AssistantService.from_settings(_settings()).privacy
+    data = (privacy.export_session(value, actor=actor) if kind == "session"
+            else privacy.export_customer(value, actor=actor))
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@privacy_app.command("erase")
+@friendly
+def privacy_erase(
+    session: Annotated[str | None, typer.Option(help="A chat session id.")] = None,
+    customer: Annotated[str | None, typer.Option(help="A customer number.")] = None,
+    actor: Annotated[str, typer.Option(help="Who asks (written to the audit log).")] = "cli",
+) -> None:
+    """Erase a session's data, or everything about a customer (their sessions and the desk
+    drafts about them), from SQLite and Chroma (audited)."""
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    kind, value = _privacy_target(session, customer)
+    privacy = AssistantService.from_settings(_settings()).privacy
+    counts = (privacy.erase_session(value, actor=actor) if kind == "session"
+              else privacy.erase_customer(value, actor=actor))
+    typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@privacy_app.command("purge")
+@friendly
+def privacy_purge(
+    older_than: Annotated[float, typer.Option("--older-than",
+                                              help="Days since a session was last used.")],
+) -> None:
+    """Erase every chat session idle for more than --older-than days (what
+    TAILOR_RETENTION_DAYS does in the running app every hour)."""
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    counts = AssistantService.from_settings(_settings()).privacy.purge(older_than,
+                                                                       actor="cli")
+    typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
 @users_app.command("add")

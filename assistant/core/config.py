@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     link_attempts_per_client: int = Field(
         20, ge=1, le=10_000, description="Wrong proofs one client address may give (over all "
         "its sessions) before it is locked out for LOCKOUT_MINUTES.")
+    retention_days: float | None = Field(
+        None, gt=0, description="Chat sessions (messages, facts, profile, reactions) not "
+        "touched for this many days are erased; unset: kept until the person erases them.")
     login_attempts: int = Field(
         10, ge=1, le=1000, description="Wrong passwords for one staff account before it is "
         "locked out for LOCKOUT_MINUTES (sign-in then fails without checking the password).")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from assistant.core.errors import StoreError
 from assistant.core.schemas import ChatMessage, LLMCall, Session
@@ -209,6 +211,21 @@ MIGRATIONS: list[str] = [
         expires REAL NOT NULL
     );
     """,
+    # 7: exports and erasures of personal data, who and when (never what was erased)
+    """
+    CREATE TABLE privacy_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('export', 'erase', 'purge')),
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TRIGGER privacy_audit_no_update BEFORE UPDATE ON privacy_audit
+    BEGIN SELECT RAISE(ABORT, 'the privacy audit log is append-only'); END;
+    CREATE TRIGGER privacy_audit_no_delete BEFORE DELETE ON privacy_audit
+    BEGIN SELECT RAISE(ABORT, 'the privacy audit log is append-only'); END;
+    """,
 ]
 
 
@@ -257,6 +274,9 @@ class Store:
             # WAL (set in migrate) with NORMAL sync: a commit survives a killed process;
             # only a power cut may lose the last commits (the WAL is synced at checkpoints)
             conn.execute("PRAGMA synchronous = NORMAL")
+            # deleted rows are overwritten with zeros, so an erased conversation is not
+            # left in free pages of the file
+            conn.execute("PRAGMA secure_delete = ON")
             self._local.conn = conn
         with conn:
             yield conn
@@ -439,6 +459,101 @@ class Store:
     def drop_link_code(self, session_id: str) -> None:
         with self.connect() as conn:
             conn.execute("DELETE FROM link_codes WHERE session_id = ?", (session_id,))
+
+    # -- personal data: export, erase, retention (service/privacy.py) -------------------
+    def session_data(self, session_id: str) -> dict[str, Any] | None:
+        """Everything stored for one chat session (None: no such session)."""
+        with self.connect() as conn:
+            session = conn.execute("SELECT * FROM sessions WHERE id = ?",
+                                   (session_id,)).fetchone()
+            if session is None:
+                return None
+            q = conn.execute("SELECT state FROM questionnaire_states WHERE session_id = ?",
+                             (session_id,)).fetchone()
+            rows = {
+                "messages": "SELECT id, role, content, status, superseded, created_at "
+                            "FROM messages WHERE session_id = ? ORDER BY id",
+                "feedback": "SELECT f.message_id, f.value, f.created_at FROM feedback f "
+                            "JOIN messages m ON m.id = f.message_id WHERE m.session_id = ? "
+                            "ORDER BY f.id",
+                "reactions": "SELECT item, value, created_at FROM item_feedback "
+                             "WHERE session_id = ? ORDER BY id",
+                "model_calls": "SELECT created_at, template_name, template_version, provider, "
+                               "model, latency_ms, outcome FROM llm_calls "
+                               "WHERE session_id = ? ORDER BY id",
+            }
+            out: dict[str, Any] = {"session": dict(session)}
+            for key, sql in rows.items():
+                out[key] = [dict(r) for r in conn.execute(sql, (session_id,)).fetchall()]
+        out["questionnaire"] = json.loads(q["state"]) if q else None
+        out["profile"] = self.load_profile(session_id)
+        return out
+
+    def erase_session(self, session_id: str) -> dict[str, int]:
+        """Delete a session and everything stored for it (rows overwritten with zeros: see
+        ``connect``); the model-call log keeps its metrics, unlinked and without error text.
+        Returns the rows removed per kind."""
+        counts: dict[str, int] = {}
+        with self.connect() as conn:
+            ids = "SELECT id FROM messages WHERE session_id = ?"
+            counts["feedback"] = conn.execute(
+                f"DELETE FROM feedback WHERE message_id IN ({ids})", (session_id,)).rowcount
+            counts["messages"] = conn.execute(
+                "DELETE FROM messages WHERE session_id = ?", (session_id,)).rowcount
+            for table, kind in (("questionnaire_states", "questionnaire"),
+                                ("profiles", "profile"), ("item_feedback", "reactions"),
+                                ("link_codes", "codes")):
+                counts[kind] = conn.execute(f"DELETE FROM {table} WHERE session_id = ?",
+                                            (session_id,)).rowcount
+            conn.execute("DELETE FROM attempts WHERE key = ?", (f"link:session:{session_id}",))
+            counts["model_calls_unlinked"] = conn.execute(
+                "UPDATE llm_calls SET session_id = NULL, error = NULL WHERE session_id = ?",
+                (session_id,)).rowcount
+            counts["session"] = conn.execute("DELETE FROM sessions WHERE id = ?",
+                                             (session_id,)).rowcount
+        return counts
+
+    def sessions_of_customer(self, customer_id: str) -> list[str]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT session_id FROM profiles WHERE customer_id = ?",
+                                (customer_id,)).fetchall()
+        return [r["session_id"] for r in rows]
+
+    def erase_drafts_of(self, customer_id: str) -> int:
+        with self.connect() as conn:
+            return conn.execute("DELETE FROM drafts WHERE customer_id = ?",
+                                (customer_id,)).rowcount
+
+    def sessions_idle_since(self, cutoff: str) -> list[str]:
+        """Sessions not touched since ``cutoff`` (ISO time)."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT id FROM sessions WHERE updated_at < ? ORDER BY "
+                                "updated_at", (cutoff,)).fetchall()
+        return [r["id"] for r in rows]
+
+    def scrub(self) -> bool:
+        """After an erase: copy the write-ahead log into the file and empty it, so no copy
+        of erased rows stays in it. False when a reader kept it busy (tried a few times)."""
+        for _ in range(20):
+            with self.connect() as conn:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def audit_privacy(self, *, actor: str, action: str, subject: str,
+                      details: dict[str, Any]) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT INTO privacy_audit (at, actor, action, subject, details) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (_now(), actor, action, subject, json.dumps(details)))
+
+    def privacy_audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM privacy_audit ORDER BY id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:

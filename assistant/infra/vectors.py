@@ -9,7 +9,10 @@ Later issues add profiles, the catalog and help articles on top of ``collection(
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +24,8 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from assistant.core.config import Settings
 from assistant.core.errors import EmbeddingMismatchError, InputError
 from assistant.infra.embeddings import MiniLMEmbedder
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000  # Chroma refuses batches above ~5461
 # HNSW parameters for new collections; chosen by measurement (bench/recommend.py)
@@ -69,14 +74,17 @@ def make_client(settings: Settings):  # -> chromadb.api.ClientAPI
 class VectorStore:
     """Collections of texts embedded locally, with model id + dimension checks."""
 
-    def __init__(self, client, embedder: MiniLMEmbedder | None = None) -> None:
+    def __init__(self, client, embedder: MiniLMEmbedder | None = None, *,
+                 local_dir: Path | None = None) -> None:
         self.client = client
         self.ef = TailorEmbeddingFunction(embedder)
+        self.local_dir = local_dir  # the embedded store's folder (None: a Chroma server)
 
     @classmethod
     def from_settings(cls, settings: Settings,
                       embedder: MiniLMEmbedder | None = None) -> VectorStore:
-        return cls(make_client(settings), embedder)
+        local = None if settings.chroma_url else settings.chroma_dir
+        return cls(make_client(settings), embedder, local_dir=local)
 
     def collection(self, name: str, *, hnsw: dict[str, int] | None = None):
         """Get or create a collection; refuse one made with another embedding model.
@@ -140,6 +148,42 @@ class VectorStore:
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
                                      res["distances"][0], strict=True)
         ]
+
+    def forget(self, name: str, ids: list[str]) -> int:
+        """Delete records so that their text is gone from the disk too. Chroma deletes the
+        records but keeps the text in its write-ahead log table until that is compacted, in
+        the full-text index until it is merged, and in free pages of its SQLite file; for
+        the embedded store this also blanks those log entries (their effect, already
+        applied, stays the same), merges the index and vacuums the file. A Chroma server
+        (``TAILOR_CHROMA_URL``) is asked to delete only: compacting it is its operator's
+        job. Returns how many of ``ids`` existed."""
+        if name not in {c.name for c in self.client.list_collections()} or not ids:
+            return 0
+        coll = self.collection(name)
+        found = len(coll.get(ids=ids, include=[])["ids"])
+        coll.delete(ids=ids)
+        if self.local_dir is not None:
+            self._scrub_local(ids)
+        return found
+
+    def _scrub_local(self, ids: list[str]) -> None:
+        db = self.local_dir / "chroma.sqlite3" if self.local_dir else None
+        if db is None or not db.exists():
+            return
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA secure_delete = ON")
+            marks = ",".join("?" * len(ids))
+            conn.execute(f"UPDATE embeddings_queue SET metadata = NULL, "
+                         f"vector = zeroblob(length(vector)) WHERE id IN ({marks})", ids)
+            conn.execute("INSERT INTO embedding_fulltext_search(embedding_fulltext_search) "
+                         "VALUES ('optimize')")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("could not compact the embedded Chroma store after a delete: %s", exc)
+        finally:
+            conn.close()
 
     def get(self, name: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Records by id (missing ids are left out)."""

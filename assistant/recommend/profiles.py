@@ -96,6 +96,10 @@ class ProfileIndex:
         self.store.upsert(SESSIONS, [session_id], [document], [meta])
         return document
 
+    def forget_session(self, session_id: str) -> int:
+        """Remove a session's profile (and its text from the disk: ``VectorStore.forget``)."""
+        return self.store.forget(SESSIONS, [session_id])
+
     def upsert_sessions(self, records: dict[str, tuple[str, dict[str, Any]]]) -> int:
         """Several sessions' (document, metadata) at once: one embedding batch."""
         ids = list(records)

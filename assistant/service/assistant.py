@@ -32,6 +32,7 @@ from assistant.service.bootstrap import Bootstrap
 from assistant.service.chat import CHAT_TEMPLATE, Chat
 from assistant.service.guided import EXTRACTION_TEMPLATE, Guided
 from assistant.service.parts import WORDING_TEMPLATE, Parts
+from assistant.service.privacy import Privacy
 from assistant.service.results import Card, GuidedReply, QuestionView, Suggestions, TurnUpdate
 from assistant.service.shopping import RECOMMEND_TEMPLATE, Shopping, keep_profile
 from assistant.service.staff import Staff
@@ -59,6 +60,7 @@ class AssistantService:
         self.chats = Chat(self.parts, self.guided, self.shopping,
                           customer_facts=lambda cid: self.staff.desk.customer_facts(cid))
         self.bootstrap = Bootstrap(self.parts, self.staff)
+        self.privacy = Privacy(self.parts)
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -154,6 +156,27 @@ class AssistantService:
                  client: str | None = None) -> GuidedReply:
         """Link the session to a customer once a proof holds (service/identity.py)."""
         return self.guided.identify(session_id, who, proof, client=client)
+
+    # -- personal data (privacy.py) ----------------------------------------------------------
+    def privacy_notice(self) -> str:
+        return self.privacy.notice()
+
+    def my_data(self, session_id: str) -> dict[str, Any]:
+        """Everything stored for this session (and its verified customer), as JSON."""
+        return self.privacy.export_session(session_id)
+
+    def erase(self, session_id: str) -> dict[str, int]:
+        """Erase this session's data (and, when it proved who it is, the customer's)."""
+        return self.privacy.erase_session(session_id, with_customer=True)
+
+    def forget_conversation(self, session_id: str) -> dict[str, int]:
+        """The chat's bin icon: erase this session only."""
+        return self.privacy.erase_session(session_id)
+
+    def apply_retention(self) -> dict[str, int] | None:
+        """Erase sessions idle longer than TAILOR_RETENTION_DAYS (None: no retention set)."""
+        days = self.settings.retention_days
+        return self.privacy.purge(days) if days else None
 
     # -- shopping (shopping.py) --------------------------------------------------------------
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:

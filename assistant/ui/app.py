@@ -13,8 +13,10 @@ through ``service.turn`` and the callbacks only draw what it yields.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,9 +221,49 @@ def retry(service: AssistantService, sid: str | None, history: list) -> Iterator
 
 
 def clear(service: AssistantService, sid: str | None):
+    """The bin icon: this conversation is erased (its messages, facts, profile and
+    reactions), and a new one starts."""
+    if sid:
+        try:
+            service.forget_conversation(sid)
+        except AssistantError as err:  # already gone: nothing to erase
+            log.info("clear: %s", err.message)
     new = service.new_session()
     out = service.guided_view(new)
     return new, new, guided_chat(service, new, out), card_of(out), []
+
+
+def download_data(service: AssistantService, sid: str | None) -> Any:
+    """"Download my data": everything stored for this session, as a JSON file."""
+    if not sid:
+        gr.Warning("There is no data yet: nothing was said in this chat.")
+        return gr.skip()
+    try:
+        data = service.my_data(sid)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    folder = Path(tempfile.mkdtemp(prefix="tailor-export-"))
+    path = folder / "my-data.json"
+    path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False),
+                    encoding="utf-8")
+    return gr.update(value=str(path), visible=True)
+
+
+def erase_data(service: AssistantService, sid: str | None):
+    """"Erase my data": this session's data (and, once linked with proof, what the app
+    stored about the customer) is deleted for good; a new, empty chat starts."""
+    if sid:
+        try:
+            counts = service.erase(sid)
+        except AssistantError as err:
+            gr.Warning(err.for_user())
+        else:
+            gr.Info(f"Erased: {counts.get('messages', 0)} messages, your card and profile.")
+    new = service.new_session()
+    out = service.guided_view(new)
+    return new, new, guided_chat(service, new, out), card_of(out), [], gr.update(
+        value=None, visible=False)
 
 
 def like(service: AssistantService, sid: str | None, data: gr.LikeData):
@@ -304,6 +346,23 @@ def api_link(service: AssistantService, who: str, proof: str, sid: str | None,
     card = out.card.model_dump(exclude={"segment"})
     return {"linked": bool(card.get("customer_id")), "message": out.turn.message,
             "card": card}, sid
+
+
+def my_data(service: AssistantService, sid: str) -> Any:
+    """Everything stored for this client's session (and its verified customer): messages,
+    facts with their sources, profile, reactions, feedback, model-call metrics."""
+    return service.my_data(sid)
+
+
+def api_erase(service: AssistantService, sid: str | None) -> tuple[dict[str, int], None]:
+    """Erase this client's session data (and, once linked with proof, the customer's) for
+    good; what was removed, per kind. The next call starts a new session."""
+    if not sid:
+        raise gr.Error("There is nothing to erase: this client has no session yet.")
+    try:
+        return service.erase(sid), None
+    except AssistantError as err:
+        raise gr.Error(err.for_user()) from None
 
 
 def question(service: AssistantService, sid: str) -> Any:
@@ -419,7 +478,14 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
                         btn.click(on_react, [session, gr.State(item["id"]), gr.State(value)],
                                   [recs], api_visibility="undocumented")
 
+    with gr.Accordion("Your data", open=False):
+        gr.Markdown(service.privacy_notice(), elem_id="tailor-privacy")
+        with gr.Row():
+            download_btn = gr.Button("Download my data", size="sm")
+            erase_btn = gr.Button("Erase my data", size="sm", variant="stop")
+        export = gr.File(label="Your data (JSON)", visible=False, elem_id="tailor-export")
     return {"card": card, "cust_id": cust_id, "proof": proof, "link_btn": link_btn,
+            "download_btn": download_btn, "erase_btn": erase_btn, "export": export,
             "fact_q": fact_q,
             "fact_v": fact_v, "fact_btn": fact_btn, "suggest_btn": suggest_btn}
 
@@ -454,6 +520,11 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
     side["link_btn"].click(bind(identify, service), [session, side["cust_id"], side["proof"]],
                            [chatbot, card, side["proof"]], api_name="identify", **hidden)
     chatbot.like(bind(like, service), [session], None, api_name="like", **hidden)
+    side["download_btn"].click(bind(download_data, service), [session], [side["export"]],
+                               api_name="download_data", **hidden)
+    side["erase_btn"].click(bind(erase_data, service), [session],
+                            [session, saved, chatbot, card, recs, side["export"]],
+                            api_name="erase_data", **hidden)
 
 
 def _wire_api(service: AssistantService, sid: gr.State) -> None:
@@ -471,6 +542,8 @@ def _wire_api(service: AssistantService, sid: gr.State) -> None:
         (api(answer), [qid_in, text_in], text_out, "answer"),
         (api(recommend), [], json_out, "recommend"),
         (api(item_feedback), [qid_in, text_in], json_out, "item_feedback"),
+        (api(my_data), [], json_out, "my_data"),
+        (api_erase, [], json_out, "erase"),
     ]
     gr.Button(visible=False).click(bind(api_link, service), [qid_in, text_in, sid],
                                    [json_out, sid], api_name="link")
