@@ -516,3 +516,38 @@ def test_a_first_sentence_fills_the_card_and_a_support_question_is_answered(
         assert "Source: help article" in tail
         assert tail.index("Source: help article") < tail.index("Now, back to your questions:")
         page.close()
+
+
+def test_download_and_erase_my_data(browser, tmp_path):
+    """Issue 15: the chat's "Your data" panel says what is kept; "Download my data" gives a
+    JSON file with what was said; "Erase my data" removes it from every file of the data
+    dir and starts an empty chat."""
+    import json
+
+    data = tmp_path / "data"
+    with AppProcess(data, provider="scripted") as app:
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(app.url)
+        box = page.locator("#tailor-input textarea")
+        page.get_by_text("What are you looking for today?").first.wait_for(timeout=30_000)
+        box.fill("a present for my cousin Plimberly, she loves notebooks")
+        box.press("Enter")
+        page.get_by_text("Got it").first.wait_for(timeout=30_000)
+        page.get_by_text("Your data", exact=True).click()
+        notice = page.locator("#tailor-privacy")
+        notice.wait_for(timeout=10_000)
+        assert "Erase my data" in notice.inner_text()
+        page.get_by_role("button", name="Download my data").click()
+        link = page.locator("#tailor-export a").first
+        link.wait_for(timeout=20_000)
+        with page.expect_download() as got:
+            link.click()
+        exported = json.loads(Path(got.value.path()).read_text())
+        assert any("Plimberly" in m["content"] for m in exported["messages"])
+        page.get_by_role("button", name="Erase my data").click()
+        page.get_by_text("Erased:").first.wait_for(timeout=30_000)
+        _wait_for(lambda: "Plimberly" not in " ".join(bot_texts(page))
+                  and "Plimberly" not in page.locator("#tailor-chat").inner_text(), timeout=20)
+        holding = [p for p in data.rglob("*") if p.is_file() and b"Plimberly" in p.read_bytes()]
+        assert holding == []
+        page.close()

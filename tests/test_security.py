@@ -103,3 +103,29 @@ def test_password_guessing_locks_out_and_the_chat_stays_responsive(app: AppProce
     # the lockout expires
     time.sleep(LOCKOUT_S + 1)
     assert login(app, "alex", PASSWORD) == 200
+
+
+def test_my_data_and_erase_through_the_api_leave_nothing_on_disk(app: AppProcess) -> None:
+    """/my_data returns what was stored; /erase removes it from every file of the data dir
+    of the running app (SQLite, its write-ahead log, Chroma); erase twice is a clear error;
+    the client's next call starts a new session."""
+    client = Client(app.url, verbose=False)
+    client.predict(api_name="/question")
+    client.predict("a present for my nephew Vexlorian, he loves kites, about £15",
+                   api_name="/chat")
+    client.predict("anything_else", "Vexlorian likes blue", api_name="/answer")
+    time.sleep(2)  # the profile reaches Chroma in the background
+    mine = client.predict(api_name="/my_data")
+    assert any("Vexlorian" in m["content"] for m in mine["messages"])
+    assert "Vexlorian" in mine["profile"]["document"]
+
+    def holding(word: str) -> list[str]:
+        return [str(p) for p in app.data_dir.rglob("*")
+                if p.is_file() and word.encode() in p.read_bytes()]
+
+    assert holding("Vexlorian")
+    removed = client.predict(api_name="/erase")
+    assert removed["messages"] >= 2 and removed["sessions"] == 1
+    assert holding("Vexlorian") == []
+    assert client.predict(api_name="/question")["id"]  # a new, empty session
+    assert client.predict(api_name="/my_data")["messages"] == []

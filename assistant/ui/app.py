@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +235,9 @@ def clear(service: AssistantService, sid: str | None):
     return new, new, guided_chat(service, new, out), card_of(out), []
 
 
+EXPORT_KEEP_S = 600  # an export file (and Gradio's copy of it) is deleted after this
+
+
 def download_data(service: AssistantService, sid: str | None) -> Any:
     """"Download my data": everything stored for this session, as a JSON file."""
     if not sid:
@@ -243,7 +248,12 @@ def download_data(service: AssistantService, sid: str | None) -> Any:
     except AssistantError as err:
         gr.Warning(err.for_user())
         return gr.skip()
-    folder = Path(tempfile.mkdtemp(prefix="tailor-export-"))
+    exports = Path(tempfile.gettempdir()) / "tailor-exports"
+    for old in exports.glob("*/my-data.json"):  # earlier exports: personal data, not kept
+        if time.time() - old.stat().st_mtime > EXPORT_KEEP_S:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    exports.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="export-", dir=exports))
     path = folder / "my-data.json"
     path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False),
                     encoding="utf-8")
@@ -409,7 +419,9 @@ def api_resume(service: AssistantService, session_id: str, sid: str | None
 
 # -- layout ---------------------------------------------------------------------------------
 def create_chat_app(service: AssistantService) -> gr.Blocks:
-    with gr.Blocks(title="Tailor") as demo:
+    # Gradio's copies of files sent to the browser (exports of personal data) are deleted
+    # after EXPORT_KEEP_S
+    with gr.Blocks(title="Tailor", delete_cache=(EXPORT_KEEP_S, EXPORT_KEEP_S)) as demo:
         state = {"session": gr.State(None), "pending": gr.State(""), "recs": gr.State([]),
                  "saved": gr.BrowserState(None, storage_key="tailor-session",
                                           secret=_browser_secret(service.settings.data_dir))}
