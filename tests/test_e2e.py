@@ -102,6 +102,14 @@ def test_openai_compatible_server_through_the_app(tmp_path):
                "TAILOR_LLM_MAX_RETRIES": "1", "TAILOR_LLM_PROVIDER": "auto"}
         with AppProcess(tmp_path / "data", provider="auto", env=env) as app:
             assert "provider=openai model=fake-model" in app.log()
+            # the public page never shows the model server's address (issue 15)
+            import urllib.request
+
+            with urllib.request.urlopen(app.url + "config") as resp:
+                page = resp.read().decode()
+            assert "fake-model (an OpenAI-compatible server)" in page
+            assert fake.base_url not in page and "127.0.0.1:" not in page.replace(
+                app.url.rstrip("/"), "")
             client = Client(app.url, verbose=False)
             just_chat(client)
             fake.script([reply("Happy to help with gifts.")])

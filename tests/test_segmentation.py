@@ -162,6 +162,28 @@ def test_failed_save_keeps_previous_bundle(tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
+def test_a_model_file_with_other_types_is_refused(tmp_path):
+    """Issue 15: skops trusts exact types only; a file holding anything else (here a
+    builtins function, the classic gadget) is refused, never loaded."""
+    import operator
+
+    import skops.io as sio
+
+    path = save_bundle(tmp_path, "segments", models={}, tables={},
+                       manifest={"models": ["classifier"]})
+    sio.dump({"f": operator.attrgetter("x")}, path / "classifier.skops")
+    with pytest.raises(ArtifactError, match="types we do not load"):
+        load_bundle(tmp_path, "segments")
+
+
+@pytest.mark.parametrize("pointer", ["../../etc", "/tmp", "segments-x/../..", "intents-1"])
+def test_a_pointer_cannot_leave_the_artifact_folder(tmp_path, pointer):
+    save_bundle(tmp_path / "art", "segments", models={}, tables={}, manifest={"n": 1})
+    (tmp_path / "art" / "segments.current").write_text(pointer)
+    with pytest.raises(ArtifactError, match="not a segments bundle|outside"):
+        load_bundle(tmp_path / "art", "segments")
+
+
 def test_nothing_built_yet(tmp_path):
     assert load_bundle(tmp_path, "segments") is None
 

@@ -232,47 +232,48 @@ class OpenAIModel:
                                         completion_tokens=meta.get("output_tokens")))
         if not finished:  # a stream cut without framing errors ends silently: not a success
             raise ModelUnavailableError(
-                f"The model server at {self.base_url or 'api.openai.com'} ended the reply "
-                "before it was finished.",
+                "The model server ended the reply before it was finished.",
                 "Press Retry; if it keeps happening check the server (or a proxy in between).",
             )
 
 
 def describe_failure(exc: BaseException, where: str) -> AssistantError:
-    """Map a provider exception to an error a person can act on."""
+    """Map a provider exception to an error a person can act on. The server's address is
+    logged, never put in the message (customers may see it; issue 15)."""
     import openai  # lazy: +0.5 s, paid only when a model call has failed
 
     if isinstance(exc, AssistantError):
         return exc
+    log.warning("model call to %s failed: %s", where, type(exc).__name__)
     if isinstance(exc, openai.AuthenticationError):
         return ConfigError(
-            f"The model server at {where} refused the API key (401).",
+            "The model server refused the API key (401).",
             "Check TAILOR_OPENAI_API_KEY / OPENAI_API_KEY.",
         )
     if isinstance(exc, openai.NotFoundError):
         return ConfigError(
-            f"The model server at {where} does not know this model (404).",
+            "The model server does not know this model (404).",
             "Check TAILOR_LLM_MODEL against the models the server offers.",
         )
     if isinstance(exc, openai.RateLimitError):
         return ModelUnavailableError(
-            f"The model server at {where} is rate limiting us (429), even after retries.",
+            "The model server is rate limiting us (429), even after retries.",
             "Wait a minute and press Retry; or raise your quota.",
         )
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailableError(
-            f"The model server at {where} did not answer in time.",
+            "The model server did not answer in time.",
             "Press Retry; if it keeps happening check the server or raise TAILOR_LLM_TIMEOUT.",
         )
     if isinstance(exc, openai.APIConnectionError):
         return ModelUnavailableError(
-            f"The model server at {where} cannot be reached or closed the connection.",
+            "The model server cannot be reached or closed the connection.",
             "Check that the server is running and TAILOR_OPENAI_BASE_URL is right, or unset "
             "it to use the local model. Your conversation is kept; press Retry.",
         )
     if isinstance(exc, openai.APIStatusError):
         return ModelUnavailableError(
-            f"The model server at {where} failed ({exc.status_code}), even after retries.",
+            f"The model server failed ({exc.status_code}), even after retries.",
             "Press Retry in a moment; if it persists, check the server's logs.",
         )
     return ModelUnavailableError(

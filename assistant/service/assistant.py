@@ -86,9 +86,12 @@ class AssistantService:
         self.llm.warm_up()
 
     def model_label(self) -> str:
-        """Short, for the UI: which model answers and whether it runs on this machine."""
+        """Short, for the public UI: which model answers and whether it runs on this
+        machine; never a server's address (``describe`` has it, for the log)."""
         m = self.llm.model
-        return f"{m.model} ({m.provider}, {m.location})"
+        where = "on this machine" if m.provider == "local" else (
+            "an OpenAI-compatible server" if m.provider == "openai" else m.provider)
+        return f"{m.model} ({where})"
 
     def describe(self) -> str:
         m = self.llm.model
