@@ -137,9 +137,13 @@ RETENTION_EVERY_S = 3600
 
 
 def _retention_loop(service: Any) -> None:
-    """TAILOR_RETENTION_DAYS: erase idle sessions at start, then every hour."""
+    """Every hour (and at start): sessions nobody wrote in expire after an hour idle, and
+    with TAILOR_RETENTION_DAYS, sessions idle that long are erased."""
     while True:
         try:
+            expired = service.expire_sessions()
+            if expired:
+                log.info("expired %d empty sessions", expired)
             counts = service.apply_retention()
             if counts and counts.get("sessions"):
                 log.info("retention: erased %d idle sessions", counts["sessions"])
@@ -166,9 +170,8 @@ def serve(
     if settings.auto_build_segments:
         threading.Thread(target=service.first_run_builds, daemon=True,
                          name="first-run-builds").start()
-    if settings.retention_days:
-        threading.Thread(target=_retention_loop, args=(service,), daemon=True,
-                         name="retention").start()
+    threading.Thread(target=_retention_loop, args=(service,), daemon=True,
+                     name="retention").start()
     log.info("open http://%s:%s", settings.host, settings.port)
     launch(service)
 

@@ -199,3 +199,28 @@ def test_wrong_passwords_lock_a_staff_account_for_a_while(tmp_path: Path) -> Non
     for _ in range(settings.login_attempts_per_client):
         service.login_failed("10.1.1.1")
     assert service.login_wait("10.1.1.1") > 0 and service.login_wait("10.1.1.2") == 0
+
+
+def test_calls_per_minute_in_a_sliding_window() -> None:
+    from assistant.service.limits import RateLimiter
+
+    clock = Clock()
+    limit = RateLimiter(3, clock=clock)
+    assert [limit.hit("a") for _ in range(4)] == [True, True, True, False]
+    assert limit.hit("b")  # another key has its own count
+    clock.now += 30
+    assert not limit.hit("a")
+    clock.now += 31  # the first three are a minute old
+    assert [limit.hit("a") for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_session_sending_too_fast_is_asked_to_wait(svc: AssistantService) -> None:
+    svc.chats.pace = type(svc.chats.pace)(2)
+    sid = svc.new_session()
+    svc.guided_view(sid)
+    list(svc.turn(sid, "hello"))
+    list(svc.turn(sid, "for myself"))
+    before = svc.history(sid)
+    with pytest.raises(InputError, match="faster than we can read"):
+        list(svc.turn(sid, "candles"))
+    assert svc.history(sid) == before  # nothing saved, nothing lost

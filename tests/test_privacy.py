@@ -147,3 +147,16 @@ def test_privacy_cli_exports_erases_and_purges(shop: tuple[Path, Path],
     assert out.exit_code == 0 and "sessions 0" in out.output, out.output
     actors = {e["actor"] for e in svc.store.privacy_audit()}
     assert actors == {"olivia"}
+
+
+def test_sessions_nobody_wrote_in_expire(svc: AssistantService) -> None:
+    """Issue 15: every page load or API client makes a session; the empty ones go after an
+    hour idle, the ones with something said stay (retention decides about those)."""
+    empty = [svc.new_session() for _ in range(3)]
+    svc.guided_view(empty[0])  # the first question shown, nothing answered
+    used = talk(svc, MARK)
+    with svc.store.connect() as conn:
+        conn.execute("UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000+00:00'")
+    assert svc.expire_sessions() == 3
+    assert all(svc.store.get_session(s) is None for s in empty)
+    assert svc.store.get_session(used) and svc.my_data(used)["messages"]

@@ -129,3 +129,38 @@ def test_my_data_and_erase_through_the_api_leave_nothing_on_disk(app: AppProcess
     assert holding("Vexlorian") == []
     assert client.predict(api_name="/question")["id"]  # a new, empty session
     assert client.predict(api_name="/my_data")["messages"] == []
+
+
+def test_one_address_is_limited_and_big_uploads_are_refused(tmp_path: Path) -> None:
+    """Per-address calls per minute (TAILOR_REQUESTS_PER_MINUTE) and the upload limit
+    (TAILOR_MAX_UPLOAD_MB): a flood gets 429 at once, and an upload over the limit is
+    refused with 413 (a 10 MB one: the connection is closed once 1 MB is read)."""
+    env = {"TAILOR_REQUESTS_PER_MINUTE": "25", "TAILOR_MAX_UPLOAD_MB": "1"}
+    with AppProcess(tmp_path / "data", provider="scripted", env=env) as running:
+        big = b"x" * (1536 * 1024)  # 1.5 MB (a bigger body is cut off as it is refused)
+        boundary = "tailorboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+                f"filename=\"orders.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() + big + \
+            f"\r\n--{boundary}--\r\n".encode()
+        kind = f"multipart/form-data; boundary={boundary}"
+        req = urllib.request.Request(running.url + "gradio_api/upload", data=body,
+                                     method="POST", headers={"Content-Type": kind})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        assert status == 413, status  # too large: refused
+        codes = []
+        for _ in range(40):
+            req = urllib.request.Request(running.url + "gradio_api/run/predict", data=b"{}",
+                                         method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    codes.append(resp.status)
+            except urllib.error.HTTPError as err:
+                codes.append(err.code)
+        assert 429 in codes and codes.index(429) <= 25, codes
+        assert set(codes[codes.index(429):]) == {429}  # refused at once, until the minute
+        # passes (tests/test_identity.py checks the window with a clock)

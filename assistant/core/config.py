@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     link_attempts_per_client: int = Field(
         20, ge=1, le=10_000, description="Wrong proofs one client address may give (over all "
         "its sessions) before it is locked out for LOCKOUT_MINUTES.")
+    requests_per_minute: int = Field(
+        300, ge=1, le=100_000, description="Calls one client address may make to the app's "
+        "API (chat messages, button events, uploads) per minute; more get HTTP 429.")
+    messages_per_minute: int = Field(
+        20, ge=1, le=10_000, description="Chat messages one session may send per minute.")
+    queue_max: int = Field(
+        100, ge=1, le=100_000, description="Requests that may wait in each app's queue; more "
+        "are refused at once (\"the queue is full\").")
+    max_upload_mb: float = Field(
+        50, gt=0, le=10_000, description="The largest file the app accepts (orders uploads).")
     retention_days: float | None = Field(
         None, gt=0, description="Chat sessions (messages, facts, profile, reactions) not "
         "touched for this many days are erased; unset: kept until the person erases them.")

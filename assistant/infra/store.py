@@ -531,6 +531,20 @@ class Store:
                                 "updated_at", (cutoff,)).fetchall()
         return [r["id"] for r in rows]
 
+    def empty_sessions(self, cutoff: str) -> list[str]:
+        """Sessions the person said nothing in (no message of theirs, no answer, no
+        reaction), untouched since ``cutoff``: a page load or an API client makes one, and
+        most are never used."""
+        with self.connect() as conn:
+            return [r["id"] for r in conn.execute(
+                "SELECT s.id FROM sessions s LEFT JOIN questionnaire_states q "
+                "ON q.session_id = s.id WHERE s.updated_at < ? "
+                "AND (q.state IS NULL OR q.state LIKE '%\"answers\":{}%') "
+                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id "
+                "AND m.role = 'user') "
+                "AND NOT EXISTS (SELECT 1 FROM item_feedback i WHERE i.session_id = s.id)",
+                (cutoff,)).fetchall()]
+
     def scrub(self) -> bool:
         """After an erase: copy the write-ahead log into the file and empty it, so no copy
         of erased rows stays in it. False when a reader kept it busy (tried a few times)."""

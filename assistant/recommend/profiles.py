@@ -96,9 +96,9 @@ class ProfileIndex:
         self.store.upsert(SESSIONS, [session_id], [document], [meta])
         return document
 
-    def forget_session(self, session_id: str) -> int:
-        """Remove a session's profile (and its text from the disk: ``VectorStore.forget``)."""
-        return self.store.forget(SESSIONS, [session_id])
+    def forget_sessions(self, session_ids: list[str]) -> int:
+        """Remove sessions' profiles (and their text from the disk: ``VectorStore.forget``)."""
+        return self.store.forget(SESSIONS, list(session_ids))
 
     def upsert_sessions(self, records: dict[str, tuple[str, dict[str, Any]]]) -> int:
         """Several sessions' (document, metadata) at once: one embedding batch."""

@@ -181,6 +181,10 @@ class AssistantService:
         days = self.settings.retention_days
         return self.privacy.purge(days) if days else None
 
+    def expire_sessions(self) -> int:
+        """Delete sessions nobody wrote in, idle for an hour (they hold no personal data)."""
+        return self.privacy.forget_empty_sessions(1.0)
+
     # -- shopping (shopping.py) --------------------------------------------------------------
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:
         return self.shopping.recommend(session_id, k)

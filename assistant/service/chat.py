@@ -19,6 +19,7 @@ from assistant.core.schemas import ChatMessage, Message
 from assistant.core.text import clean_message
 from assistant.prompts.grounding import Facts
 from assistant.service.guided import Guided, Visit
+from assistant.service.limits import RateLimiter
 from assistant.service.parts import Parts
 from assistant.service.results import TurnUpdate
 from assistant.service.shopping import REPLACE, Shopping
@@ -89,6 +90,7 @@ class Chat:
         self.guided = guided
         self.shopping = shopping
         self.customer_facts = customer_facts  # a linked customer's orders (the desk's)
+        self.pace = RateLimiter(parts.settings.messages_per_minute)  # per session
 
     # -- sessions ---------------------------------------------------------------------
     def new_session(self) -> str:
@@ -110,6 +112,9 @@ class Chat:
         questionnaire goes to the model."""
         text = clean_message(text, limit=self.parts.settings.max_message_chars)
         visit = self.guided.open(session_id)
+        if not self.pace.hit(session_id):
+            raise InputError("You are sending messages faster than we can read them.",
+                             "Please wait a moment, then send it again (nothing was lost).")
         route = self.route(visit, text)
         if route is not None and route.kind == SUPPORT:
             yield self.support(session_id, visit, text, route)

@@ -7,7 +7,9 @@ counted, so a lockout cannot be stretched by hammering it."""
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,3 +55,31 @@ class AttemptLimiter:
 
     def clear(self, key: str) -> None:
         self.store.clear_attempts(key)
+
+
+class RateLimiter:
+    """Calls per key in a sliding minute, in memory (per process): chat messages per
+    session, API calls per client address. ``hit`` counts a call and says whether it may
+    go on. Keys idle for a minute are forgotten, so memory stays bounded by the traffic of
+    the last minute."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._swept = clock()
+
+    def hit(self, key: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            if now - self._swept > 60:
+                self._calls = {k: q for k, q in self._calls.items() if q and now - q[-1] < 60}
+                self._swept = now
+            calls = self._calls.setdefault(key, deque())
+            while calls and now - calls[0] >= 60:
+                calls.popleft()
+            if len(calls) >= self.per_minute:
+                return False
+            calls.append(now)
+            return True

@@ -110,6 +110,16 @@ class Privacy:
                          action="purge")
         return counts
 
+    def forget_empty_sessions(self, idle_hours: float = 1.0) -> int:
+        """Sessions nobody wrote in (page loads, API clients), idle for ``idle_hours``."""
+        cutoff = (datetime.now(UTC) - timedelta(hours=idle_hours)).isoformat(
+            timespec="milliseconds")
+        sessions = self.store.empty_sessions(cutoff)
+        if sessions:
+            self._erase_sessions(sessions)
+            self.store.scrub()
+        return len(sessions)
+
     def _erase_customer_rest(self, customer_id: str) -> dict[str, int]:
         counts = self._erase_sessions(self.store.sessions_of_customer(customer_id))
         counts["drafts"] = self.store.erase_drafts_of(customer_id)
@@ -125,7 +135,7 @@ class Privacy:
             total = _add(total, counts)
         try:
             index = self.parts.profile_index()
-            total["vector_profiles"] = sum(index.forget_session(s) for s in session_ids)
+            total["vector_profiles"] = index.forget_sessions(session_ids)
         except Exception as exc:  # noqa: BLE001 - SQLite is erased; say what is left
             log.error("could not erase %d profiles from Chroma: %s", len(session_ids), exc)
             total["vector_profiles_failed"] = len(session_ids)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from assistant.service.assistant import AssistantService
+from assistant.service.limits import RateLimiter
 from assistant.ui.app import CSS, create_chat_app
 from assistant.ui.staff import create_staff_app
 from assistant.ui.studio import STUDIO_CSS
@@ -49,12 +50,31 @@ def guard_logins(app: FastAPI, service: AssistantService) -> None:
         return response
 
 
+def limit_calls(app: FastAPI, service: AssistantService) -> None:
+    """API calls per client address (``TAILOR_REQUESTS_PER_MINUTE``): every POST (chat,
+    buttons, uploads, sign-in) counts; more get 429 at once, before any work."""
+    calls = RateLimiter(service.settings.requests_per_minute)
+
+    @app.middleware("http")
+    async def per_client(request: Request, call_next: Callable[[Request], Awaitable[Any]]
+                         ) -> Any:
+        if request.method == "POST":
+            client = request.client.host if request.client else "?"
+            if not calls.hit(client):
+                return JSONResponse(status_code=429, content={
+                    "detail": "Too many requests from your address. Please wait a minute."})
+        return await call_next(request)
+
+
 def build_server(service: AssistantService) -> FastAPI:
+    settings = service.settings
     app = FastAPI(title="Tailor")
     guard_logins(app, service)
-    common = {"css": CSS, "footer_links": ["api"], "show_error": False}
+    limit_calls(app, service)
+    common = {"css": CSS, "footer_links": ["api"], "show_error": False,
+              "max_file_size": f"{settings.max_upload_mb:g}mb"}
     staff = create_staff_app(service)
-    staff.queue(default_concurrency_limit=4)
+    staff.queue(default_concurrency_limit=4, max_size=settings.queue_max)
 
     async def authenticate(name: str, password: str) -> bool:
         # argon2 takes ~50 ms of CPU: in a thread, so the event loop (every chat) goes on
@@ -64,7 +84,7 @@ def build_server(service: AssistantService) -> FastAPI:
                               auth_message=LOGIN_MESSAGE,
                               **{**common, "css": CSS + STUDIO_CSS})
     chat = create_chat_app(service)
-    chat.queue(default_concurrency_limit=4)
+    chat.queue(default_concurrency_limit=4, max_size=settings.queue_max)
     return gr.mount_gradio_app(app, chat, "", **common)
 
 
