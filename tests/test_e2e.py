@@ -124,7 +124,14 @@ def test_openai_compatible_server_through_the_app(tmp_path):
             assert history[-1]["status"] == "fallback"
             fake.script([reply("Back again.")])
             assert client.predict("hello?", api_name="/chat") == "Back again."
-            sent = fake.bodies[-1]["messages"]
+            # personal data in a message never reaches the external server (issue 15)
+            fake.script([reply("Noted, [NAME_1].")])
+            assert client.predict("I'm Jo Bloggs, jo@bloggs.example, 07700 900123",
+                                  api_name="/chat") == "Noted, Jo Bloggs."
+            out = str(fake.bodies[-1])
+            assert "jo@bloggs.example" not in out and "07700 900123" not in out
+            assert "Bloggs" not in out and "[EMAIL_1]" in out
+            sent = fake.bodies[-2]["messages"]
             assert [m["content"] for m in sent[1:]] == [
                 *JUST_CHAT, "hi", "Happy to help with gifts.", "are you there?", CHAT_FALLBACK,
                 "hello?"]

@@ -338,3 +338,38 @@ def test_fake_server_stops_promptly_while_a_request_hangs(store):
         server.stop()  # raises if a handler thread is still running
         stopped_in = time.perf_counter() - t0
     assert stopped_in < 2
+
+
+def test_personal_data_never_reaches_the_server_and_comes_back_in_the_answer(fake, store):
+    """Issue 15: with redaction on (the default for an external server), emails, phone
+    numbers, card numbers, addresses and names go out as placeholders; the answer gets the
+    values back (a card number never); the call log says how many, not which."""
+    import json
+
+    said = ("My name is Jane Smith, email jane.smith@example.com, phone 07700 900123. "
+            "Send it to 42 Baker Street, London NW1 6XE. My card 4111 1111 1111 1111 was "
+            "charged £25.00 on 2010-12-01 for order 536365.")
+    fake.script([reply("Dear [NAME_1], we will write to [EMAIL_1] and call [PHONE_1] about "
+                       "order 536365; your card [CARD_1] is safe.")])
+    chat = OpenAIModel(model="fake-model", base_url=fake.base_url, api_key=None, timeout=5.0,
+                       connect_timeout=1.0, max_retries=0)
+    client = LLMClient(chat, store, redact=True)
+    text = client.complete([Message(role="system", content="Support for Tailor Gifts."),
+                            Message(role="user", content=said)])
+    sent = json.dumps(fake.bodies[-1], ensure_ascii=False)
+    for value in ("Jane", "Smith", "jane.smith@example.com", "07700 900123", "Baker Street",
+                  "NW1 6XE", "4111 1111 1111 1111"):
+        assert value not in sent, value
+    for kept in ("£25.00", "2010-12-01", "536365"):  # what the model needs, no one's identity
+        assert kept in sent
+    assert text == ("Dear Jane Smith, we will write to jane.smith@example.com and call "
+                    "07700 900123 about order 536365; your card [card number] is safe.")
+    call = only_call(store)
+    assert call.redactions == 6  # name, email, phone, street, postcode, card
+
+
+def test_redaction_is_on_for_external_servers_only(tmp_path):
+    assert load_settings(data_dir=tmp_path, llm_provider="openai").redacts
+    assert not load_settings(data_dir=tmp_path, llm_provider="local").redacts
+    assert load_settings(data_dir=tmp_path, llm_provider="local", redact="on").redacts
+    assert not load_settings(data_dir=tmp_path, llm_provider="openai", redact="OFF").redacts

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     link_attempts_per_client: int = Field(
         20, ge=1, le=10_000, description="Wrong proofs one client address may give (over all "
         "its sessions) before it is locked out for LOCKOUT_MINUTES.")
+    redact: Literal["auto", "on", "off"] = Field(
+        "auto", description="Replace emails, phone numbers, card numbers, street addresses "
+        "and names by placeholders before a model request (and put them back in the answer); "
+        "auto = on for an OpenAI-compatible server, off for the embedded model.")
     requests_per_minute: int = Field(
         300, ge=1, le=100_000, description="Calls one client address may make to the app's "
         "API (chat messages, button events, uploads) per minute; more get HTTP 429.")
@@ -159,7 +163,8 @@ class Settings(BaseSettings):
     smtp_from: str = Field("shop@localhost", description="The sender of one-time codes.")
     smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server.")
 
-    @field_validator("llm_provider", "questionnaire_model", "draft_polish", mode="before")
+    @field_validator("llm_provider", "questionnaire_model", "draft_polish", "redact",
+                     mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
         return v.strip().lower() if isinstance(v, str) else v
@@ -209,6 +214,12 @@ class Settings(BaseSettings):
     @property
     def customer_emails_path(self) -> Path:
         return self.customer_emails or self.data_dir / "customer_emails.csv"
+
+    @property
+    def redacts(self) -> bool:
+        if self.redact == "auto":
+            return self.resolved_provider == "openai"
+        return self.redact == "on"
 
     @property
     def questionnaire_uses_model(self) -> bool:

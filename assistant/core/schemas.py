@@ -57,3 +57,4 @@ class LLMCall(BaseModel):
     outcome: str
     error: str | None = None
     grounding: str | None = None  # "ok" or what the grounding check found unsupported
+    redactions: int | None = None  # values replaced before the request (None: not redacted)

@@ -36,6 +36,7 @@ from assistant.core.errors import (
     ModelResponseError,
     ModelUnavailableError,
 )
+from assistant.core.redaction import Redaction, Restorer
 from assistant.core.schemas import LLMCall, Message, Usage
 
 log = logging.getLogger(__name__)
@@ -364,15 +365,27 @@ class Generation:
         usage = Usage()
         t0 = time.perf_counter()
         ttft = None
+        messages = self._messages
+        redaction = None
+        if self._client.redact:  # personal data stays here; placeholders go out
+            redaction = Redaction()
+            messages = [m.model_copy(update={"content": redaction.redact(m.content)})
+                        for m in messages]
+        restorer = Restorer(redaction) if redaction is not None else None
         try:
-            for chunk in model.stream(self._messages, self._params):
+            for chunk in model.stream(messages, self._params):
                 if chunk.usage:
                     usage = chunk.usage
-                if chunk.text:
+                text = restorer.feed(chunk.text) if restorer and chunk.text else chunk.text
+                if text:
                     if ttft is None:
                         ttft = time.perf_counter() - t0
-                    self.text += chunk.text
-                    yield chunk.text
+                    self.text += text
+                    yield text
+            tail = restorer.flush() if restorer else ""
+            if tail:
+                self.text += tail
+                yield tail
             self.outcome = "ok"
         except GeneratorExit:
             self.outcome = "stopped"
@@ -393,6 +406,7 @@ class Generation:
                 ttft_ms=round(ttft * 1000, 2) if ttft is not None else None,
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 outcome=self.outcome, error=self.error.message if self.error else None,
+                redactions=redaction.count if redaction is not None else None,
                 **self._meta,
             )
             self.call_id = self._client.record(self.call)
@@ -401,10 +415,14 @@ class Generation:
 class LLMClient:
     """The app's entry to a model: streaming, timing, token counts, call log."""
 
-    def __init__(self, model: ChatModel, call_log: CallLog | None = None) -> None:
+    def __init__(self, model: ChatModel, call_log: CallLog | None = None, *,
+                 redact: bool = False) -> None:
         self.model = model
         self.call_log = call_log
         self.where = model.location
+        # personal data replaced by placeholders before a request, put back in the answer
+        # (core/redaction.py); on for external servers by default (TAILOR_REDACT)
+        self.redact = redact
 
     def warm_up(self) -> None:
         warm = getattr(self.model, "warm_up", None)

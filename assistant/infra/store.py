@@ -226,6 +226,10 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER privacy_audit_no_delete BEFORE DELETE ON privacy_audit
     BEGIN SELECT RAISE(ABORT, 'the privacy audit log is append-only'); END;
     """,
+    # 8: how many personal values a call replaced by placeholders (never the values)
+    """
+    ALTER TABLE llm_calls ADD COLUMN redactions INTEGER;
+    """,
 ]
 
 

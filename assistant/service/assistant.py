@@ -75,7 +75,8 @@ class AssistantService:
         templates = ProductionTemplates.from_settings(settings, store)
         Wording(templates.get(WORDING_TEMPLATE))
         model = model or build_model(settings)
-        service = cls(settings, store, templates, LLMClient(model, store))
+        llm = LLMClient(model, store, redact=settings.redacts)
+        service = cls(settings, store, templates, llm)
         service.parts.meanings  # noqa: B018 - data/segment_meanings.yaml checked at start
         service.parts.extractor  # noqa: B018 - data/vocabulary.yaml checked at start
         return service
