@@ -142,12 +142,14 @@ def test_like_retry_and_clear_are_recorded(browser, tmp_path):
         # users said "Just chat" and "hello there"; the blank message was not sent
         assert _db_rows(data, "SELECT COUNT(*) FROM messages WHERE role='user'") == [(2,)]
         assert bot_texts(page)[-1] == "(scripted) You said: hello there"  # chat left as it was
-        # clear starts a new, empty conversation; the old one stays in SQLite
+        # the bin erases the conversation (issue 15) and starts a new, empty one
         # (the warning toast sits on top of the Clear button: dispatch the click to it)
         page.locator("#tailor-chat button[aria-label='Clear']").dispatch_event("click")
         _wait_for(lambda: page.get_by_text("hello there").count() == 0)
         page.get_by_role("button", name="Just chat").first.wait_for(timeout=20_000)
-        _wait_for(lambda: _db_rows(data, "SELECT COUNT(*) FROM sessions")[0][0] >= 2)
+        _wait_for(lambda: _db_rows(
+            data, "SELECT COUNT(*) FROM messages WHERE content LIKE '%hello there%'") == [(0,)])
+        assert _db_rows(data, "SELECT COUNT(*) FROM sessions") == [(1,)]
         page.close()
 
 
