@@ -170,3 +170,44 @@ def test_catalog_in_chroma_matches_a_persons_own_words(shop):
     items = svc.recommend(sid).items
     said = [i for i in items if any(r.startswith("matches what you said") for r in i["reasons"])]
     assert said and items[: len(said)] == said
+
+
+def test_feedback_moves_an_items_neighbours(shop):
+    """Issue 16: "less like this" pushes the item and its neighbours (co-purchase and
+    description) down, "more like this" lifts its neighbours and says why, "not for me"
+    blocks the item only."""
+    from assistant.recommend.personal import Profile
+
+    recs = make(*shop).recommender()
+    model = recs.model
+    answers = {"interests": ["candles_lights", "christmas"], "buyer_type": "for myself"}
+
+    def ranks(feedback: dict[str, str]) -> dict[str, int]:
+        out = recs.recommend(Profile(answers=answers, feedback=feedback), k=60)
+        return {r.item: k for k, r in enumerate(out)}
+
+    def neighbours_of(item: str, among: dict[str, int]) -> list[str]:
+        pos = model.data_.items.get_loc(item)
+        near = model.neighbours([pos])[0]
+        return [i for i in among if i != item
+                and near[model.data_.items.get_loc(i)] >= 0.5]
+
+    base = ranks({})
+    top = next(iter(base))
+    near = neighbours_of(top, base)
+    assert near, "the top item has neighbours in the list"
+    less = ranks({top: "dislike"})
+    assert less.get(top, 99) >= 10  # the item itself goes well down
+    moved = [less.get(i, 99) - base[i] for i in near]
+    assert sum(moved) > 0 and sum(m > 0 for m in moved) > len(moved) / 2, moved
+    # "not for me": only the item goes; its neighbours stay about where they were
+    blocked = ranks({top: "not_for_me"})
+    assert top not in blocked
+    # "more like this" on an item further down lifts its neighbours and says so
+    mid = list(base)[20]
+    near_mid = neighbours_of(mid, base)
+    liked = recs.recommend(Profile(answers=answers, feedback={mid: "like"}), k=60)
+    after = {r.item: k for k, r in enumerate(liked)}
+    lifted = [base[i] - after.get(i, 99) for i in near_mid]
+    assert lifted and sum(lifted) > 0, lifted
+    assert any("you liked" in " ".join(r.reasons) for r in liked[:10])

@@ -78,6 +78,12 @@ ANSWER_KEYS = ("spend_per_order", "buyer_type", "region")
 #: A purchase this many days before the last one in the data counts half (``recency``).
 HALF_LIFE_DAYS = 90.0
 _TIE_BREAK = 1e-9
+#: session feedback: "more like this" lifts an item's neighbours by this share of the best
+#: score, "less like this" pushes the item and its neighbours down by this share; two
+#: descriptions are neighbours from this MiniLM cosine up (measured: tests/test_recommend.py)
+FEEDBACK_BOOST = 0.5
+FEEDBACK_DROP = 1.0
+CONTENT_NEIGHBOUR = 0.6
 _MATCH_COSINE = 0.45  # a description this close to stated words "matches" them (MiniLM)
 
 
@@ -98,8 +104,9 @@ class Query:
     interests: tuple[str, ...] = ()  # product groups ("candles_lights") or free words
     answers: Mapping[str, Any] = field(default_factory=dict)  # questionnaire answers by id
     segment: str | None = None
-    liked: tuple[str, ...] = ()  # items liked in this session (count as history)
+    liked: tuple[str, ...] = ()  # "more like this": history, and their neighbours go up
     disliked: tuple[str, ...] = ()  # items never to show ("not for me")
+    less: tuple[str, ...] = ()  # "less like this": these and their neighbours go down
 
 
 @dataclass
@@ -295,6 +302,8 @@ class QueryBatch:
     user_index: np.ndarray  # row in the training matrix, -1 when unknown
     profiles: pd.DataFrame  # segment, interests, spend_per_order, buyer_type, region
     blocked: sp.csr_matrix  # n x items, items never to show (disliked)
+    liked: sp.csr_matrix | None = None  # n x items: "more like this" in the session
+    less: sp.csr_matrix | None = None  # n x items: "less like this" in the session
 
     @property
     def n(self) -> int:
@@ -332,16 +341,20 @@ class QueryBatch:
                                else -1 for q in queries], dtype=np.intp)
         rec_src = data.recency if data.recency is not None else data.matrix
         hist_rows, rec_rows, block_rows, profiles = [], [], [], []
+        liked_rows, less_rows = [], []
         for q, u in zip(queries, user_index, strict=True):
             liked = _one_hot(_item_positions(data, q.liked), n_items)
             own = (data.matrix[u], rec_src[u]) if u >= 0 else (_one_hot([], n_items),) * 2
             hist_rows.append(own[0] + liked)
             rec_rows.append(own[1] + liked)
             block_rows.append(_one_hot(_item_positions(data, q.disliked), n_items))
+            liked_rows.append(liked)
+            less_rows.append(_one_hot(_item_positions(data, q.less), n_items))
             profiles.append(_query_profile(data, q, int(u)))
         frame = pd.DataFrame(profiles, columns=["segment", *ANSWER_KEYS, "interests"])
         return cls(sp.vstack(hist_rows, format="csr"), sp.vstack(rec_rows, format="csr"),
-                   user_index, frame, sp.vstack(block_rows, format="csr"))
+                   user_index, frame, sp.vstack(block_rows, format="csr"),
+                   sp.vstack(liked_rows, format="csr"), sp.vstack(less_rows, format="csr"))
 
 
 def _one_hot(positions: Sequence[int] | np.ndarray, n: int) -> sp.csr_matrix:
@@ -737,7 +750,9 @@ class SimilarProfilesRecommender(Recommender):
 def _batch_row(batch: QueryBatch, row: int) -> QueryBatch:
     sl = slice(row, row + 1)
     return QueryBatch(batch.history[sl], batch.recency[sl], batch.user_index[sl],
-                      batch.profiles.iloc[sl].reset_index(drop=True), batch.blocked[sl])
+                      batch.profiles.iloc[sl].reset_index(drop=True), batch.blocked[sl],
+                      batch.liked[sl] if batch.liked is not None else None,
+                      batch.less[sl] if batch.less is not None else None)
 
 
 class ContentRecommender(Recommender):
@@ -944,7 +959,47 @@ class HybridRecommender(Recommender):
             w = np.array([self.weights_[m][name] for m in modes], dtype=np.float32)[:, None]
             if w.any():
                 parts[name] = (comp.score(batch) if scores is None else scores[name]) * w
-        return parts or {"popularity": np.zeros((batch.n, len(self.data_.items)), np.float32)}
+        parts = parts or {"popularity": np.zeros((batch.n, len(self.data_.items)), np.float32)}
+        feedback = self._feedback_part(batch, sum(parts.values()))
+        if feedback is not None:
+            parts["feedback"] = feedback
+        return parts
+
+    def neighbours(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(len(positions), items) in [0, 1]: how close each item is to each given one, the
+        closer of co-purchase (item-kNN) and description (content: cosine from
+        ``CONTENT_NEIGHBOUR`` up); an item is 1 to itself."""
+        positions = np.asarray(positions, dtype=np.intp)
+        out = np.zeros((len(positions), len(self.data_.items)), dtype=np.float32)
+        knn = self.components_.get("item_knn")
+        if knn is not None and len(positions):
+            co = _dense(knn.similarity_[positions])
+            out = np.maximum(out, co / np.maximum(co.max(axis=1, keepdims=True), 1e-9))
+        content = self.components_.get("content")
+        vectors = getattr(content, "item_vectors_", None)
+        if vectors is not None and len(positions):
+            cos = vectors[positions] @ vectors.T
+            out = np.maximum(out, np.where(cos >= CONTENT_NEIGHBOUR, cos, 0.0))
+        out[np.arange(len(positions)), positions] = 1.0
+        return out
+
+    def _feedback_part(self, batch: QueryBatch, total: np.ndarray) -> np.ndarray | None:
+        """"More like this" lifts an item's neighbours, "less like this" pushes the item
+        and its neighbours down, in proportion to the row's best score."""
+        if batch.liked is None or batch.less is None or not (batch.liked.nnz or batch.less.nnz):
+            return None
+        part = np.zeros_like(total, dtype=np.float32)
+        for row in range(batch.n):
+            liked, less = batch.liked[row].indices, batch.less[row].indices
+            if not (len(liked) or len(less)):
+                continue
+            top = max(float(total[row].max()), 1e-6)
+            if len(liked):
+                part[row] += FEEDBACK_BOOST * top * self.neighbours(liked).max(axis=0)
+            if len(less):
+                part[row] -= FEEDBACK_DROP * top * self.neighbours(less).max(axis=0)
+        part[:, ~self.candidates_] = 0.0
+        return part
 
     def modes(self, batch: QueryBatch, exclude_seen: bool) -> list[str]:
         warm = "returning_new" if exclude_seen else "returning"
@@ -962,7 +1017,10 @@ class HybridRecommender(Recommender):
                 parts: dict[str, np.ndarray]) -> list[list[str]]:
         """Each item's reasons from the components that gave it the most (largest first,
         those with at least 15% of its score), then the interest it matches; at most three."""
-        per_comp = {n: self.components_[n]._reasons(batch, row, items) for n in parts}
+        per_comp = {n: self.components_[n]._reasons(batch, row, items) for n in parts
+                    if n in self.components_}
+        if "feedback" in parts:
+            per_comp["feedback"] = self._feedback_reasons(batch, row, items)
         content = self.components_.get("content")
         matches = (content._reasons(_batch_row(batch, row).without_history(), 0, items)
                    if content is not None and len(batch.profiles["interests"].iat[row])
@@ -979,6 +1037,18 @@ class HybridRecommender(Recommender):
             why.extend(r for r in matches[j] if r not in why)
             out.append(why[:3])
         return out
+
+
+    def _feedback_reasons(self, batch: QueryBatch, row: int, items: np.ndarray
+                          ) -> list[list[str]]:
+        liked = batch.liked[row].indices if batch.liked is not None else []
+        if not len(liked):
+            return [[] for _ in items]
+        near = self.neighbours(liked)[:, items]  # liked x items
+        best = np.asarray(liked)[near.argmax(axis=0)]
+        names = self.data_.descriptions
+        return [[f"like the {_name(names, self.data_.items, b).lower()} you liked"]
+                if near[:, j].max() > 0 and b != items[j] else [] for j, b in enumerate(best)]
 
 
 #: Every recommender by name, for the CLI and the evaluation.

@@ -80,12 +80,16 @@ class Recommendations:
         return cls(model, catalog)
 
     def query(self, profile: Profile) -> Query:
-        liked = tuple(i for i, v in profile.feedback.items() if v == "like")
-        disliked = tuple(i for i, v in profile.feedback.items() if v != "like")
+        def said(value: str) -> tuple[str, ...]:
+            return tuple(i for i, v in profile.feedback.items() if v == value)
+
         known = profile.customer_id if profile.customer_id in self.customers else None
         answers = {k: profile.answers[k] for k in ANSWER_KEYS if k in profile.answers}
+        # "more like this" lifts the item's neighbours, "less like this" pushes the item and
+        # its neighbours down, "not for me" blocks the item (algorithms.HybridRecommender)
         return Query(user=known, interests=tuple(profile.answers.get("interests") or ()),
-                     answers=answers, segment=profile.segment, liked=liked, disliked=disliked)
+                     answers=answers, segment=profile.segment, liked=said("like"),
+                     less=said("dislike"), disliked=said("not_for_me"))
 
     # -- the catalog in Chroma (content retrieval) -------------------------------------
     def index_catalog(self, store: VectorStore) -> int:
