@@ -38,6 +38,12 @@ Components (scores >= 0 per item, divided by the query's best score so each lies
                     a validation split by ``evaluation.tune_hybrid``
 ==================  =======================================================================
 
+Session feedback (``Query.liked`` / ``less`` / ``disliked``) reaches the hybrid as one more
+part, ``feedback``: "more like this" lifts an item's neighbours (``neighbours``: the closer
+of co-purchase and description), "less like this" pushes the item and its neighbours down,
+"not for me" blocks the item. Evaluation batches carry no feedback, so it never changes a
+measured number.
+
 Ties (and queries a component knows nothing about) are ranked by overall popularity; an item
 chosen only by that rule is marked ``fallback`` and says so in its reasons. Items tied on
 that too come in ascending item id (``top_k``), so every list is the same on any numpy or
