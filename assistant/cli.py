@@ -591,11 +591,15 @@ def recommend_evaluate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random split and survey noise.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    diversity: Annotated[str, typer.Option(
+        help="MMR levels to report beside the hybrid, e.g. 0.1,0.3 (0-1: the weight of "
+             "difference; the served one is TAILOR_DIVERSITY).")] = "",
 ) -> None:
-    """Every recommender side by side (precision, recall, NDCG, MAP, hit rate @k, catalog
-    coverage, novelty), plus the cold start; the hybrid's weights are tuned on a validation
-    split inside the training data. JSON: {"recommenders": {name: {metric: value}} (repeats
-    allowed), "recommenders_new_items": {...} (already-bought excluded), "cold_start": {...}}."""
+    """Every recommender side by side (precision, recall, F1, NDCG, MAP, hit rate @k,
+    catalog coverage, novelty, intra-list diversity), plus the cold start; the hybrid's
+    weights are tuned on a validation split inside the training data. JSON:
+    {"recommenders": {name: {metric: value}} (repeats allowed), "recommenders_new_items":
+    {...} (already-bought excluded), "cold_start": {...}}."""
     from assistant.orders.ingest import parse_map_options  # lazy: CLI start-up, +0.4 s
     from assistant.recommend.evaluation import (  # lazy: CLI start-up, +1.5 s
         evaluate,
@@ -609,13 +613,27 @@ def recommend_evaluate(
         bar("reading interactions", 0.0)
         data = load_interactions(interactions, parse_map_options(map_))
         settings_seen = (False, True) if exclude_seen is None else (exclude_seen,)
+        levels = _levels(diversity)
         report = evaluate(data, split=split, split_date=split_date,
                           test_fraction=test_fraction, k=k, exclude_seen=settings_seen,
-                          seed=seed, cache_dir=settings.data_dir / "cache", progress=bar)
+                          seed=seed, cache_dir=settings.data_dir / "cache", progress=bar,
+                          diversity=levels)
     finally:
         bar.close()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        levels = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--diversity {text!r} is not a list of numbers.",
+                         "Pass e.g. --diversity 0.1,0.3") from None
+    if any(not 0 <= x <= 1 for x in levels):
+        raise InputError(f"--diversity {text!r}: each level must be between 0 and 1.",
+                         "Pass e.g. --diversity 0.1,0.3") from None
+    return levels
 
 
 # --------------------------------------------------------------------------- prompt studio

@@ -292,8 +292,10 @@ def test_evaluate_report_on_a_small_shop(tmp_path):
                          embedder=WordEmbedder())
     names = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "hybrid"}
     assert set(report["recommenders"]) == names == set(report["recommenders_new_items"])
-    metrics = {"precision@5", "recall@5", "ndcg@5", "map@5", "hit_rate@5", "coverage", "novelty"}
+    metrics = {"precision@5", "recall@5", "f1@5", "ndcg@5", "map@5", "hit_rate@5", "coverage",
+               "novelty", "diversity"}
     assert set(report["recommenders"]["hybrid"]) == metrics
+    assert 0 < report["recommenders"]["hybrid"]["diversity"] <= 2
     assert report["users"]["recommenders"] == 60 and report["users"]["cold_start"] == 20
     cold = report["cold_start"]
     assert set(cold) == {"popularity", "segment", "content", "similar", "hybrid"}
@@ -348,3 +350,30 @@ def test_real_data_hybrid_beats_every_component():
         # rounding: any other tie choice moves it by >= 0.001.
         assert ndcg["popularity"] == pytest.approx(0.12095 if not new_only else 0.05226,
                                                    abs=1e-4)
+
+
+def test_f1_diversity_and_mmr_by_hand():
+    """F1@k per user then averaged; intra-list diversity as mean pairwise 1 - cosine; MMR
+    trades score for difference."""
+    import scipy.sparse as sp
+
+    from assistant.recommend.ranking import f1_at_k, intra_list_diversity, mmr
+
+    relevant = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 1]], dtype=float))
+    lists = np.array([[0, 2], [1, 2]])
+    # user 0: P = 1/2, R = 1/2, F1 = 1/2; user 1: no hit, 0
+    assert f1_at_k(lists, relevant, 2) == pytest.approx(0.25)
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8]], dtype=float)
+    assert intra_list_diversity(np.array([[0, 1], [0, 2]]), vectors) == pytest.approx(0.5)
+    scores = np.array([1.0, 0.95, 0.5, 0.1])
+    assert list(mmr(scores, vectors, 2, 1.0)) == [0, 1]  # no trade-off: by score
+    assert list(mmr(scores, vectors, 2, 0.5)) == [0, 2]  # the near-copy gives way
+
+
+def test_evaluate_reports_the_diversity_trade_off(tmp_path):
+    data = load_interactions(write_shop(tmp_path / "orders.csv"))
+    report = ev.evaluate(data, split="chronological", split_date="2010-09-01", k=5,
+                         embedder=WordEmbedder(), exclude_seen=(True,), diversity=[0.5])
+    table = report["recommenders_new_items"]
+    assert "hybrid+mmr0.5" in table
+    assert table["hybrid+mmr0.5"]["diversity"] >= table["hybrid"]["diversity"]

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from tests.test_evaluation import write_ratings, write_shop
 
 runner = CliRunner()
-METRICS = {"precision@5", "recall@5", "ndcg@5", "map@5", "hit_rate@5", "coverage", "novelty"}
+METRICS = {"precision@5", "recall@5", "f1@5", "ndcg@5", "map@5", "hit_rate@5", "coverage",
+           "novelty", "diversity"}
 NAMES = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "hybrid"}
 
 

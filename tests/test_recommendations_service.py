@@ -211,3 +211,21 @@ def test_feedback_moves_an_items_neighbours(shop):
     lifted = [base[i] - after.get(i, 99) for i in near_mid]
     assert lifted and sum(lifted) > 0, lifted
     assert any("you liked" in " ".join(r.reasons) for r in liked[:10])
+
+
+def test_diversity_setting_varies_the_suggestions(shop):
+    """TAILOR_DIVERSITY: MMR re-ranking makes the shown list less alike."""
+    from assistant.recommend.personal import Profile
+    from assistant.recommend.ranking import intra_list_diversity
+
+    recs = make(*shop).recommender()
+    model = recs.model
+    vectors = model.components_["content"].item_vectors_
+    profile = Profile(answers={"interests": ["christmas"], "buyer_type": "for myself"})
+
+    def spread(level: float) -> float:
+        items = [r.item for r in recs.recommend(profile, k=5, diversity=level)]
+        pos = model.data_.items.get_indexer(items)
+        return intra_list_diversity(pos[None, :], vectors)
+
+    assert spread(0.6) > spread(0.0)

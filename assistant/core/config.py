@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         True, description="Recommendations leave out items the customer already bought."
     )
     recommendations: int = Field(5, ge=1, le=20, description="Cards shown in the chat.")
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="Re-rank suggestions for variety (MMR): the weight "
+        "of being unlike the items above, 0 = by score only (see `recommend evaluate "
+        "--diversity` for what it costs in accuracy).")
     customer_emails: Path | None = Field(
         None,
         description="CSV with columns customer_id,email so returning customers can identify "

@@ -58,6 +58,7 @@ from assistant.recommend.algorithms import (
 from assistant.recommend.interactions import InteractionData
 from assistant.recommend.ranking import (
     hit_matrix,
+    mmr,
     ndcg_from_hits,
     ranking_metrics,
     relevant_counts,
@@ -382,14 +383,23 @@ def component_scores(model: HybridRecommender, batch: QueryBatch,
 
 
 def _rank_all(model: HybridRecommender, target: Target, scores: dict[str, np.ndarray],
-              k: int, exclude_seen: bool, mode: str) -> dict[str, np.ndarray]:
-    """Top-k lists of every component and of the hybrid (weights of ``mode``)."""
+              k: int, exclude_seen: bool, mode: str,
+              diversity: Sequence[float] = ()) -> dict[str, np.ndarray]:
+    """Top-k lists of every component and of the hybrid (weights of ``mode``); with
+    ``diversity`` levels, the hybrid re-ranked by MMR at each (``hybrid+mmr<level>``)."""
     lists = {}
     for name, s in scores.items():
         lists[name] = model.components_[name].rank(target.batch, k, exclude_seen=exclude_seen,
                                                     scores=s)
     blend = sum(w * scores[n] for n, w in model.weights_[mode].items() if w and n in scores)
     lists["hybrid"] = model.rank(target.batch, k, exclude_seen=exclude_seen, scores=blend)
+    vectors = getattr(model.components_.get("content"), "item_vectors_", None)
+    if diversity and vectors is not None:
+        masked = model._masked(blend, target.batch, exclude_seen)
+        for level in diversity:
+            rows = [mmr(row, vectors, k, 1.0 - level) for row in masked]
+            lists[f"hybrid+mmr{level:g}"] = np.array(
+                [np.pad(r, (0, k - len(r)), constant_values=-1) for r in rows], dtype=np.intp)
     return lists
 
 
@@ -472,8 +482,11 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
              split_date: str | None = None, test_fraction: float = 0.25, k: int = 10,
              exclude_seen: Sequence[bool] = (False, True), seed: int = 0,
              embedder: Any = None, cache_dir: Path | None = None,
-             progress: Progress | None = None) -> dict[str, Any]:
-    """The whole offline evaluation (see the module docstring). Returns the report."""
+             progress: Progress | None = None,
+             diversity: Sequence[float] = ()) -> dict[str, Any]:
+    """The whole offline evaluation (see the module docstring). Returns the report.
+    ``diversity``: MMR levels (0-1, the weight of difference) whose re-ranked hybrid is
+    reported beside the others, for the accuracy / diversity trade-off."""
     progress = progress or _noop
     if k < 1:
         raise InputError(f"--k {k} must be at least 1.", "Pass e.g. --k 10.")
@@ -509,7 +522,7 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
         target = returning_target(context, outer.test, new_only=excl)
         report["users"][key] = target.users
         report[key] = _table(model, target, k, excl,
-                             "returning_new" if excl else "returning")
+                             "returning_new" if excl else "returning", diversity)
     progress("scoring the cold start", 0.9)
     report["cold_start"], report["users"]["cold_start"] = _cold_table(
         data, context, model, outer, k, seed)
@@ -578,7 +591,7 @@ def _cold_target_for(data: InteractionData, context: Context, split: Split,
 
 
 def _table(model: HybridRecommender, target: Target, k: int, exclude_seen: bool,
-           mode: str) -> dict[str, dict[str, float]]:
+           mode: str, diversity: Sequence[float] = ()) -> dict[str, dict[str, float]]:
     if target.users == 0:
         return {}
     names = list(model.components_)
@@ -589,14 +602,19 @@ def _table(model: HybridRecommender, target: Target, k: int, exclude_seen: bool,
         rows = np.arange(start, min(start + _CHUNK, target.users))
         part = Target(_take(target.batch, rows), target.relevant[rows])
         scores = component_scores(model, part.batch, names)
-        for name, top in _rank_all(model, part, scores, k, exclude_seen, mode).items():
+        for name, top in _rank_all(model, part, scores, k, exclude_seen, mode,
+                                   diversity).items():
             lists.setdefault(name, []).append(top)
     data = model.data_
+    content = model.components_.get("content")
+    vectors = getattr(content, "item_vectors_", None)
+    if vectors is not None and not vectors.any():
+        vectors = None  # no descriptions (e.g. MovieLens ids): diversity means nothing
     out = {}
     for name, chunks in lists.items():
         out[name] = ranking_metrics(np.vstack(chunks), target.relevant, k,
                                     popularity=data.popularity, n_users=len(data.users),
-                                    n_items=int(data.candidates.sum()))
+                                    n_items=int(data.candidates.sum()), vectors=vectors)
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from assistant.infra.vectors import VectorStore
@@ -28,6 +29,7 @@ from assistant.recommend.algorithms import (
     interactions_from_orders,
     profiles_from_features,
 )
+from assistant.recommend.ranking import mmr
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +112,14 @@ class Recommendations:
                             embeddings=vectors[keep] if vectors is not None else None)
 
     def recommend(self, profile: Profile, k: int = 5, *, exclude_seen: bool = True,
-                  search: Callable[[str, int], list[str]] | None = None
-                  ) -> list[Recommendation]:
+                  search: Callable[[str, int], list[str]] | None = None,
+                  diversity: float = 0.0) -> list[Recommendation]:
         """Top k for a person; items matching their own words (``search``: the catalog in
-        Chroma) and within their budget come first, and say so."""
+        Chroma) and within their budget come first, and say so. ``diversity`` (0-1): MMR
+        re-ranking, the weight of being unlike the items above (0: by score only)."""
         recs = self.model.recommend(self.query(profile), k=k * 4, exclude_seen=exclude_seen)
+        if diversity > 0:
+            recs = self._diverse(recs, diversity)
         notes = str(profile.answers.get("anything_else") or "").strip()
         if notes and search is not None:
             recs = self._said_first(profile, notes, search(notes, NOTE_MATCHES), recs,
@@ -126,6 +131,18 @@ class Recommendations:
                 r.reasons.append(f"within your budget of £{limit:,.0f}")
             recs = within + [r for r in recs if r not in within]
         return recs[:k]
+
+    def _diverse(self, recs: list[Recommendation], diversity: float) -> list[Recommendation]:
+        vectors = getattr(self.model.components_.get("content"), "item_vectors_", None)
+        if vectors is None or len(recs) < 3:
+            return recs
+        items = self.model.data_.items
+        pos = items.get_indexer([r.item for r in recs])
+        scores = np.full(len(items), -np.inf)
+        scores[pos] = [r.score for r in recs]
+        order = mmr(scores, vectors, len(recs), 1.0 - diversity, pool=len(recs))
+        by_pos = dict(zip(pos, recs, strict=True))
+        return [by_pos[p] for p in order]
 
     def _said_first(self, profile: Profile, notes: str, matches: list[str],
                     recs: list[Recommendation], *, exclude_seen: bool,

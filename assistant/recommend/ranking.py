@@ -1,8 +1,10 @@
 """Ranking metrics over top-k lists (means over users; ``k`` = list length): precision@k,
 recall@k, NDCG@k (scikit-learn ``ndcg_score``, binary gains), MAP@k (AP@k = sum of precision@i
-at each hit / min(relevant, k)), hit rate@k (share of users with at least one hit), catalog
-coverage (share of recommendable items shown to anyone) and novelty (mean -log2 of the share
-of training users who bought a shown item).
+at each hit / min(relevant, k)), F1@k (per user, the harmonic mean of precision@k and
+recall@k), hit rate@k (share of users with at least one hit), catalog coverage (share of
+recommendable items shown to anyone), novelty (mean -log2 of the share of training users who
+bought a shown item) and intra-list diversity (mean pairwise 1 - cosine of the descriptions'
+MiniLM vectors within a list). ``mmr`` re-ranks a list for diversity.
 
 A list is a row of item indices (-1: an empty slot); the relevant items are a users x items
 sparse matrix."""
@@ -37,6 +39,57 @@ def recall_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> flo
     """Mean over users of (relevant items among the first k) / (relevant items)."""
     hits = hit_matrix(recommended[:, :k], relevant).sum(axis=1)
     return float(np.mean(hits / np.maximum(relevant_counts(relevant), 1)))
+
+
+def f1_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
+    """Mean over users of 2PR / (P + R), P = precision@k and R = recall@k of that user (0
+    when they have no hit)."""
+    hits = hit_matrix(recommended[:, :k], relevant).sum(axis=1).astype(np.float64)
+    prec = hits / k
+    rec = hits / np.maximum(relevant_counts(relevant), 1)
+    both = prec + rec
+    return float(np.mean(np.where(both > 0, 2 * prec * rec / np.where(both > 0, both, 1), 0)))
+
+
+def intra_list_diversity(recommended: np.ndarray, vectors: np.ndarray) -> float:
+    """Mean over lists of the mean pairwise distance (1 - cosine) of their items' vectors
+    (L2-normalised rows; an item without a description has a zero vector: distance 1)."""
+    values = []
+    for row in recommended:
+        shown = row[row >= 0]
+        if len(shown) < 2:
+            continue
+        v = vectors[shown]
+        sim = v @ v.T
+        n = len(shown)
+        values.append(float((n * n - n - (sim.sum() - np.trace(sim))) / (n * n - n)))
+    return float(np.mean(values)) if values else 0.0
+
+
+def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, trade_off: float,
+        pool: int = 50) -> np.ndarray:
+    """Maximal marginal relevance: from the ``pool`` best items of one score row, pick k
+    greedily by ``trade_off * score - (1 - trade_off) * (closest cosine to those picked)``;
+    scores are scaled to [0, 1] first. ``trade_off`` 1 keeps the order of the scores."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if not len(finite):
+        return np.zeros(0, dtype=np.intp)
+    order = finite[np.argsort(-scores[finite], kind="stable")][:max(pool, k)]
+    if trade_off >= 1.0 or len(order) <= 1:
+        return order[:k]
+    rel = scores[order].astype(np.float64)
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    sims = vectors[order] @ vectors[order].T
+    picked = [0]
+    closest = sims[0].copy()
+    while len(picked) < min(k, len(order)):
+        gain = trade_off * rel - (1 - trade_off) * closest
+        gain[picked] = -np.inf
+        nxt = int(np.argmax(gain))
+        picked.append(nxt)
+        closest = np.maximum(closest, sims[nxt])
+    return order[picked]
 
 
 def hit_rate_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
@@ -99,13 +152,18 @@ def novelty(recommended: np.ndarray, popularity: np.ndarray, n_users: int) -> fl
 
 
 def ranking_metrics(recommended: np.ndarray, relevant: sp.csr_matrix, k: int, *,
-                    popularity: np.ndarray, n_users: int, n_items: int) -> dict[str, float]:
-    return {
+                    popularity: np.ndarray, n_users: int, n_items: int,
+                    vectors: np.ndarray | None = None) -> dict[str, float]:
+    out = {
         f"precision@{k}": precision_at_k(recommended, relevant, k),
         f"recall@{k}": recall_at_k(recommended, relevant, k),
+        f"f1@{k}": f1_at_k(recommended, relevant, k),
         f"ndcg@{k}": ndcg_at_k(recommended, relevant, k),
         f"map@{k}": map_at_k(recommended, relevant, k),
         f"hit_rate@{k}": hit_rate_at_k(recommended, relevant, k),
         "coverage": catalog_coverage(recommended, n_items),
         "novelty": novelty(recommended, popularity, n_users),
     }
+    if vectors is not None:
+        out["diversity"] = intra_list_diversity(recommended[:, :k], vectors)
+    return out

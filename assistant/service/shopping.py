@@ -71,7 +71,8 @@ class Shopping:
         settings = self.parts.settings
         return self.parts.recommender().recommend(profile, k or settings.recommendations,
                                                   exclude_seen=settings.exclude_seen,
-                                                  search=self.search_products)
+                                                  search=self.search_products,
+                                                  diversity=settings.diversity)
 
     @staticmethod
     def cards(profile: Profile, recs: list[Recommendation]) -> Suggestions:
