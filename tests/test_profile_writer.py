@@ -17,8 +17,10 @@ class SlowIndex:
     def __init__(self) -> None:
         self.batches: list[dict] = []
         self.release = threading.Event()
+        self.started = threading.Event()  # the writer holds its first batch
 
     def upsert_sessions(self, records: dict) -> int:
+        self.started.set()
         self.release.wait(10)
         self.batches.append(dict(records))
         return len(records)
@@ -28,6 +30,7 @@ def test_only_the_latest_profile_of_a_session_is_written_in_one_batch():
     index = SlowIndex()
     writer = ProfileWriter(index)  # type: ignore[arg-type]
     writer.submit("a", "first", {})
+    assert index.started.wait(10)  # (without this wait "b" could join "a"'s batch)
     # the writer holds "a" (blocked); these three wait behind it, "b" replaced once
     for sid, doc in (("b", "old"), ("b", "new"), ("c", "only")):
         writer.submit(sid, doc, {"v": doc})
