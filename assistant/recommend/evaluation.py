@@ -525,7 +525,7 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
                              "returning_new" if excl else "returning", diversity)
     progress("scoring the cold start", 0.9)
     report["cold_start"], report["users"]["cold_start"] = _cold_table(
-        data, context, model, outer, k, seed)
+        data, context, model, outer, k, seed, diversity)
     progress("done", 1.0)
     return _finite(report)
 
@@ -619,13 +619,14 @@ def _table(model: HybridRecommender, target: Target, k: int, exclude_seen: bool,
 
 
 def _cold_table(data: InteractionData, context: Context, model: HybridRecommender,
-                split: Split, k: int, seed: int) -> tuple[dict[str, dict[str, float]], int]:
+                split: Split, k: int, seed: int, diversity: Sequence[float] = ()
+                ) -> tuple[dict[str, dict[str, float]], int]:
     if split.kind != "chronological":
         return {}, 0
     target = _cold_target_for(data, context, split, seed + 11)
     if target is None or target.users == 0:
         return {}, 0
-    return _table(model, target, k, False, "cold"), target.users
+    return _table(model, target, k, False, "cold", diversity), target.users
 
 
 # --------------------------------------------------------------------------- text report
