@@ -196,6 +196,13 @@ def test_train_table_generic():
     res = train_table(t, "label")
     assert res["accuracy"] > res["baseline"]["accuracy"]
     assert res["rows"] == n and res["classes"] == ["no", "yes"]
+    # issue 16: the model is chosen by CV among candidates; an interaction (plan AND age)
+    # is what trees find and a linear model cannot
+    assert set(res["candidates"]) == {"logistic C=1", "logistic C=0.1", "logistic C=0.01",
+                                      "gradient boosting", "random forest"}
+    assert res["macro_f1"] == max(c["macro_f1"] for c in res["candidates"].values())
+    assert res["model"] in ("gradient boosting", "random forest")
+    assert res["macro_f1"] > res["candidates"]["logistic C=1"]["macro_f1"]
     with pytest.raises(InputError, match="no column"):
         train_table(t, "nope")
     with pytest.raises(InputError, match="only one class"):
