@@ -219,17 +219,17 @@ class Settings(BaseSettings):
     def customer_emails_path(self) -> Path:
         return self.customer_emails or self.data_dir / "customer_emails.csv"
 
+    def _on(self, value: str) -> bool:
+        """An on | off | auto setting: auto is on with an OpenAI-compatible server."""
+        return self.resolved_provider == "openai" if value == "auto" else value == "on"
+
     @property
     def redacts(self) -> bool:
-        if self.redact == "auto":
-            return self.resolved_provider == "openai"
-        return self.redact == "on"
+        return self._on(self.redact)
 
     @property
     def questionnaire_uses_model(self) -> bool:
-        if self.questionnaire_model == "auto":
-            return self.resolved_provider == "openai"
-        return self.questionnaire_model == "on"
+        return self._on(self.questionnaire_model)
 
     def describe(self) -> dict[str, object]:
         """Settings as a dict for logs and `assistant config`; secrets stay masked."""

@@ -509,7 +509,6 @@ class Store:
                                 ("link_codes", "codes")):
                 counts[kind] = conn.execute(f"DELETE FROM {table} WHERE session_id = ?",
                                             (session_id,)).rowcount
-            conn.execute("DELETE FROM attempts WHERE key = ?", (f"link:session:{session_id}",))
             counts["model_calls_unlinked"] = conn.execute(
                 "UPDATE llm_calls SET session_id = NULL, error = NULL WHERE session_id = ?",
                 (session_id,)).rowcount

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from assistant.core.redaction import EMAIL, PHONE  # one definition of both
+
 FlagKind = str  # "product" | "price" | "amount" | "order_id" | "date" | "promise" | "contact"
 
 
@@ -109,12 +111,10 @@ _PROMISES: dict[str, re.Pattern[str]] = {
     "expedite": re.compile(r"\b(?:next[- ]day|express|expedited?|priority) "
                            r"(?:delivery|shipping)\b", re.I),
 }
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(
     r"\b(?:https?://|www\.)[^\s<>()\[\]\"']+"
     r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|co|uk|eu|de|fr|shop|store|info|biz|app|site"
     r"|online|xyz|ly|me|example)\b(?:/[^\s<>()\[\]\"']*)?", re.IGNORECASE)
-_PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{7,}\d(?![\w])")
 # sentences that only talk *about* a promise ("we cannot offer a refund") do not make one
 _NEGATED = re.compile(r"\b(?:not|cannot|can't|unable|no longer|won't|isn't|aren't|don't|"
                       r"doesn't|never|unfortunately)\b[^.!?]{0,40}$", re.I)
@@ -304,13 +304,13 @@ def contacts_in(text: str) -> list[tuple[str, str, int, int]]:
     def free(s: int, e: int) -> bool:
         return not any(s < fe and fs < e for _, _, fs, fe in found)
 
-    for m in _EMAIL.finditer(text):
+    for m in EMAIL.finditer(text):
         found.append(("email", m.group(0), m.start(), m.end()))
     for m in _URL.finditer(text):
         if free(m.start(), m.end()):
             found.append(("link", m.group(0).rstrip(".,;:!?"), m.start(),
                           m.start() + len(m.group(0).rstrip(".,;:!?"))))
-    for m in _PHONE.finditer(text):
+    for m in PHONE.finditer(text):
         if len(re.sub(r"\D", "", m.group(0))) >= 9 and free(m.start(), m.end()):
             found.append(("phone", m.group(0), m.start(), m.end()))
     return found

@@ -50,6 +50,11 @@ class Verification:
     message: str = ""
 
 
+def session_key(session_id: str) -> str:
+    """The attempts key of a session's linking tries."""
+    return f"link:session:{session_id}"
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -68,7 +73,7 @@ class Identity:
         self.limiter = limiter
 
     def limits(self, session_id: str, client: str | None) -> list[Limit]:
-        out = [Limit(f"link:session:{session_id}", self.settings.link_attempts)]
+        out = [Limit(session_key(session_id), self.settings.link_attempts)]
         if client:
             out.append(Limit(f"link:client:{client}", self.settings.link_attempts_per_client))
         return out

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from assistant.core.errors import InputError
+from assistant.service.identity import session_key
 from assistant.service.parts import Parts
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Privacy:
         total: dict[str, int] = {"sessions": 0}
         for sid in session_ids:
             counts = self.store.erase_session(sid)
+            self.store.clear_attempts(session_key(sid))
             total["sessions"] += counts.pop("session", 0)
             total = _add(total, counts)
         try:

@@ -230,6 +230,11 @@ def clear(service: AssistantService, sid: str | None):
             service.forget_conversation(sid)
         except AssistantError as err:  # already gone: nothing to erase
             log.info("clear: %s", err.message)
+    return fresh_chat(service)
+
+
+def fresh_chat(service: AssistantService) -> tuple:
+    """A new session with its first question: (session, saved, chat, card, cards)."""
     new = service.new_session()
     out = service.guided_view(new)
     return new, new, guided_chat(service, new, out), card_of(out), []
@@ -270,10 +275,7 @@ def erase_data(service: AssistantService, sid: str | None):
             gr.Warning(err.for_user())
         else:
             gr.Info(f"Erased: {counts.get('messages', 0)} messages, your card and profile.")
-    new = service.new_session()
-    out = service.guided_view(new)
-    return new, new, guided_chat(service, new, out), card_of(out), [], gr.update(
-        value=None, visible=False)
+    return *fresh_chat(service), gr.update(value=None, visible=False)
 
 
 def like(service: AssistantService, sid: str | None, data: gr.LikeData):
