@@ -290,8 +290,10 @@ def test_evaluate_report_on_a_small_shop(tmp_path):
     data = load_interactions(write_shop(tmp_path / "orders.csv"))
     report = ev.evaluate(data, split="chronological", split_date="2010-09-01", k=5,
                          embedder=WordEmbedder())
-    names = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "hybrid"}
+    names = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "als",
+             "hybrid"}
     assert set(report["recommenders"]) == names == set(report["recommenders_new_items"])
+    assert report["params"]["als"]["factors"] in ev.FACTOR_GRID
     metrics = {"precision@5", "recall@5", "f1@5", "ndcg@5", "map@5", "hit_rate@5", "coverage",
                "novelty", "diversity"}
     assert set(report["recommenders"]["hybrid"]) == metrics

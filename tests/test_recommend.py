@@ -13,6 +13,7 @@ from assistant.core.errors import InputError
 from assistant.recommend.algorithms import (
     MODES,
     ContentRecommender,
+    FactorizationRecommender,
     HybridRecommender,
     ItemKNNRecommender,
     PopularityRecommender,
@@ -224,6 +225,37 @@ def _hybrid(weights=None) -> HybridRecommender:
     comps = [PopularityRecommender(), RepeatRecommender(half_life_days=None),
              ItemKNNRecommender(n_neighbors=5), ContentRecommender(WordEmbedder())]
     return HybridRecommender(comps, weights).fit(data, CATALOG)
+
+
+def _two_tastes() -> pd.DataFrame:
+    """Ten customers into candles (A, B), ten into tea (C, D); nobody mixes them."""
+    pairs = {f"c{i}": ["A", "B"] if i % 3 else ["A"] for i in range(10)}
+    pairs |= {f"t{i}": ["C", "D"] if i % 3 else ["C"] for i in range(10)}
+    return frame(pairs)
+
+
+def test_als_learns_tastes_from_who_bought_what():
+    model = FactorizationRecommender(factors=2).fit(_two_tastes(), CATALOG)
+    # c0 bought only A: B (same taste) before the tea items, with a reason naming A
+    recs = model.recommend("c0", k=3)
+    assert items_of(recs)[0] == "B"
+    assert recs[0].reasons == ["fits your taste for WHITE CANDLE HOLDER"]
+    assert items_of(model.recommend("t0", k=1)) == ["D"]
+    # a visitor unseen in training with a session history ("more like this" on C)
+    assert items_of(model.recommend(Query(liked=("C",)), k=1)) == ["D"]
+    # nothing known: the ALS part is 0 and the list is the labelled popularity fallback
+    cold = model.recommend(Query(interests=("candles",)), k=2)
+    assert all(r.fallback for r in cold) and all(r.parts["als"] == 0 for r in cold)
+
+
+def test_als_on_tiny_or_tied_data_does_not_crash():
+    one = FactorizationRecommender().fit(frame({"u": ["A"]}), CATALOG)
+    assert items_of(one.recommend("u", k=1, exclude_seen=False)) == ["A"]
+    tied = FactorizationRecommender(factors=2).fit(frame({"u1": ["A", "B"], "u2": ["A", "B"]}))
+    assert set(items_of(tied.recommend("u1", k=2, exclude_seen=False))) == {"A", "B"}
+    # an unknown customer id is a cold start, not an error
+    assert all(r.fallback for r in one.recommend("nobody", k=1))
+    assert FactorizationRecommender().get_params()["factors"] == 64
 
 
 def test_hybrid_blends_weighted_parts_per_mode():

@@ -79,6 +79,8 @@ _TUNE_USERS = 1500  # validation users used for tuning (a seeded sample when mor
 _TUNE_CANDIDATES = 100  # per component and user: the candidates the blend is tuned on
 _MIN_GAIN = 0.001  # NDCG@k a weight change must add on the validation users
 _GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+#: latent factors of the ALS model tried on the validation split (the best NDCG@k wins)
+FACTOR_GRID = (16, 32, 64, 128)
 
 
 def _noop(stage: str, done: float) -> None:
@@ -447,10 +449,10 @@ def tune_weights(model: HybridRecommender, target: Target, mode: str, *, k: int,
 
 
 def _mode_components(model: HybridRecommender, mode: str, exclude_seen: bool) -> list[str]:
-    """Components that can score in ``mode`` (no history: no repeat, no item-kNN)."""
+    """Components that can score in ``mode`` (no history: no repeat, item-kNN, ALS)."""
     skip = {"repeat"} if exclude_seen or mode == "cold" else set()
     if mode == "cold":
-        skip.add("item_knn")
+        skip |= {"item_knn", "als"}
     return [n for n in model.components_ if n not in skip]
 
 
@@ -496,15 +498,15 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
     progress("tuning the hybrid on a validation split", 0.05)
     try:
         inner = validation_split(outer.train, outer, seed)
-        weights, val_scores = _tune(data, inner, k, exclude_seen, seed, embedder, cache_dir,
-                                    progress)
+        weights, val_scores, params = _tune(data, inner, k, exclude_seen, seed, embedder,
+                                            cache_dir, progress)
         validation: dict[str, Any] = {"split": inner.detail, "ndcg": val_scores}
     except InputError as err:  # too little training data to carve a validation split
-        weights, validation = None, {"split": {}, "ndcg": {},
-                                     "note": f"default weights: {err.message}"}
+        weights, params, validation = None, {}, {"split": {}, "ndcg": {},
+                                                 "note": f"default weights: {err.message}"}
     progress("fitting on the training data", 0.55)
     context = build_context(data, outer.train)
-    model = _fitted_hybrid(context, weights, embedder, cache_dir)
+    model = _fitted_hybrid(context, weights, embedder, cache_dir, params)
     report: dict[str, Any] = {
         "data": data.summary(), "k": k,
         "split": {"kind": outer.kind, **outer.detail,
@@ -513,7 +515,7 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
                   "train_users": int(len(context.data.users)),
                   "items": int(context.data.candidates.sum())},
         "validation": validation,
-        "weights": model.weights_, "users": {},
+        "weights": model.weights_, "params": params, "users": {},
     }
     for i, excl in enumerate(exclude_seen):
         progress(f"scoring returning users ({'new items' if excl else 'repeats allowed'})",
@@ -550,19 +552,54 @@ def _check_split(split: Split) -> None:
 
 
 def _fitted_hybrid(context: Context, weights: dict[str, dict[str, float]] | None,
-                   embedder: Any, cache_dir: Path | None) -> HybridRecommender:
-    model = HybridRecommender(default_components(embedder, cache_dir), weights)
+                   embedder: Any, cache_dir: Path | None,
+                   params: dict[str, dict[str, Any]] | None = None) -> HybridRecommender:
+    components = default_components(embedder, cache_dir)
+    for comp in components:
+        comp.set_params(**(params or {}).get(comp.name, {}))
+    model = HybridRecommender(components, weights)
     model.fit_data(context.data)
     return model
 
 
+def _choose_factors(model: HybridRecommender, target: Target, k: int, exclude_seen: bool,
+                    seed: int) -> tuple[int, dict[int, float]]:
+    """The ALS size with the best NDCG@k on the validation users (a seeded sample); the
+    model's ALS component is left fitted with it. Returns (factors, NDCG@k per size)."""
+    als = model.components_.get("als")
+    if als is None or target.users == 0:
+        return getattr(als, "factors", 0), {}
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(target.users, min(target.users, _TUNE_USERS), replace=False))
+    sub = Target(_take(target.batch, rows), target.relevant[rows])
+    found: dict[int, float] = {}
+    fitted = {}
+    for f in FACTOR_GRID:
+        comp = type(als)(**{**als.get_params(), "factors": f}).fit_data(model.data_)
+        top = comp.rank(sub.batch, k, exclude_seen=exclude_seen)
+        found[f] = ndcg_from_hits(hit_matrix(top, sub.relevant), relevant_counts(sub.relevant), k)
+        fitted[f] = comp
+    best = max(FACTOR_GRID, key=lambda f: (found[f], -f))
+    model.components_["als"] = fitted[best]
+    return best, found
+
+
 def _tune(data: InteractionData, inner: Split, k: int, exclude_seen: Sequence[bool],
           seed: int, embedder: Any, cache_dir: Path | None,
-          progress: Progress) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+          progress: Progress) -> tuple[dict[str, dict[str, float]], dict[str, Any],
+                                       dict[str, dict[str, Any]]]:
     context = build_context(data, inner.train)
     model = _fitted_hybrid(context, None, embedder, cache_dir)
     weights = {m: dict(w) for m, w in model.weights_.items()}
-    scores: dict[str, float] = {}
+    scores: dict[str, Any] = {}
+    params: dict[str, dict[str, Any]] = {}
+    if "als" in model.components_:
+        progress("choosing the ALS size", 0.15)
+        excl = True in exclude_seen
+        target = returning_target(context, inner.test, new_only=excl)
+        factors, by_size = _choose_factors(model, target, k, excl, seed)
+        params["als"] = {"factors": factors}
+        scores["als_factors"] = {str(f): v for f, v in by_size.items()}
     for excl in (False, True):
         mode = "returning_new" if excl else "returning"
         if excl not in exclude_seen:
@@ -577,7 +614,7 @@ def _tune(data: InteractionData, inner: Split, k: int, exclude_seen: Sequence[bo
         if target is not None and target.users:
             weights["cold"], scores["cold"] = tune_weights(model, target, "cold", k=k,
                                                            exclude_seen=False, seed=seed)
-    return weights, scores
+    return weights, scores, params
 
 
 def _cold_target_for(data: InteractionData, context: Context, split: Split,
