@@ -629,6 +629,51 @@ def recommend_evaluate(
 
 
 
+@recommend_app.command("tune")
+@friendly
+def recommend_tune(
+    orders: Annotated[Path, typer.Option(
+        help="The shop's orders or interactions (CSV, CSV.gz or Parquet).")],
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="FIELD=COLUMN for user, item, time, rating, description (repeatable).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Length of each list.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of samples and splits.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Tune the hybrid's weights (and the ALS size) on this shop's own data and save them as
+    a versioned artefact the app serves for this file (its SHA-256 must match
+    TAILOR_ORDERS'); the Segments tab shows which weights are served."""
+    from assistant.orders.ingest import parse_map_options  # lazy: CLI start-up
+    from assistant.recommend import tuning  # lazy: CLI start-up, +1.5 s
+    from assistant.recommend.interactions import load_interactions  # lazy: CLI start-up
+
+    settings = _settings()
+    bar = _Bar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        bar("reading interactions", 0.0)
+        data = load_interactions(orders, parse_map_options(map_))
+        manifest = tuning.tune(data, sha256=tuning.file_hash(orders), k=k, seed=seed,
+                               cache_dir=settings.data_dir / "cache", progress=bar)
+        path = tuning.save(settings.artifacts_dir, manifest)
+    finally:
+        bar.close()
+    if as_json:
+        typer.echo(json.dumps(tuning.load(settings.artifacts_dir), indent=2, default=str))
+        return
+    typer.echo(f"tuned on {manifest['data']['source']} ({manifest['data']['interactions']:,} "
+               f"interactions), validation split {manifest['split']}")
+    for mode, weights in manifest["weights"].items():
+        shown = ", ".join(f"{n} {w:g}" for n, w in weights.items() if w)
+        val = manifest["validation"].get(mode)
+        score = f" (validation {manifest['metric']} {val:.3f})" if val is not None else ""
+        typer.echo(f"  {mode}: {shown}{score}")
+    if manifest["params"]:
+        typer.echo(f"  parameters: {manifest['params']}")
+    typer.echo(f"saved to {path}; the app serves it for this file from its next start "
+               "(or the next segments rebuild)")
+
+
 def _levels(text: str) -> list[float]:
     try:
         levels = [float(x) for x in text.split(",") if x.strip()]

@@ -12,7 +12,7 @@ from tests.test_evaluation import write_ratings, write_shop
 runner = CliRunner()
 METRICS = {"precision@5", "recall@5", "f1@5", "ndcg@5", "map@5", "hit_rate@5", "coverage",
            "novelty", "diversity"}
-NAMES = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "hybrid"}
+NAMES = {"popularity", "segment", "repeat", "item_knn", "content", "similar", "als", "hybrid"}
 
 
 def app_():
@@ -26,7 +26,10 @@ def invoke(args: list[str], tmp_path):
                          env={"TAILOR_DATA_DIR": str(tmp_path / "data")})
 
 
-def test_json_shape_with_both_settings_and_cold_start(tmp_path):
+def test_json_shape_with_both_settings_and_cold_start(tmp_path, monkeypatch):
+    from assistant.recommend import algorithms
+
+    monkeypatch.setattr(algorithms, "_MEMO", {})  # embed here, not from another test's memo
     path = write_shop(tmp_path / "orders.csv")
     result = invoke(["--interactions", str(path), "--split", "chronological", "--split-date",
                      "2010-09-01", "--k", "5", "--json"], tmp_path)

@@ -65,6 +65,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from assistant.core.errors import InputError
 from assistant.infra.embeddings import MiniLMEmbedder
@@ -901,7 +902,6 @@ class FactorizationRecommender(Recommender):
 
     def _fit(self, data: TrainingData) -> None:
         from implicit.cpu.als import AlternatingLeastSquares  # lazy: import cost, one module
-        from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, "blas"):  # implicit parallelises itself (OpenMP)
             model = AlternatingLeastSquares(
@@ -917,8 +917,6 @@ class FactorizationRecommender(Recommender):
         out = np.zeros((batch.n, self.item_factors_.shape[1]), dtype=np.float32)
         rows = np.flatnonzero(batch.has_history())
         if len(rows):
-            from threadpoolctl import threadpool_limits
-
             with threadpool_limits(1, "blas"):
                 out[rows] = self.model_.recalculate_user(rows, hist[rows])
         return out
@@ -983,11 +981,17 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
 }
 
 
-def default_components(embedder: Embedder | None = None,
-                       cache_dir: Path | None = None) -> list[Recommender]:
-    return [PopularityRecommender(), SegmentPopularityRecommender(), RepeatRecommender(),
-            ItemKNNRecommender(), ContentRecommender(embedder, cache_dir=cache_dir),
-            SimilarProfilesRecommender(), FactorizationRecommender()]
+def default_components(embedder: Embedder | None = None, cache_dir: Path | None = None,
+                       params: Mapping[str, Mapping[str, Any]] | None = None
+                       ) -> list[Recommender]:
+    """The hybrid's components; ``params``: component name -> parameters to set (a tuned
+    ALS size, say)."""
+    comps = [PopularityRecommender(), SegmentPopularityRecommender(), RepeatRecommender(),
+             ItemKNNRecommender(), ContentRecommender(embedder, cache_dir=cache_dir),
+             SimilarProfilesRecommender(), FactorizationRecommender()]
+    for comp in comps:
+        comp.set_params(**(params or {}).get(comp.name, {}))
+    return comps
 
 
 class HybridRecommender(Recommender):

@@ -498,8 +498,8 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
     progress("tuning the hybrid on a validation split", 0.05)
     try:
         inner = validation_split(outer.train, outer, seed)
-        weights, val_scores, params = _tune(data, inner, k, exclude_seen, seed, embedder,
-                                            cache_dir, progress)
+        weights, val_scores, params = tune_hybrid(data, inner, k, exclude_seen, seed,
+                                                  embedder, cache_dir, progress)
         validation: dict[str, Any] = {"split": inner.detail, "ndcg": val_scores}
     except InputError as err:  # too little training data to carve a validation split
         weights, params, validation = None, {}, {"split": {}, "ndcg": {},
@@ -554,10 +554,7 @@ def _check_split(split: Split) -> None:
 def _fitted_hybrid(context: Context, weights: dict[str, dict[str, float]] | None,
                    embedder: Any, cache_dir: Path | None,
                    params: dict[str, dict[str, Any]] | None = None) -> HybridRecommender:
-    components = default_components(embedder, cache_dir)
-    for comp in components:
-        comp.set_params(**(params or {}).get(comp.name, {}))
-    model = HybridRecommender(components, weights)
+    model = HybridRecommender(default_components(embedder, cache_dir, params), weights)
     model.fit_data(context.data)
     return model
 
@@ -584,10 +581,12 @@ def _choose_factors(model: HybridRecommender, target: Target, k: int, exclude_se
     return best, found
 
 
-def _tune(data: InteractionData, inner: Split, k: int, exclude_seen: Sequence[bool],
-          seed: int, embedder: Any, cache_dir: Path | None,
-          progress: Progress) -> tuple[dict[str, dict[str, float]], dict[str, Any],
-                                       dict[str, dict[str, Any]]]:
+def tune_hybrid(data: InteractionData, inner: Split, k: int, exclude_seen: Sequence[bool],
+                seed: int, embedder: Any, cache_dir: Path | None,
+                progress: Progress) -> tuple[dict[str, dict[str, float]], dict[str, Any],
+                                             dict[str, dict[str, Any]]]:
+    """Fit on ``inner.train``, choose the ALS size and each mode's weights on
+    ``inner.test``. Returns (weights, validation scores, component parameters)."""
     context = build_context(data, inner.train)
     model = _fitted_hybrid(context, None, embedder, cache_dir)
     weights = {m: dict(w) for m, w in model.weights_.items()}

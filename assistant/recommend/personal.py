@@ -74,10 +74,15 @@ class Recommendations:
 
     @classmethod
     def fit(cls, orders: pd.DataFrame, customers: pd.DataFrame | None,
-            cache_dir: Path | None = None) -> Recommendations:
+            cache_dir: Path | None = None, *,
+            weights: dict[str, dict[str, float]] | None = None,
+            params: dict[str, dict[str, Any]] | None = None) -> Recommendations:
+        """The hybrid on ``orders``; ``weights`` / ``params``: tuned for this shop
+        (``recommend/tuning.py``), else the built-in ones."""
         catalog = build_catalog(orders)
         profiles = profiles_from_features(customers) if customers is not None else None
-        model = HybridRecommender(default_components(cache_dir=cache_dir))
+        model = HybridRecommender(default_components(cache_dir=cache_dir, params=params),
+                                  weights)
         model.fit(interactions_from_orders(orders), catalog, profiles)
         return cls(model, catalog)
 

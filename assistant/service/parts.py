@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ from assistant.questionnaire.spec import QuestionnaireSpec, load_spec
 from assistant.questionnaire.wording import Wording
 from assistant.recommend.personal import Recommendations
 from assistant.recommend.profiles import ProfileIndex, ProfileWriter
+from assistant.recommend.tuning import served_weights
 from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
 from assistant.service.identity import Identity
@@ -48,6 +50,7 @@ class Parts:
         self._segments_lock = threading.Lock()
         self._orders: pd.DataFrame | None = None
         self._recs: Recommendations | None = None
+        self._served: dict[str, Any] | None = None
         self._profiles: ProfileIndex | None = None
         self._profile_writer: ProfileWriter | None = None
         self._help: HelpBase | None = None
@@ -86,6 +89,7 @@ class Parts:
             self._segments = None
         with self._data_lock:
             self._recs = None
+            self._served = None
 
     # -- orders and recommendations ---------------------------------------------------
     def orders(self) -> pd.DataFrame:
@@ -102,8 +106,19 @@ class Parts:
         with self._data_lock:
             if self._recs is None:
                 customers = segments.customers if segments else None
-                self._recs = Recommendations.fit(orders, customers, self.settings.cache_dir)
+                served = self.served_weights()
+                self._recs = Recommendations.fit(orders, customers, self.settings.cache_dir,
+                                                 weights=served["weights"],
+                                                 params=served["params"])
+                self._served = served
             return self._recs
+
+    def served_weights(self) -> dict[str, Any]:
+        """The hybrid's weights in use (or about to be): tuned for the orders file served
+        now, else the built-in ones, with the reason (``recommend/tuning.py``)."""
+        if self._recs is not None and self._served is not None:
+            return self._served
+        return served_weights(self.settings.artifacts_dir, self.settings.orders_path)
 
     def recommender_ready(self) -> bool:
         return self._recs is not None

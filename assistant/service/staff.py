@@ -153,7 +153,8 @@ class Staff:
 
     def segments_dashboard(self, actor: str | None) -> dict[str, Any]:
         self.require_role(actor, "ops")
-        return dashboard_data(self.parts.segment_model())
+        return {**dashboard_data(self.parts.segment_model()),
+                "recommender": self.parts.served_weights()}
 
     def staff_rebuild_segments(self, actor: str | None, orders_path: Path,
                                mapping: dict[str, str] | None = None,

@@ -65,6 +65,23 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     )
 
 
+def weights_markdown(served: dict[str, Any] | None) -> str:
+    """Which hybrid weights the recommendations use, from where, and their validation score."""
+    if not served:
+        return ""
+    tuned = served.get("tuned") if served["source"] == "tuned" else None
+    rows = []
+    for mode, weights in served["weights"].items():
+        shown = ", ".join(f"{html.escape(n)} {w:g}" for n, w in weights.items() if w) or "none"
+        val = (tuned or {}).get("validation", {}).get(mode)
+        rows.append(f"| {mode.replace('_', ' ')} | {shown} | "
+                    + (f"{val:.3f}" if val is not None else "–") + " |")
+    metric = (tuned or {}).get("metric", "ndcg@10")
+    return (f"\n\n**Recommender weights served:** {served['source']}: "
+            f"{html.escape(served['note'])}.\n\n"
+            f"| mode | weights | validation {metric} |\n|---|---|---|\n" + "\n".join(rows))
+
+
 def sizes_figure(data: dict[str, Any]) -> go.Figure:
     sizes = data["sizes"]
     fig = px.bar(x=sizes.index, y=sizes.values, labels={"x": "segment", "y": "customers"},
@@ -137,7 +154,8 @@ def load(service: AssistantService, mode: str, request: gr.Request) -> tuple:
                    if isinstance(err, InputError) else err.for_user())
         return (message, empty, empty,
                 empty, pd.DataFrame(), pd.DataFrame(), empty)
-    return (summary_markdown(data["summary"]), sizes_figure(data), rfm_figure(data),
+    return (summary_markdown(data["summary"]) + weights_markdown(data.get("recommender")),
+            sizes_figure(data), rfm_figure(data),
             projection_figure(data), medians_table(data), clusters_table(data),
             confusion_figure(data, mode))
 
