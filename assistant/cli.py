@@ -599,6 +599,9 @@ def recommend_evaluate(
     diversity: Annotated[str, typer.Option(
         help="MMR levels to report beside the hybrid, e.g. 0.1,0.3 (0-1: the weight of "
              "difference; the served one is TAILOR_DIVERSITY).")] = "",
+    without: Annotated[list[str] | None, typer.Option(
+        help="Leave this recommender out of the hybrid and the tables (repeatable), e.g. "
+             "--without segment: does it help?")] = None,
 ) -> None:
     """Every recommender side by side (precision, recall, F1, NDCG, MAP, hit rate @k,
     catalog coverage, novelty, intra-list diversity), plus the cold start; the hybrid's
@@ -622,7 +625,7 @@ def recommend_evaluate(
         report = evaluate(data, split=split, split_date=split_date,
                           test_fraction=test_fraction, k=k, exclude_seen=settings_seen,
                           seed=seed, cache_dir=settings.data_dir / "cache", progress=bar,
-                          diversity=levels)
+                          diversity=levels, without=without or ())
     finally:
         bar.close()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -216,6 +216,29 @@ def test_similar_profiles_on_answers_for_a_cold_start():
     assert model.recommend(Query(), k=1)[0].fallback
 
 
+def test_similar_profiles_add_the_people_chroma_found_for_a_cold_start():
+    """A new visitor's nearest customers by profile text (Chroma) bring what they bought,
+    beside the answer-vector neighbours; returning customers keep their purchase vectors."""
+    data = frame({"g1": ["E"], "g2": ["E", "N"], "c1": ["A", "B"], "c2": ["A"], "t1": ["C"]})
+    profiles = pd.DataFrame({
+        "interests": [("garden",), ("garden",), ("candles_lights",), ("candles_lights",),
+                      ("kitchen_baking",)],
+        "spend_per_order": ["under £150"] * 5, "buyer_type": ["for myself or as gifts"] * 5,
+        "region": ["United Kingdom"] * 5}, index=["g1", "g2", "c1", "c2", "t1"])
+    model = SimilarProfilesRecommender(n_neighbors=2).fit(data, CATALOG, profiles)
+    said = Query(interests=("garden",))
+    assert items_of(model.recommend(said, k=1)) == ["E"]
+    # the text-nearest people (the tea drinker, unknown ids and 0 similarity left out)
+    people = (("t1", 0.9), ("nobody", 0.8), ("c1", 0.0))
+    with_people = model.recommend(Query(interests=("garden",), people=people), k=2)
+    assert items_of(with_people) == ["E", "C"]  # the answers first, the people's tea next
+    assert with_people[1].reasons == ["bought by 1 of the 3 customers who answered like you"]
+    only_people = model.recommend(Query(people=(("t1", 0.9),)), k=1)
+    assert items_of(only_people) == ["C"] and not only_people[0].fallback
+    # a returning customer's neighbours come from their purchases, whatever people say
+    assert items_of(model.recommend(Query(user="c2", people=(("t1", 0.9),)), k=1)) == ["B"]
+
+
 # --------------------------------------------------------------------------- hybrid
 
 

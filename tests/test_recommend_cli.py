@@ -91,3 +91,18 @@ def test_bad_input_is_an_error_with_a_hint(tmp_path):
     result = invoke(["--interactions", str(path), "--map", "user=uid", "--map", "item=movie",
                      "--map", "time=ts", "--split-date", "1999-01-01"], tmp_path)
     assert result.exit_code == 2 and "leaves one side empty" in result.stderr
+
+
+def test_without_leaves_a_recommender_out_and_names_the_known_ones(tmp_path):
+    path = write_shop(tmp_path / "orders.csv")
+    result = invoke(["--interactions", str(path), "--split-date", "2010-09-01", "--k", "5",
+                     "--exclude-seen", "--without", "segment", "--without", "content",
+                     "--json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["recommenders_new_items"]) == NAMES - {"segment", "content"}
+    assert all("segment" not in w for w in report["weights"].values())
+    bad = invoke(["--interactions", str(path), "--without", "segments"], tmp_path)
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert "--without segments: no such recommender." in bad.output
+    assert "Leave out any of: popularity, segment, repeat" in bad.output

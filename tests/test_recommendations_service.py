@@ -159,6 +159,36 @@ def test_similar_customers_with_a_segment_filter(shop):
     assert all(seg.loc[c["customer_id"]] == segment for c in same)
 
 
+def test_a_new_visitors_list_draws_on_customers_found_in_chroma(shop):
+    svc = make(*shop)
+    svc.ensure_customer_profiles()  # indexed once per data dir (maybe by another test)
+    assert svc.parts.profile_index().customers_indexed() > 100
+    sid = svc.new_session()
+    answer_all(svc, sid, {**ANSWERS, "anything_else": "vintage enamel signs for the shed"})
+    profile = svc.shopping.profile(svc.guided.open(sid))
+    recs = svc.recommender()
+    query = recs.query(profile, svc.shopping.similar_people)
+    assert len(query.people) == 100  # personal.PEOPLE, real customers of the shop
+    assert set(p for p, _ in query.people) <= recs.customers
+    nearest = svc.similar_customers(sid, k=1)[0]
+    assert query.people[0] == (nearest["customer_id"],
+                               pytest.approx(nearest["similarity"], abs=1e-4))
+    search = svc.shopping.search_products
+    with_people = recs.recommend(profile, 10, people=svc.shopping.similar_people,
+                                 search=search)
+    without = recs.recommend(profile, 10, search=search)
+    assert [r.item for r in with_people] != [r.item for r in without]
+    # the chat's own path asks Chroma too
+    assert [r.item for r in svc.shopping.rank(profile, 10)] == [r.item for r in with_people]
+    # a linked customer is served from their purchases: Chroma is not asked
+    known = next(iter(sorted(recs.customers)))
+    asked = []
+    recs.query(profile.__class__(answers=profile.answers, customer_id=known,
+                                 description=profile.description),
+               lambda doc, k: asked.append(doc) or [])
+    assert asked == []
+
+
 def test_catalog_in_chroma_matches_a_persons_own_words(shop):
     svc = make(*shop)
     assert svc.ensure_catalog_index() > 1000 and svc.ensure_catalog_index() == 0

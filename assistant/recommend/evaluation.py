@@ -485,11 +485,13 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
              exclude_seen: Sequence[bool] = (False, True), seed: int = 0,
              embedder: Any = None, cache_dir: Path | None = None,
              progress: Progress | None = None,
-             diversity: Sequence[float] = ()) -> dict[str, Any]:
+             diversity: Sequence[float] = (), without: Sequence[str] = ()) -> dict[str, Any]:
     """The whole offline evaluation (see the module docstring). Returns the report.
     ``diversity``: MMR levels (0-1, the weight of difference) whose re-ranked hybrid is
-    reported beside the others, for the accuracy / diversity trade-off."""
+    reported beside the others, for the accuracy / diversity trade-off. ``without``:
+    components left out of the hybrid and the tables (an ablation: does it help?)."""
     progress = progress or _noop
+    _check_without(without)
     if k < 1:
         raise InputError(f"--k {k} must be at least 1.", "Pass e.g. --k 10.")
     outer = make_split(data.events, split, split_date=split_date, test_fraction=test_fraction,
@@ -499,14 +501,15 @@ def evaluate(data: InteractionData, *, split: str = "chronological",
     try:
         inner = validation_split(outer.train, outer, seed)
         weights, val_scores, params = tune_hybrid(data, inner, k, exclude_seen, seed,
-                                                  embedder, cache_dir, progress)
+                                                  embedder, cache_dir, progress,
+                                                  without=without)
         validation: dict[str, Any] = {"split": inner.detail, "ndcg": val_scores}
     except InputError as err:  # too little training data to carve a validation split
         weights, params, validation = None, {}, {"split": {}, "ndcg": {},
                                                  "note": f"default weights: {err.message}"}
     progress("fitting on the training data", 0.55)
     context = build_context(data, outer.train)
-    model = _fitted_hybrid(context, weights, embedder, cache_dir, params)
+    model = _fitted_hybrid(context, weights, embedder, cache_dir, params, without)
     report: dict[str, Any] = {
         "data": data.summary(), "k": k,
         "split": {"kind": outer.kind, **outer.detail,
@@ -543,6 +546,17 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _check_without(without: Sequence[str]) -> None:
+    names = [c.name for c in default_components()]
+    unknown = [n for n in without if n not in names]
+    if unknown:
+        raise InputError(f"--without {', '.join(unknown)}: no such recommender.",
+                         "Leave out any of: " + ", ".join(names) + ".")
+    if set(names) <= set(without):
+        raise InputError("--without leaves no recommender to evaluate.",
+                         "Leave out fewer: " + ", ".join(names) + ".")
+
+
 def _check_split(split: Split) -> None:
     both = set(split.train["user"]) & set(split.test["user"])
     if not both:
@@ -553,8 +567,10 @@ def _check_split(split: Split) -> None:
 
 def _fitted_hybrid(context: Context, weights: dict[str, dict[str, float]] | None,
                    embedder: Any, cache_dir: Path | None,
-                   params: dict[str, dict[str, Any]] | None = None) -> HybridRecommender:
-    model = HybridRecommender(default_components(embedder, cache_dir, params), weights)
+                   params: dict[str, dict[str, Any]] | None = None,
+                   without: Sequence[str] = ()) -> HybridRecommender:
+    comps = [c for c in default_components(embedder, cache_dir, params) if c.name not in without]
+    model = HybridRecommender(comps, weights)
     model.fit_data(context.data)
     return model
 
@@ -583,12 +599,12 @@ def _choose_factors(model: HybridRecommender, target: Target, k: int, exclude_se
 
 def tune_hybrid(data: InteractionData, inner: Split, k: int, exclude_seen: Sequence[bool],
                 seed: int, embedder: Any, cache_dir: Path | None,
-                progress: Progress) -> tuple[dict[str, dict[str, float]], dict[str, Any],
-                                             dict[str, dict[str, Any]]]:
+                progress: Progress, *, without: Sequence[str] = ()
+                ) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, dict[str, Any]]]:
     """Fit on ``inner.train``, choose the ALS size and each mode's weights on
     ``inner.test``. Returns (weights, validation scores, component parameters)."""
     context = build_context(data, inner.train)
-    model = _fitted_hybrid(context, None, embedder, cache_dir)
+    model = _fitted_hybrid(context, None, embedder, cache_dir, without=without)
     weights = {m: dict(w) for m, w in model.weights_.items()}
     scores: dict[str, Any] = {}
     params: dict[str, dict[str, Any]] = {}

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 ANSWER_KEYS = ("spend_per_order", "buyer_type", "region")
 CATALOG = "catalog"  # Chroma collection of product descriptions (content retrieval)
 NOTE_MATCHES = 20  # catalog neighbours of a person's own words that count as a match
+PEOPLE = 100  # nearest customers by profile text a new visitor's list draws on (measured)
 FEEDBACK_VALUES = ("like", "dislike", "not_for_me")
 
 
@@ -86,17 +87,24 @@ class Recommendations:
         model.fit(interactions_from_orders(orders), catalog, profiles)
         return cls(model, catalog)
 
-    def query(self, profile: Profile) -> Query:
+    def query(self, profile: Profile,
+              people: Callable[[str, int], list[tuple[str, float]]] | None = None) -> Query:
+        """``people``: (profile text, k) -> the nearest real customers (Chroma), asked only
+        for a new visitor (no purchases, nothing liked) who has answered something."""
         def said(value: str) -> tuple[str, ...]:
             return tuple(i for i, v in profile.feedback.items() if v == value)
 
         known = profile.customer_id if profile.customer_id in self.customers else None
         answers = {k: profile.answers[k] for k in ANSWER_KEYS if k in profile.answers}
+        near: tuple[tuple[str, float], ...] = ()
+        if (people is not None and known is None and profile.answers and profile.description
+                and not said("like")):
+            near = tuple(people(profile.description, PEOPLE))
         # "more like this" lifts the item's neighbours, "less like this" pushes the item and
         # its neighbours down, "not for me" blocks the item (algorithms.HybridRecommender)
         return Query(user=known, interests=tuple(profile.answers.get("interests") or ()),
                      answers=answers, segment=profile.segment, liked=said("like"),
-                     less=said("dislike"), disliked=said("not_for_me"))
+                     less=said("dislike"), disliked=said("not_for_me"), people=near)
 
     # -- the catalog in Chroma (content retrieval) -------------------------------------
     def index_catalog(self, store: VectorStore) -> int:
@@ -118,11 +126,15 @@ class Recommendations:
 
     def recommend(self, profile: Profile, k: int = 5, *, exclude_seen: bool = True,
                   search: Callable[[str, int], list[str]] | None = None,
-                  diversity: float = 0.0) -> list[Recommendation]:
+                  diversity: float = 0.0,
+                  people: Callable[[str, int], list[tuple[str, float]]] | None = None
+                  ) -> list[Recommendation]:
         """Top k for a person; items matching their own words (``search``: the catalog in
         Chroma) and within their budget come first, and say so. ``diversity`` (0-1): MMR
-        re-ranking, the weight of being unlike the items above (0: by score only)."""
-        recs = self.model.recommend(self.query(profile), k=k * 4, exclude_seen=exclude_seen)
+        re-ranking, the weight of being unlike the items above (0: by score only).
+        ``people``: the nearest customers by profile text, for a new visitor (``query``)."""
+        recs = self.model.recommend(self.query(profile, people), k=k * 4,
+                                    exclude_seen=exclude_seen)
         if diversity > 0:
             recs = self._diverse(recs, diversity)
         notes = str(profile.answers.get("anything_else") or "").strip()

@@ -72,7 +72,8 @@ class Shopping:
         return self.parts.recommender().recommend(profile, k or settings.recommendations,
                                                   exclude_seen=settings.exclude_seen,
                                                   search=self.search_products,
-                                                  diversity=settings.diversity)
+                                                  diversity=settings.diversity,
+                                                  people=self.similar_people)
 
     @staticmethod
     def cards(profile: Profile, recs: list[Recommendation]) -> Suggestions:
@@ -169,6 +170,11 @@ class Shopping:
         if not text.strip() or not vectors.count(CATALOG):
             return []
         return [h["id"] for h in vectors.query(CATALOG, text, k=k)]
+
+    def similar_people(self, document: str, k: int) -> list[tuple[str, float]]:
+        """Known customers whose profile text is nearest to ``document`` (Chroma; [] before
+        the customers are indexed)."""
+        return self.parts.profile_index().similar_customers(document, k)
 
     def similar_customers(self, session_id: str, k: int = 5,
                           same_segment: bool = False) -> list[dict[str, Any]]:
