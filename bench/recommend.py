@@ -1,19 +1,25 @@
-"""Latency per recommendation request (no language model) for every recommender, at the
-real data's size and at 100,000 profiles, against popularity in the same run.
+"""Training time and memory of every recommender, and latency per recommendation request
+(no language model), at the real data's size and at ten times as many customers, against
+popularity in the same run.
 
-    .venv/bin/python bench/recommend.py [--requests 200] [--scales 1,100000] [--k 10]
+    .venv/bin/python bench/recommend.py [--requests 200] [--scales 1,x10] [--k 10]
                                         [--cache var/cache] [--data PATH] [--chroma]
 
 ``--chroma`` adds the profile index: Chroma query p50/p95 and recall@10 against exact numpy
 search on real profile embeddings (4,338 customers, and 100,000 made from them), with
-Chroma's default HNSW parameters and with Tailor's (``profile_store.DEFAULT_HNSW``); the
+Chroma's default HNSW parameters and with Tailor's (``infra/vectors.DEFAULT_HNSW``); the
 same as ``bench/chroma_recall.py``.
 
 Data: data/online_retail.csv.gz through assistant.recommend.interactions.load_interactions
 (every customer, all dates), profiles as the evaluation builds them (RFM segment, answers derived
-from the orders). Scale "1" is that data (about 4,300 customers); a number N is N synthetic
-profiles made by resampling the real customers with replacement (seeded): their purchase
-rows, recency rows and profiles are copied under new ids, the catalog stays the real one.
+from the orders). Scale "1" is that data (about 4,300 customers); "xM" is M times as many
+synthetic profiles, a number N is N of them, made by resampling the real customers with
+replacement (seeded): their purchase rows, recency rows and profiles are copied under new
+ids, the catalog stays the real one.
+
+Training: each component fitted alone, its wall time and its peak of traced memory
+(``tracemalloc``: Python and numpy allocations, so the arrays it builds), each as a ratio to
+popularity's.
 
 A request is one ``recommend(query, k, exclude_seen=True)`` call, reasons and score parts
 included: "returning" queries a random known customer, "cold" a person known only by the
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +79,32 @@ def queries(data: TrainingData, n: int, seed: int = 1) -> dict[str, list[Query]]
     return {"returning": [Query(user=str(data.users[i])) for i in known], "cold": cold}
 
 
+def fit_each(data: TrainingData, cache: Path) -> None:
+    """Each component's fit time and peak traced memory, as ratios to popularity's."""
+    stats = {}
+    for comp in default_components(cache_dir=cache):
+        tracemalloc.start()
+        start = time.perf_counter()
+        comp.fit_data(data)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.stop()
+        stats[comp.name] = (seconds, peak)
+    base_s, base_mb = stats["popularity"]
+    print(f"  {'fit':<12}{'seconds':>10}{'x pop':>8}{'peak MB':>10}{'x pop':>8}")
+    for name, (seconds, peak) in stats.items():
+        print(f"  {name:<12}{seconds:>10.3f}{seconds / max(base_s, 1e-6):>8.0f}"
+              f"{peak:>10.1f}{peak / max(base_mb, 1e-6):>8.0f}")
+
+
 def run(data: TrainingData, label: str, n: int, k: int, cache: Path) -> None:
+    print(f"\n{label}: {len(data.users):,} profiles, {len(data.items):,} items, "
+          f"{data.matrix.nnz:,} user-item pairs")
+    fit_each(data, cache)
     start = time.perf_counter()
     hybrid = HybridRecommender(default_components(cache_dir=cache)).fit_data(data)
-    fit = time.perf_counter() - start
+    print(f"  hybrid (all components) fit {time.perf_counter() - start:.2f} s")
     models = {**hybrid.components_, "hybrid": hybrid}
-    print(f"\n{label}: {len(data.users):,} profiles, {len(data.items):,} items, "
-          f"{data.matrix.nnz:,} user-item pairs; fit (all components) {fit:.2f} s")
     asked = queries(data, n)
     for model in models.values():  # warm-up: first-call costs are not request latency
         model.recommend(asked["returning"][0], k=k)
@@ -104,7 +130,8 @@ def run(data: TrainingData, label: str, n: int, k: int, cache: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--scales", default="1,100000")
+    parser.add_argument("--scales", default="1,x10",
+                        help="1 = the real data, xM = M times its customers, N = N customers")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--data", type=Path, default=REPO / "data" / "online_retail.csv.gz")
@@ -116,18 +143,21 @@ def main() -> None:
     loaded = load_interactions(args.data)
     context = ev.build_context(loaded, loaded.events)
     print(f"loaded and profiled {args.data.name} in {time.perf_counter() - start:.1f} s")
-    for scale in (int(s) for s in args.scales.split(",")):
+    real = len(context.data.users)
+    sizes = [real * int(s[1:]) if s.startswith("x") else int(s)
+             for s in args.scales.split(",")]
+    for scale in sizes:
         if scale == 1:
             run(context.data, "real data", args.requests, args.k, args.cache)
         else:
-            run(scaled(context.data, scale), f"x resampled to {scale:,}", args.requests,
-                args.k, args.cache)
+            run(scaled(context.data, scale), f"resampled to {scale:,} ({scale / real:g}x)",
+                args.requests, args.k, args.cache)
     if args.chroma:
         import runpy
         import sys
 
         sys.argv = [str(Path(__file__).with_name("chroma_recall.py")), "--sizes", "4338",
-                    *[s for s in args.scales.split(",") if s != "1"]]
+                    *[str(s) for s in sizes if s != 1]]
         runpy.run_path(sys.argv[0], run_name="__main__")
 
 

@@ -783,8 +783,8 @@ class SimilarProfilesRecommender(Recommender):
         """The text-nearest customers of the cold starts (None when no query has any)."""
         if batch.people is None or not batch.people.nnz:
             return None
-        people = batch.people.tocsr(copy=True)
-        people[np.flatnonzero(batch.has_history())] = 0.0  # returning: purchase vectors
+        cold = (~batch.has_history()).astype(np.float64)  # returning: purchase vectors
+        people = (sp.diags(cold) @ batch.people).tocsr()
         people.eliminate_zeros()
         return people if people.nnz else None
 
@@ -953,17 +953,22 @@ class FactorizationRecommender(Recommender):
                 factors=self.factors, regularization=self.regularization, alpha=self.alpha,
                 iterations=self.iterations, random_state=self.seed, num_threads=0)
             model.fit(data.binary.astype(np.float32), show_progress=False)
-        self.model_ = model
         self.item_factors_ = np.asarray(model.item_factors)
+        y = self.item_factors_.astype(np.float64)
+        self.gram_ = y.T @ y + self.regularization * np.eye(y.shape[1])  # YtY + reg I
 
     def user_factors(self, batch: QueryBatch) -> np.ndarray:
-        """(n, factors): each query's tastes, least squares against its (0/1) history."""
-        hist = batch.history.astype(bool).astype(np.float32).tocsr()
+        """(n, factors): each query's tastes, the ALS least-squares step against its 0/1
+        history, as ``implicit`` solves it (confidence ``alpha`` for a bought item, 1 with
+        preference 0 for the rest): (YtY + (alpha - 1) Y_h'Y_h + reg I) x = alpha sum Y_h.
+        Solved here in numpy: one small system per query, no thread pool per request."""
         out = np.zeros((batch.n, self.item_factors_.shape[1]), dtype=np.float32)
-        rows = np.flatnonzero(batch.has_history())
-        if len(rows):
-            with threadpool_limits(1, "blas"):
-                out[rows] = self.model_.recalculate_user(rows, hist[rows])
+        hist = batch.history.tocsr()
+        y = self.item_factors_.astype(np.float64)
+        for row in np.flatnonzero(batch.has_history()):
+            own = y[hist.indices[hist.indptr[row]:hist.indptr[row + 1]]]
+            a = self.gram_ + (self.alpha - 1.0) * (own.T @ own)
+            out[row] = np.linalg.solve(a, self.alpha * own.sum(axis=0))
         return out
 
     def score(self, batch: QueryBatch) -> np.ndarray:
