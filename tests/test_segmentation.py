@@ -9,12 +9,14 @@ from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
 from assistant.segments.answers import AnswerNoise, add_noise, true_answers
 from assistant.segments.model import (
     SEGMENTS,
+    choose_classifier,
     discover_clusters,
     evaluate_classifier,
     explain,
     fit_classifier,
     input_row,
     rfm_scores,
+    segment_candidates,
     train_table,
     training_rows,
 )
@@ -125,6 +127,54 @@ def test_classifier_learns_rfm_and_explains():
     # an answer the model never saw is ignored, not an error
     odd = explain(pipe, input_row(pipe, {"last_order": "yesterday?"}, None))
     assert odd.segment in SEGMENTS
+
+
+def _rows(label) -> pd.DataFrame:
+    """Survey rows (3 modes per customer) whose segment is ``label(buyer_type, region)``."""
+    rng = np.random.default_rng(3)
+    n = 240
+    buyer = rng.choice(["for myself", "for my business"], n)
+    region = rng.choice(["United Kingdom", "Europe"], n)
+    segment = [label(b, r) for b, r in zip(buyer, region, strict=True)]
+    frames = []
+    for mode in ("both", "behaviour", "answers"):
+        part = pd.DataFrame({"buyer_type": buyer, "region": region,
+                             "frequency": rng.integers(1, 20, n).astype(float)})
+        if mode == "answers":
+            part["frequency"] = np.nan
+        if mode == "behaviour":
+            part[["buyer_type", "region"]] = np.nan
+        frames.append(part.assign(mode=mode, customer=[f"c{i}" for i in range(n)],
+                                  segment=segment))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_segment_classifier_is_chosen_by_grouped_cv_and_explains_itself(tmp_path):
+    # an interaction of two answers (either both or neither): a forest finds it, a linear
+    # model cannot; the forest wins on answers only and gives reasons without coefficients
+    rows = _rows(lambda b, r: "A" if (b == "for myself") == (r == "Europe") else "B")
+    candidates = segment_candidates()
+    chosen, reports = choose_classifier(rows, candidates, folds=3)
+    assert list(reports) == ["logistic C=1", "logistic C=0.1", "random forest"]
+    assert chosen == "random forest"
+    f1 = {n: r.by_mode["answers"]["macro_f1"] for n, r in reports.items()}
+    assert f1["random forest"] > 0.95 > 0.7 > f1["logistic C=1"]
+    pipe = fit_classifier(rows, candidates[chosen])
+    pred = explain(pipe, input_row(pipe, {"buyer_type": "for myself", "region": "Europe"},
+                                   None))
+    assert pred.segment == "A" and pred.probability > 0.9
+    assert set(pred.reasons) == {"said buyer type: for myself", "said region: Europe"}
+    # the forest goes through the bundle (skops) and comes back the same
+    save_bundle(tmp_path, "segments", models={"classifier": pipe}, tables={}, manifest={})
+    loaded = load_bundle(tmp_path, "segments").models["classifier"]
+    row = input_row(loaded, {"buyer_type": "for my business", "region": "Europe"}, None)
+    assert explain(loaded, row).segment == "B"
+
+    # one answer decides: every candidate is right, so the simplest stays
+    simple, reports = choose_classifier(_rows(lambda b, r: "A" if r == "Europe" else "B"),
+                                        candidates, folds=3)
+    assert simple == "logistic C=1"
+    assert all(r.by_mode["answers"]["macro_f1"] > 0.95 for r in reports.values())
 
 
 def test_artifacts_roundtrip_and_version_check(tmp_path):

@@ -63,6 +63,13 @@ def test_ops_get_the_dashboard(svc) -> None:
     assert text == segments.summary_markdown(summary) + segments.weights_markdown(
         svc.segments_dashboard("olivia")["recommender"])
     assert "**Recommender weights served:** built-in" in text
+    # the classifier was chosen by grouped CV; every candidate's answers-only score shows
+    clf = summary["classifier"]
+    assert set(clf["candidates"]) == {"logistic C=1", "logistic C=0.1", "random forest"}
+    assert clf["model"] in clf["candidates"]
+    assert clf["by_mode"] == clf["candidates"][clf["model"]]
+    assert f"**Classifier:** {clf['model']}, chosen by macro-F1 on answers only" in text
+    assert "random forest 0." in text
     assert text.startswith(f"**{summary['customers']:,} customers** from `")
     assert all(isinstance(f, go.Figure) and f.data for f in (sizes, rfm, projection,
                                                               confusion))

@@ -26,9 +26,10 @@ import skops
 from assistant.core.errors import AssistantError
 
 # skops refuses types it does not trust by default; these are the exact ones our fitted
-# pipelines add (measured on every bundle kind: segments, intents, routes). Anything else in
-# a file means it was not written by us: it is refused, never loaded.
-TRUSTED_TYPES = frozenset({"numpy.dtype"})
+# pipelines add (measured on every bundle kind: segments, intents, routes; the Tree of a
+# random forest when it wins the segment classifier's CV). Anything else in a file means it
+# was not written by us: it is refused, never loaded.
+TRUSTED_TYPES = frozenset({"numpy.dtype", "sklearn.tree._tree.Tree"})
 
 
 class ArtifactError(AssistantError):

@@ -53,12 +53,19 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     rows = "\n".join(
         f"| {mode} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['brier']:.3f} |"
         for mode, m in clf["by_mode"].items())
+    chosen = ""
+    if clf.get("candidates"):
+        scores = ", ".join(f"{html.escape(name)} {modes['answers']['macro_f1']:.3f}"
+                           for name, modes in clf["candidates"].items())
+        chosen = (f"**Classifier:** {html.escape(clf['model'])}, chosen by "
+                  f"{html.escape(clf['chosen_by'])} (answers-only macro-F1: {scores}).\n\n")
     return (
         f"**{summary['customers']:,} customers** from `{summary['source']}` · "
         f"{summary['rows_used']:,} of {summary['rows_read']:,} rows used "
         f"({summary['returns']:,} returns) · rejected: {rejected or 'none'}\n\n"
         f"**Clusters:** k = {k} chosen by silhouette ({best['silhouette']:.3f}; "
         f"Davies-Bouldin {best['davies_bouldin']:.3f}).\n\n"
+        + chosen +
         f"**Segment classifier** ({clf['folds']}-fold CV over held-out customers; "
         f"majority baseline accuracy {clf['baseline_accuracy']:.3f}):\n\n"
         "| input | accuracy | macro-F1 | Brier |\n|---|---|---|---|\n" + rows
