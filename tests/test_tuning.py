@@ -67,6 +67,14 @@ def test_tune_saves_weights_the_app_serves_for_that_file_only(tmp_path):
     assert "are for another file (orders.csv, SHA-256 " in served["note"]
     assert "run recommend tune on the file served now" in served["note"]
 
+    # a bundle this version cannot use (an unknown parameter) never stops the app
+    bad = {**manifest, "params": {"als": {"factorz": 8}}}
+    for key in ("path", "kind", "created_at", "libraries", "models", "tables"):
+        bad.pop(key)
+    tuning.save(artifacts, bad)
+    served = tuning.served_weights(artifacts, orders)
+    assert served["source"] == "built-in" and "do not fit this version" in served["note"]
+
 
 def test_a_file_that_cannot_be_tuned_keeps_the_weights_in_use(tmp_path):
     orders = write_shop(tmp_path / "orders.csv")

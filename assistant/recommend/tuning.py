@@ -17,7 +17,7 @@ from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
 from assistant.infra.artifacts import load_bundle, save_bundle
-from assistant.recommend.algorithms import DEFAULT_WEIGHTS
+from assistant.recommend.algorithms import DEFAULT_WEIGHTS, default_components
 from assistant.recommend.evaluation import Progress, make_split, tune_hybrid
 from assistant.recommend.interactions import InteractionData
 
@@ -96,5 +96,25 @@ def served_weights(root: Path, orders_path: Path) -> dict[str, Any]:
                         f"({tuned['data'].get('source')}, SHA-256 "
                         f"{str(tuned['data'].get('sha256'))[:12]}…); run recommend tune "
                         "on the file served now"}
+    problem = _unusable(tuned)
+    if problem:
+        return {**builtin, "tuned": tuned,
+                "note": f"the tuned weights ({tuned['created_at']}) do not fit this version "
+                        f"({problem}); run recommend tune again"}
     return {"source": "tuned", "weights": tuned["weights"], "params": tuned["params"],
             "tuned": tuned, "note": f"tuned {tuned['created_at']} on {tuned['data']['source']}"}
+
+
+def _unusable(tuned: dict[str, Any]) -> str | None:
+    """Why a saved manifest cannot be served (unknown parameters, non-numeric weights), or
+    None: an older release's bundle must never stop the app from starting."""
+    try:
+        default_components(params=tuned.get("params") or {})
+    except (TypeError, ValueError, AttributeError) as exc:
+        return f"parameters: {exc}"
+    weights = tuned.get("weights")
+    if not isinstance(weights, dict) or not all(
+            isinstance(w, dict) and all(isinstance(v, int | float) for v in w.values())
+            for w in weights.values()):
+        return "weights are not numbers per mode and component"
+    return None
