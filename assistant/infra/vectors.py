@@ -109,12 +109,26 @@ class VectorStore:
                     "Rebuild the collection (delete it and re-index), or configure the "
                     "embedding model it was built with.",
                 )
+            self._raise_ef_search(coll)
             return coll
         metadata: dict[str, Any] = {"embedding_model": model_id, "embedding_dim": dim}
         config = {"space": "cosine", **(DEFAULT_HNSW if hnsw is None else hnsw)}
         return self.client.create_collection(name, embedding_function=self.ef,
                                              metadata=metadata,
                                              configuration={"hnsw": config})
+
+    def _raise_ef_search(self, coll: Any) -> None:
+        """A collection made before ``DEFAULT_HNSW`` raised ``ef_search`` gets the new
+        value (the only HNSW setting Chroma changes in place; a process that already has
+        the index loaded keeps the old one until it restarts)."""
+        hnsw = (getattr(coll, "configuration", None) or {}).get("hnsw") or {}
+        current = hnsw.get("ef_search")
+        if isinstance(current, int) and current < DEFAULT_HNSW["ef_search"]:
+            try:
+                coll.modify(configuration={"hnsw": {"ef_search": DEFAULT_HNSW["ef_search"]}})
+            except Exception:  # noqa: BLE001 - recall only; a server may refuse, search works
+                log.warning("could not raise ef_search of collection %s", coll.name,
+                            exc_info=True)
 
     def drop(self, name: str) -> None:
         if name in {c.name for c in self.client.list_collections()}:
