@@ -189,6 +189,21 @@ def test_a_new_visitors_list_draws_on_customers_found_in_chroma(shop):
     assert asked == []
 
 
+def test_a_chroma_failure_leaves_the_list_to_the_answers(shop, monkeypatch, caplog):
+    svc = make(*shop)
+    sid = svc.new_session()
+    answer_all(svc, sid, ANSWERS)
+    index = svc.parts.profile_index()
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("chroma server went away")
+
+    monkeypatch.setattr(index, "similar_customers", broken)
+    out = svc.recommend(sid)
+    assert not out.popular and len(out.items) == svc.settings.recommendations
+    assert "similar people from Chroma failed" in caplog.text
+
+
 def test_catalog_in_chroma_matches_a_persons_own_words(shop):
     svc = make(*shop)
     assert svc.ensure_catalog_index() > 1000 and svc.ensure_catalog_index() == 0

@@ -173,8 +173,13 @@ class Shopping:
 
     def similar_people(self, document: str, k: int) -> list[tuple[str, float]]:
         """Known customers whose profile text is nearest to ``document`` (Chroma; [] before
-        the customers are indexed)."""
-        return self.parts.profile_index().similar_customers(document, k)
+        the customers are indexed, or when Chroma fails: the list then comes from the
+        answers alone, and the failure is logged)."""
+        try:
+            return self.parts.profile_index().similar_customers(document, k)
+        except Exception:  # noqa: BLE001 - a recommendation must not fail for a Chroma hiccup
+            log.warning("similar people from Chroma failed; answers only", exc_info=True)
+            return []
 
     def similar_customers(self, session_id: str, k: int = 5,
                           same_segment: bool = False) -> list[dict[str, Any]]:
