@@ -573,14 +573,18 @@ def help_classify(text: Annotated[str, typer.Argument(help="A ticket.")]) -> Non
 
 
 
+# options shared by `recommend evaluate` and `recommend tune`
+InteractionMap = Annotated[list[str] | None, typer.Option(
+    "--map", help="FIELD=COLUMN for user, item, time, rating, description (repeatable).")]
+ListLength = Annotated[int, typer.Option("--k", min=1, help="Length of each list.")]
+
+
 @recommend_app.command("evaluate")
 @friendly
 def recommend_evaluate(
     interactions: Annotated[Path, typer.Option(
         help="User-item file: orders or ratings/events (CSV, CSV.gz or Parquet).")],
-    map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="FIELD=COLUMN for user, item, time, rating, description (repeatable).")
-    ] = None,
+    map_: InteractionMap = None,
     split: Annotated[str, typer.Option(help="chronological or random-per-user.")
                      ] = "chronological",
     split_date: Annotated[str | None, typer.Option(
@@ -589,7 +593,7 @@ def recommend_evaluate(
     ] = None,
     test_fraction: Annotated[float, typer.Option(
         help="random-per-user: share of each user's items held out.")] = 0.25,
-    k: Annotated[int, typer.Option("--k", min=1, help="Length of each list.")] = 10,
+    k: ListLength = 10,
     exclude_seen: Annotated[bool | None, typer.Option(
         "--exclude-seen/--include-seen",
         help="Only items new to the user, or already-bought ones allowed (default: both).")
@@ -637,10 +641,8 @@ def recommend_evaluate(
 def recommend_tune(
     orders: Annotated[Path, typer.Option(
         help="The shop's orders or interactions (CSV, CSV.gz or Parquet).")],
-    map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="FIELD=COLUMN for user, item, time, rating, description (repeatable).")
-    ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, help="Length of each list.")] = 10,
+    map_: InteractionMap = None,
+    k: ListLength = 10,
     seed: Annotated[int, typer.Option(help="Seed of samples and splits.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
@@ -656,8 +658,8 @@ def recommend_tune(
     try:
         bar("reading interactions", 0.0)
         data = load_interactions(orders, parse_map_options(map_))
-        manifest = tuning.tune(data, sha256=tuning.file_hash(orders), k=k, seed=seed,
-                               cache_dir=settings.data_dir / "cache", progress=bar)
+        manifest = tuning.tune(data, k=k, seed=seed, cache_dir=settings.data_dir / "cache",
+                               progress=bar)
         path = tuning.save(settings.artifacts_dir, manifest)
     finally:
         bar.close()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from assistant.core.config import load_settings
 from assistant.infra.llm import ScriptedModel
+from assistant.orders.tables import file_sha256
 from assistant.recommend import tuning
 from assistant.recommend.algorithms import DEFAULT_WEIGHTS, MODES
 from assistant.recommend.evaluation import FACTOR_GRID
@@ -36,7 +37,7 @@ def test_tune_saves_weights_the_app_serves_for_that_file_only(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     assert manifest["kind"] == "recommender" and manifest["metric"] == "ndcg@5"
-    assert manifest["data"]["sha256"] == tuning.file_hash(orders)
+    assert manifest["data"]["sha256"] == file_sha256(orders)
     assert manifest["data"]["source"] == "orders.csv" and manifest["created_at"]
     assert set(manifest["weights"]) == set(MODES)
     assert all(0 <= v <= 1 for v in manifest["validation"].values())

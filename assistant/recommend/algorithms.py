@@ -927,7 +927,7 @@ class ContentRecommender(Recommender):
 
 class FactorizationRecommender(Recommender):
     """Matrix factorization for implicit feedback: ``implicit``'s alternating least squares
-    (Hu, Koren & Volinsky 2008) on who bought what (0/1, confidence ``1 + alpha``). Items and
+    (Hu, Koren & Volinsky 2008) on who bought what (0/1, confidence ``alpha``). Items and
     people get ``factors`` latent tastes; a person's tastes are solved from their history at
     query time (so session "more like this" items count, and a person unseen in training
     with a history is served too); no history: scores 0. ``factors`` is chosen on the
@@ -954,7 +954,8 @@ class FactorizationRecommender(Recommender):
                 iterations=self.iterations, random_state=self.seed, num_threads=0)
             model.fit(data.binary.astype(np.float32), show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors)
-        y = self.item_factors_.astype(np.float64)
+        self._factors64 = self.item_factors_.astype(np.float64)  # the per-request solve's
+        y = self._factors64
         self.gram_ = y.T @ y + self.regularization * np.eye(y.shape[1])  # YtY + reg I
 
     def user_factors(self, batch: QueryBatch) -> np.ndarray:
@@ -964,9 +965,8 @@ class FactorizationRecommender(Recommender):
         Solved here in numpy: one small system per query, no thread pool per request."""
         out = np.zeros((batch.n, self.item_factors_.shape[1]), dtype=np.float32)
         hist = batch.history.tocsr()
-        y = self.item_factors_.astype(np.float64)
         for row in np.flatnonzero(batch.has_history()):
-            own = y[hist.indices[hist.indptr[row]:hist.indptr[row + 1]]]
+            own = self._factors64[hist.indices[hist.indptr[row]:hist.indptr[row + 1]]]
             a = self.gram_ + (self.alpha - 1.0) * (own.T @ own)
             out[row] = np.linalg.solve(a, self.alpha * own.sum(axis=0))
         return out
@@ -1161,7 +1161,6 @@ class HybridRecommender(Recommender):
             why.extend(r for r in matches[j] if r not in why)
             out.append(why[:3])
         return out
-
 
     def _feedback_reasons(self, batch: QueryBatch, row: int, items: np.ndarray
                           ) -> list[list[str]]:

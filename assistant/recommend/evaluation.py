@@ -587,8 +587,9 @@ def _choose_factors(model: HybridRecommender, target: Target, k: int, exclude_se
     sub = Target(_take(target.batch, rows), target.relevant[rows])
     found: dict[int, float] = {}
     fitted = {}
-    for f in FACTOR_GRID:
-        comp = type(als)(**{**als.get_params(), "factors": f}).fit_data(model.data_)
+    for f in FACTOR_GRID:  # the model's own size is fitted already
+        comp = als if f == als.factors else type(als)(
+            **{**als.get_params(), "factors": f}).fit_data(model.data_)
         top = comp.rank(sub.batch, k, exclude_seen=exclude_seen)
         found[f] = ndcg_from_hits(hit_matrix(top, sub.relevant), relevant_counts(sub.relevant), k)
         fitted[f] = comp

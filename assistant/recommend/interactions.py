@@ -18,7 +18,7 @@ import pandas as pd
 from assistant.core.errors import InputError
 from assistant.orders.catalog import assign_groups, clean_description
 from assistant.orders.ingest import ALIASES, column_key, load_orders
-from assistant.orders.tables import read_columns, read_table
+from assistant.orders.tables import file_sha256, read_columns, read_table
 from assistant.orders.values import clean_ids, clean_strings, parse_dates, to_number
 from assistant.recommend.algorithms import NON_PRODUCT_GROUPS
 
@@ -43,6 +43,7 @@ class InteractionData:
     rows_read: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sha256: str = ""  # of the file's bytes
 
     @property
     def has_time(self) -> bool:
@@ -149,7 +150,8 @@ def _load_orders(path: Path, fields: dict[str, str]) -> InteractionData:
              "non-product lines (postage, fees) left out"]
     return InteractionData(events.reset_index(drop=True), "orders", path.name,
                            purchases.reset_index(drop=True), descriptions, ingest.rows_read,
-                           {k: v for k, v in dropped.items() if v}, notes)
+                           {k: v for k, v in dropped.items() if v}, notes,
+                           ingest.source_hash)
 
 
 def _mode_by_item(items: pd.Series, descriptions: pd.Series) -> pd.Series:
@@ -215,7 +217,7 @@ def _load_generic(path: Path, fields: dict[str, str]) -> InteractionData:
         notes.append("no description column: content-based scores are 0, interests unknown")
     return InteractionData(events.astype({"user": str, "item": str}).reset_index(drop=True),
                            "interactions", path.name, None, descriptions, rows_read,
-                           dropped, notes)
+                           dropped, notes, file_sha256(path))
 
 
 def _resolve_generic(fields: dict[str, str], header: list[str],

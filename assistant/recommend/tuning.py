@@ -11,12 +11,12 @@ quarter of the interactions by date; without, a seeded random quarter of each us
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
 from assistant.infra.artifacts import load_bundle, save_bundle
+from assistant.orders.tables import file_sha256
 from assistant.recommend.algorithms import DEFAULT_WEIGHTS, default_components
 from assistant.recommend.evaluation import Progress, make_split, tune_hybrid
 from assistant.recommend.interactions import InteractionData
@@ -24,16 +24,7 @@ from assistant.recommend.interactions import InteractionData
 KIND = "recommender"
 
 
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def tune(data: InteractionData, *, sha256: str, k: int = 10, seed: int = 0,
+def tune(data: InteractionData, *, k: int = 10, seed: int = 0,
          embedder: Any = None, cache_dir: Path | None = None,
          progress: Progress | None = None) -> dict[str, Any]:
     """Weights and parameters for ``data`` (see the module docstring). Returns the manifest
@@ -57,7 +48,7 @@ def tune(data: InteractionData, *, sha256: str, k: int = 10, seed: int = 0,
         raise InputError("No user has interactions on both sides of the validation split, so "
                          "nothing could be tuned.",
                          "Tune on a file where customers come back (several orders each).")
-    return {"data": {**data.summary(), "sha256": sha256}, "metric": f"ndcg@{k}", "k": k,
+    return {"data": {**data.summary(), "sha256": data.sha256}, "metric": f"ndcg@{k}", "k": k,
             "seed": seed, "split": {"kind": split.kind, **split.detail},
             "validation": ndcg, "weights": weights, "params": params,
             "als_factors": scores.get("als_factors", {})}
@@ -74,9 +65,10 @@ def load(root: Path) -> dict[str, Any] | None:
     return None if bundle is None else {**bundle.manifest, "path": str(bundle.path)}
 
 
-def served_weights(root: Path, orders_path: Path) -> dict[str, Any]:
+def served_weights(root: Path, orders_path: Path, sha256: str | None = None) -> dict[str, Any]:
     """What the app serves for ``orders_path``: the tuned bundle when it was tuned on this
-    very file, else the built-in weights, with the reason (``source``, ``note``)."""
+    very file, else the built-in weights, with the reason (``source``, ``note``).
+    ``sha256``: the file's, when the caller has it already (else it is read here)."""
     builtin = {"source": "built-in", "weights": DEFAULT_WEIGHTS, "params": {},
                "note": "tuned on the shipped Online Retail data (recommend tune makes "
                        "weights for your own file)"}
@@ -87,7 +79,7 @@ def served_weights(root: Path, orders_path: Path) -> dict[str, Any]:
     if tuned is None:
         return builtin
     try:
-        current = file_hash(orders_path)
+        current = sha256 or file_sha256(Path(orders_path))
     except OSError as exc:
         return {**builtin, "note": f"the orders file cannot be read ({exc.strerror})"}
     if tuned["data"].get("sha256") != current:

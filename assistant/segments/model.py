@@ -329,16 +329,24 @@ class SegmentPrediction:
     probabilities: dict[str, float] = field(default_factory=dict)
 
 
-def _reason_text(name: str, value: float) -> str:
+def _reason_text(name: str) -> str:
+    """The reason of one transformed feature ("said__region_Europe", "observed__frequency")."""
     block, _, feature = name.partition("__")
     if block == "said":
         q, _, answer = feature.rpartition("_")
-        return f"said {q.replace('_', ' ')}: {answer}"
-    if block == "interests":
-        return f"said interested in {feature.removeprefix(INTEREST_PREFIX).replace('_', ' ')}"
+        return _reason(q, answer)
     if feature.startswith("missingindicator_"):
         return "no order history yet"
-    return f"observed {feature.replace('_', ' ')}"
+    return _reason(feature)
+
+
+def _reason(column: str, answer: Any = None) -> str:
+    """The reason of one input column: an answer said, an interest named, a behaviour seen."""
+    if column.startswith(INTEREST_PREFIX):
+        return f"said interested in {column.removeprefix(INTEREST_PREFIX).replace('_', ' ')}"
+    if answer is not None:
+        return f"said {column.replace('_', ' ')}: {answer}"
+    return f"observed {column.replace('_', ' ')}"
 
 
 _TRANSFORMED: weakref.WeakKeyDictionary[Pipeline, OrderedDict[tuple[str, ...], np.ndarray]] = \
@@ -367,14 +375,21 @@ def transform_row(pipe: Pipeline, row: pd.DataFrame) -> np.ndarray:
 
 
 def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPrediction:
-    """Predict one row; reasons are the largest positive contributions (coefficient x
-    transformed value) to the predicted class."""
+    """Predict one row; reasons are the inputs that pushed it to the predicted class
+    (coefficients for a linear model, occlusion for one without)."""
     transformed = transform_row(pipe, row)  # once: the pipeline's predict_proba would again
     proba = pipe[-1].predict_proba(transformed)[0]
     best = int(proba.argmax())
-    if not hasattr(pipe[-1], "coef_"):
-        return _explain_by_occlusion(pipe, row, proba, best, top)
-    Z = transformed[0]
+    reasons = (_coefficient_reasons(pipe, row, transformed[0], best, top)
+               if hasattr(pipe[-1], "coef_") else _occlusion_reasons(pipe, row, proba, best))
+    return SegmentPrediction(
+        segment=str(pipe.classes_[best]), probability=float(proba[best]), reasons=reasons[:top],
+        probabilities={str(c): float(p) for c, p in zip(pipe.classes_, proba, strict=True)})
+
+
+def _coefficient_reasons(pipe: Pipeline, row: pd.DataFrame, Z: np.ndarray, best: int,
+                         top: int) -> list[str]:
+    """The largest positive contributions (coefficient x transformed value) to ``best``."""
     coef = pipe[-1].coef_[best]
     contrib = coef * Z
     names = pipe[:-1].get_feature_names_out()
@@ -387,17 +402,14 @@ def explain(pipe: Pipeline, row: pd.DataFrame, top: int = 3) -> SegmentPredictio
         if contrib[i] <= 0 or "(no answer)" in feature or (
                 block == "observed" and feature in unknown):  # imputed, not observed
             continue
-        text = _reason_text(names[i], Z[i])
+        text = _reason_text(names[i])
         if text not in reasons:
             reasons.append(text)
-    reasons = reasons[:top]
-    return SegmentPrediction(
-        segment=str(pipe.classes_[best]), probability=float(proba[best]), reasons=reasons,
-        probabilities={str(c): float(p) for c, p in zip(pipe.classes_, proba, strict=True)})
+    return reasons
 
 
-def _explain_by_occlusion(pipe: Pipeline, row: pd.DataFrame, proba: np.ndarray, best: int,
-                          top: int) -> SegmentPrediction:
+def _occlusion_reasons(pipe: Pipeline, row: pd.DataFrame, proba: np.ndarray,
+                       best: int) -> list[str]:
     """Reasons for a model without coefficients (a forest): each known input is taken away
     in turn (an answer unsaid, an interest not named, a behaviour unobserved) and the drop
     in the predicted segment's probability is its contribution; the largest drops first."""
@@ -412,21 +424,11 @@ def _explain_by_occlusion(pipe: Pipeline, row: pd.DataFrame, proba: np.ndarray, 
         for i in np.lexsort((np.arange(len(known)), -drop)):
             if drop[i] <= 0:
                 break
-            text = _column_reason(known[i], row[known[i]].iloc[0])
+            value = row[known[i]].iloc[0]
+            text = _reason(known[i], value if known[i] in ANSWER_COLUMNS else None)
             if text not in reasons:
                 reasons.append(text)
-    return SegmentPrediction(
-        segment=str(pipe.classes_[best]), probability=float(proba[best]), reasons=reasons[:top],
-        probabilities={str(c): float(p) for c, p in zip(pipe.classes_, proba, strict=True)})
-
-
-def _column_reason(column: str, value: Any) -> str:
-    """The reason text of one input column, as ``_reason_text`` words a coefficient's."""
-    if column in ANSWER_COLUMNS:
-        return f"said {column.replace('_', ' ')}: {value}"
-    if column.startswith(INTEREST_PREFIX):
-        return f"said interested in {column.removeprefix(INTEREST_PREFIX).replace('_', ' ')}"
-    return f"observed {column.replace('_', ' ')}"
+    return reasons
 
 
 def input_row(pipe: Pipeline, answers: dict[str, Any] | None,

@@ -49,6 +49,7 @@ class Parts:
         self._segments: SegmentModel | None = None
         self._segments_lock = threading.Lock()
         self._orders: pd.DataFrame | None = None
+        self._orders_sha256: str | None = None  # of the file the orders were read from
         self._recs: Recommendations | None = None
         self._served: dict[str, Any] | None = None
         self._profiles: ProfileIndex | None = None
@@ -96,7 +97,8 @@ class Parts:
         """The shop's clean orders (loaded once; TAILOR_ORDERS, default the shipped data)."""
         with self._data_lock:
             if self._orders is None:
-                self._orders = load_orders(self.settings.orders_path).orders
+                ingest = load_orders(self.settings.orders_path)
+                self._orders, self._orders_sha256 = ingest.orders, ingest.source_hash
             return self._orders
 
     def recommender(self) -> Recommendations:
@@ -118,7 +120,8 @@ class Parts:
         now, else the built-in ones, with the reason (``recommend/tuning.py``)."""
         if self._recs is not None and self._served is not None:
             return self._served
-        return served_weights(self.settings.artifacts_dir, self.settings.orders_path)
+        return served_weights(self.settings.artifacts_dir, self.settings.orders_path,
+                              self._orders_sha256)
 
     def recommender_ready(self) -> bool:
         return self._recs is not None

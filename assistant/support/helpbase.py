@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from assistant.core.config import REPO_ROOT, Settings
 from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.core.yamlfile import line_of, read_config_file
+from assistant.orders.tables import file_sha256
 
 DEFAULT_CSV = REPO_ROOT / "data" / "bitext-support" / "bitext_customer_support.csv.gz"
 DEFAULT_SHOP = REPO_ROOT / "data" / "shop.yaml"
@@ -258,14 +259,6 @@ def load_bitext(path: Path | str | None = None) -> pd.DataFrame:
         raise InputError(f"The help data {path} has no rows with a response and an intent.",
                          "Check the file.")
     return df.reset_index(drop=True)
-
-
-def file_digest(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -518,7 +511,7 @@ def _passage(hit: dict[str, Any]) -> Passage:
 # --------------------------------------------------------------------------- build
 def build_hash(csv_path: Path, shop: ShopPlaceholders, per_intent: int,
                max_similarity: float, model_id: str) -> str:
-    parts = [file_digest(csv_path), shop.digest, str(per_intent), str(max_similarity),
+    parts = [file_sha256(Path(csv_path)), shop.digest, str(per_intent), str(max_similarity),
              model_id, str(BUILD_VERSION)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

@@ -30,7 +30,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import AssistantError, ConfigError, InputError
 from assistant.infra.artifacts import ArtifactError, load_bundle, save_bundle
-from assistant.support.helpbase import DEFAULT_CSV, file_digest, load_bitext
+from assistant.orders.tables import file_sha256
+from assistant.support.helpbase import DEFAULT_CSV, load_bitext
 
 KIND = "intents"
 SHOP_EXAMPLES = REPO_ROOT / "data" / "support_examples.yaml"
@@ -123,8 +124,8 @@ def train_intents(artifacts_dir: Path, csv_path: Path | str | None = None, *,
     summary: dict[str, Any] = {
         "rows": len(df), "train_rows": len(train), "intents": len(counts),
         "held_out": scores, "fit_seconds": round(fit_seconds, 2), "refit_on_all": refit,
-        "data_hash": file_digest(csv_path)
-        + (f"+{file_digest(SHOP_EXAMPLES)}" if SHOP_EXAMPLES.exists() else ""),
+        "data_hash": file_sha256(Path(csv_path))
+        + (f"+{file_sha256(SHOP_EXAMPLES)}" if SHOP_EXAMPLES.exists() else ""),
         "categories": categories,
     }
     if save:

@@ -28,7 +28,8 @@ from sklearn.pipeline import Pipeline
 from assistant.core.config import REPO_ROOT
 from assistant.core.errors import ConfigError
 from assistant.infra.artifacts import save_bundle
-from assistant.support.helpbase import DEFAULT_CSV, file_digest
+from assistant.orders.tables import file_sha256
+from assistant.support.helpbase import DEFAULT_CSV
 from assistant.support.intents import (
     MAX_TEXT_CHARS,
     IntentClassifier,
@@ -102,8 +103,8 @@ def train_routes(artifacts_dir: Path, *, examples: Path | str | None = None,
     summary: dict[str, Any] = {
         "rows": len(df), "counts": df["kind"].value_counts().to_dict(), "held_out": scores,
         "fit_seconds": round(time.perf_counter() - started, 2),
-        "data_hash": file_digest(Path(bitext) if bitext else DEFAULT_CSV)
-        + "+" + file_digest(Path(examples) if examples else DEFAULT_EXAMPLES)}
+        "data_hash": file_sha256(Path(bitext) if bitext else DEFAULT_CSV)
+        + "+" + file_sha256(Path(examples) if examples else DEFAULT_EXAMPLES)}
     if save:
         summary["artifacts"] = str(save_bundle(Path(artifacts_dir), KIND,
                                                models={"pipeline": pipeline}, tables={},
