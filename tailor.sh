@@ -129,7 +129,10 @@ case $cmd in
     install test
     ensure_chromium
     "$VENV/bin/ruff" check .
-    exec "$VENV/bin/python" -m pytest "$@"
+    # one pytest worker per core, at most 4 (each holds the local model and a built shop);
+    # whole files go to one worker, so module fixtures are built once
+    workers=${TAILOR_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
+    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
     ;;
   lock)
     lock "$@"

@@ -55,7 +55,25 @@ def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data: segments from the first 60,000 order rows (``orders.csv`` beside it, for
     TAILOR_ORDERS), a small help base (5 passages per intent), the intent classifier and the
     chat's message router.
-    Tests copy it (``copy_shop``) so each gets its own stores."""
+    Tests copy it (``copy_shop``) so each gets its own stores. Under pytest-xdist the
+    workers share one build: the first builds it under a file lock, the others wait and
+    reuse it (it is never written after the build)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, above the workers' own
+    root = shared / "staff-shop"
+    with FileLock(str(shared / "staff-shop.lock")):
+        if not (root / "built").is_file():
+            _build_staff_shop(root)
+            (root / "built").write_text("ok")
+    return root
+
+
+def _build_staff_shop(root: Path) -> None:
+    import shutil
+
     import pandas as pd
 
     from assistant.infra.vectors import VectorStore
@@ -63,7 +81,8 @@ def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from assistant.support.intents import train_intents
     from assistant.support.routing import train_routes
 
-    root = tmp_path_factory.mktemp("staff-shop")
+    shutil.rmtree(root, ignore_errors=True)  # what a run that died halfway left
+    root.mkdir(parents=True)
     orders = root / "orders.csv"
     pd.read_csv(REPO_ROOT / "data" / "online_retail.csv.gz", nrows=60_000).to_csv(
         orders, index=False)
@@ -73,7 +92,6 @@ def staff_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_helpbase(HelpBase(VectorStore.from_settings(settings)), per_intent=5)
     train_intents(settings.artifacts_dir)
     train_routes(settings.artifacts_dir)
-    return root
 
 
 def copy_shop(staff_shop: Path, dest: Path) -> tuple[Path, Path]:

@@ -38,8 +38,9 @@ class Shopper:
         return calls[0].template_version
 
 
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    """Poll (the app re-reads the labels every 2 s); a loaded CI machine gets 30 s."""
+def wait_for(predicate, timeout: float = 120.0) -> bool:
+    """Poll (the app re-reads the labels every 2 s). One poll asks every shopper for
+    suggestions, which takes seconds on a machine that runs other tests beside this one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
