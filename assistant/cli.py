@@ -342,6 +342,103 @@ def segments_show(
     typer.echo(json.dumps(service.segment_model().of_customer(customer), indent=2))
 
 
+# --------------------------------------------------------------------------- insights
+insights_app = typer.Typer(help="Outcomes from the shop's orders: retention, churn, value, "
+                                "segment migration.", no_args_is_help=True)
+app.add_typer(insights_app, name="insights")
+OrdersOption = Annotated[Path | None, typer.Option(
+    "--orders", help="Orders file (default TAILOR_ORDERS, else the shipped data).")]
+SinceOption = Annotated[str | None, typer.Option(help="Count orders from this day (YYYY-MM-DD).")]
+SegmentOption = Annotated[str | None, typer.Option(help="Only this segment (e.g. Champions).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
+def _insights(orders: Path | None) -> Any:
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    # the shell user runs the CLI with the data files at hand: no staff role to check
+    return AssistantService.from_settings(_settings(orders=orders)).insights
+
+
+def _pct(rate: dict[str, Any]) -> str:
+    if rate["rate"] is None:
+        return "-"
+    return (f"{100 * rate['rate']:.1f}% [{100 * rate['low']:.1f}-{100 * rate['high']:.1f}] "
+            f"n={rate['n']:,}")
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    kind = report["report"]
+    if kind == "retention":
+        typer.echo(f"cohort retention by period ({report['period']}); "
+                   f"rate [95% interval] of the cohort's customers")
+        cohorts: dict[str, list[dict[str, Any]]] = {}
+        for row in report["cohorts"]:
+            cohorts.setdefault(row["cohort"], []).append(row)
+        for cohort, rows in cohorts.items():
+            rates = " ".join(f"{100 * r['rate']:3.0f}%" for r in rows[1:13])
+            typer.echo(f"{cohort}  n={rows[0]['size']:>5,}  {rates}")
+    elif kind == "segments":
+        typer.echo(f"{'segment':<22}{'customers':>10}  {'repeat':<30}{'churn':<30}"
+                   f"{'at risk':>8}{'revenue':>14}{'avg order':>11}")
+        for r in report["segments"]:
+            aov = r["aov"]["mean"]
+            typer.echo(f"{r['segment']:<22}{r['customers']:>10,}  {_pct(r['repeat']):<30}"
+                       f"{_pct(r['churn']):<30}{r['at_risk']['count']:>8,}"
+                       f"{r['revenue']:>14,.0f}{'-' if aov is None else f'{aov:,.2f}':>11}")
+    elif kind == "migration":
+        typer.echo(f"segment on {report['from']} -> segment on {report['to']}")
+        for m in report["moves"]:
+            typer.echo(f"{m['from']:<22} -> {m['to']:<22}{m['customers']:>7,}  "
+                       f"{100 * m['share']:5.1f}%")
+    if report.get("note"):
+        typer.echo(report["note"])
+
+
+@insights_app.command("retention")
+@friendly
+def insights_retention(
+    period: Annotated[str, typer.Option(help="M (months), Q (quarters) or W (weeks).")] = "M",
+    segment: SegmentOption = None, since: SinceOption = None, orders: OrdersOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cohort retention: of the customers whose first order fell in a period, the share
+    buying k periods later (a Wilson interval and the cohort size with every rate)."""
+    _print_report(_insights(orders).retention(period=period, segment=segment, since=since),
+                  as_json)
+
+
+@insights_app.command("segments")
+@friendly
+def insights_segments(
+    segment: SegmentOption = None, since: SinceOption = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="Measure as of this day (default: the day after the last order).")] = None,
+    churn_days: Annotated[int, typer.Option(min=1, help="The churn window in days.")] = 90,
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """Per segment: repeat-purchase rate, churn rate, customers at risk, revenue and
+    average order value, with counts and 95 % intervals."""
+    _print_report(_insights(orders).outcomes(segment=segment, since=since, as_of=as_of,
+                                             churn_days=churn_days), as_json)
+
+
+@insights_app.command("migration")
+@friendly
+def insights_migration(
+    start: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD; default "
+                                              "six months before --to).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Second day (default: the day after "
+                                            "the last order).")] = None,
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """How customers moved between RFM segments from one day to another."""
+    _print_report(_insights(orders).migration(start, end), as_json)
+
+
 # --------------------------------------------------------------------------- users
 def _user_store() -> Any:
     from assistant.infra.users import UserStore  # lazy: CLI start-up, +7 ms

@@ -199,6 +199,8 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         login(page, app.url, "alex")
         page.get_by_role("tab", name="Segments").click()
         page.get_by_text("Segments need the ops role").wait_for(timeout=20_000)
+        page.get_by_role("tab", name="Insights").click()
+        page.get_by_text("Insights need the ops role").wait_for(timeout=20_000)
         page.get_by_role("tab", name="Prompt studio").click()
         page.get_by_text("the Prompt studio needs the ops role").wait_for(timeout=20_000)
         assert not page.locator("#tailor-studio-editor").is_visible()
@@ -215,6 +217,16 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         _wait_for(lambda: page.locator(".js-plotly-plot").count() >= 4, timeout=30)
         assert page.get_by_text("Confusion matrix").count() >= 1
         shot(page, tmp_path / "segments.png", "segments")
+        # Insights (the shipped orders): cohort heat map, per-segment bars, migration
+        page.get_by_role("tab", name="Insights").click()
+        header = page.locator("#tailor-insights-header")
+        header.get_by_text("customers measured").wait_for(timeout=60_000)
+        tab = page.locator("#tailor-insights")
+        _wait_for(lambda: tab.locator(".js-plotly-plot").count() >= 3, timeout=30)
+        assert tab.locator(".heatmaplayer").count() == 1
+        page.get_by_role("button", name="Show migration").click()
+        tab.locator(".sankey").first.wait_for(timeout=60_000)
+        shot(page, tmp_path / "insights.png", "insights")
         page.close()
 
 

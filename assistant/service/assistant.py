@@ -31,6 +31,7 @@ from assistant.segments.model import Progress, SegmentModel
 from assistant.service.bootstrap import Bootstrap
 from assistant.service.chat import CHAT_TEMPLATE, Chat
 from assistant.service.guided import EXTRACTION_TEMPLATE, Guided
+from assistant.service.insights import Insights
 from assistant.service.parts import WORDING_TEMPLATE, Parts
 from assistant.service.privacy import Privacy
 from assistant.service.results import Card, GuidedReply, QuestionView, Suggestions, TurnUpdate
@@ -61,6 +62,7 @@ class AssistantService:
                           customer_facts=lambda cid: self.staff.desk.customer_facts(cid))
         self.bootstrap = Bootstrap(self.parts, self.staff)
         self.privacy = Privacy(self.parts)
+        self.insights = Insights(self.parts)
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -291,6 +293,13 @@ class AssistantService:
     def segment_from_answers(self, actor: str | None, answers: dict[str, Any],
                              customer_id: str | None = None) -> dict[str, Any]:
         return self.staff.segment_from_answers(actor, answers, customer_id)
+
+    # -- insights (insights.py) ------------------------------------------------------------
+    def insights_report(self, actor: str | None, kind: str, **options: Any) -> dict[str, Any]:
+        """An outcome report for a signed-in ops user (the Insights tab, the staff API); the
+        CLI calls ``self.insights`` directly (the shell user holds the data files)."""
+        self.staff.require_role(actor, "ops")
+        return self.insights.report(kind, **options)
 
     # -- first run (bootstrap.py) ----------------------------------------------------------
     @property

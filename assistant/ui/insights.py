@@ -1,0 +1,198 @@
+"""The Insights tab (ops): did personalization work? Cohort retention as a heat map,
+repeat purchases, churn and customers at risk per segment with their intervals, revenue and
+order value, and segment migration between two dates as a Sankey diagram. Plotly figures
+from the service's JSON-ready reports; no business logic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from assistant.core.errors import AssistantError
+from assistant.service.assistant import AssistantService
+from assistant.ui.guard import bind, guarded
+
+EVERYONE = "All customers"
+EMPTY = ("**No orders to measure yet.** Insights are computed from the shop's orders "
+         "(`TAILOR_ORDERS`, by default the shipped Online Retail data).")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def retention_figure(report: dict[str, Any]) -> go.Figure:
+    """Cohorts x months since the first purchase, coloured by the share who bought."""
+    table = pd.DataFrame(report["cohorts"])
+    fig = go.Figure()
+    if table.empty:
+        return fig.update_layout(title="No cohorts in this selection")
+    rates = table.pivot(index="cohort", columns="offset", values="rate")
+    sizes = table.pivot(index="cohort", columns="offset", values="size")
+    active = table.pivot(index="cohort", columns="offset", values="active")
+    text = rates.map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}")
+    hover = ("cohort %{y}<br>%{x} periods later<br>%{z:.1%} bought"
+             "<br>%{customdata[0]} of %{customdata[1]} customers<extra></extra>")
+    custom = pd.concat([active, sizes], axis=1, keys=["a", "n"]).to_numpy()
+    custom = custom.reshape(len(rates), 2, -1).transpose(0, 2, 1)
+    fig.add_trace(go.Heatmap(z=rates.to_numpy(), x=[str(c) for c in rates.columns],
+                             y=[f"{c} (n={int(s)})" for c, s in sizes[0].items()],
+                             text=text.to_numpy(), texttemplate="%{text}",
+                             customdata=custom, hovertemplate=hover,
+                             colorscale="Blues", zmin=0, zmax=1,
+                             colorbar={"title": "bought", "tickformat": ".0%"}))
+    period = {"M": "months", "Q": "quarters", "W": "weeks"}.get(report["period"], "periods")
+    return fig.update_layout(
+        title=f"Cohort retention (% of each cohort buying, by {period} since the first order)",
+        xaxis_title=f"{period} since the first order", yaxis_title="first order in",
+        yaxis={"autorange": "reversed"}, height=max(320, 26 * len(rates) + 140))
+
+
+def _bar(fig: go.Figure, rows: list[dict[str, Any]], key: str, *, col: int,
+         name: str) -> None:
+    names = [r["segment"] for r in rows]
+    values = [r[key]["rate"] or 0.0 for r in rows]
+    low = [(r[key]["rate"] or 0.0) - (r[key]["low"] or 0.0) for r in rows]
+    high = [(r[key]["high"] or 0.0) - (r[key]["rate"] or 0.0) for r in rows]
+    labels = [f"{_pct(r[key]['rate'])}<br>n={r[key]['n']:,}" for r in rows]
+    fig.add_trace(go.Bar(x=names, y=values, name=name, text=labels, textposition="outside",
+                         error_y={"type": "data", "array": high, "arrayminus": low}),
+                  row=1, col=col)
+
+
+def segments_figure(report: dict[str, Any]) -> go.Figure:
+    """Repeat-purchase rate, churn rate and share at risk per segment, 95 % intervals."""
+    rows = report["segments"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Repeat-purchase rate", f"Churn rate ({report['churn_days']}-day window)",
+        "At risk (overdue by their own rhythm)"))
+    for col, (key, name) in enumerate((("repeat", "repeat"), ("churn", "churn"),
+                                       ("at_risk", "at risk")), start=1):
+        _bar(fig, rows, key, col=col, name=name)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig.update_layout(showlegend=False, height=460,
+                             title="Per segment (bars: 95 % Wilson intervals; n under each)")
+
+
+def value_figure(report: dict[str, Any]) -> go.Figure:
+    """Revenue and average order value per segment."""
+    rows = [r for r in report["segments"] if r["segment"] != EVERYONE]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Revenue", "Average order value"))
+    names = [r["segment"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[r["revenue"] for r in rows],
+                         text=[f"£{r['revenue']:,.0f}<br>{r['orders']:,} orders" for r in rows],
+                         textposition="outside"), row=1, col=1)
+    aov = [r["aov"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[a["mean"] or 0 for a in aov],
+                         text=[f"£{a['mean'] or 0:,.0f}<br>n={a['n']:,}" for a in aov],
+                         textposition="outside",
+                         error_y={"type": "data",
+                                  "array": [(a["high"] or a["mean"] or 0) - (a["mean"] or 0)
+                                            for a in aov],
+                                  "arrayminus": [(a["mean"] or 0) - (a["low"] or a["mean"] or 0)
+                                                 for a in aov]}), row=1, col=2)
+    fig.update_yaxes(tickprefix="£", rangemode="tozero")
+    return fig.update_layout(showlegend=False, height=420)
+
+
+def migration_figure(report: dict[str, Any]) -> go.Figure:
+    """A Sankey diagram: segment on the first date -> segment on the second."""
+    moves = report["moves"]
+    left = list(dict.fromkeys(m["from"] for m in moves))
+    right = list(dict.fromkeys(m["to"] for m in moves))
+    labels = [f"{n} ({report['from']})" for n in left] + [f"{n} ({report['to']})"
+                                                           for n in right]
+    fig = go.Figure(go.Sankey(
+        node={"label": labels, "pad": 12},
+        link={"source": [left.index(m["from"]) for m in moves],
+              "target": [len(left) + right.index(m["to"]) for m in moves],
+              "value": [m["customers"] for m in moves],
+              "customdata": [_pct(m["share"]) for m in moves],
+              "hovertemplate": "%{source.label} → %{target.label}<br>%{value} customers "
+                               "(%{customdata} of the source)<extra></extra>"}))
+    return fig.update_layout(title=f"Segment migration, {report['from']} → {report['to']}",
+                             height=560)
+
+
+def segments_table(report: dict[str, Any]) -> pd.DataFrame:
+    """The numbers behind the bars, with every count."""
+    return pd.DataFrame([{
+        "segment": r["segment"], "customers": r["customers"],
+        "repeat": f"{_pct(r['repeat']['rate'])} ({r['repeat']['count']}/{r['repeat']['n']})",
+        "churn": f"{_pct(r['churn']['rate'])} ({r['churn']['count']}/{r['churn']['n']})",
+        "at risk": r["at_risk"]["count"], "revenue £": round(r["revenue"]),
+        "orders": r["orders"],
+        "avg order £": None if r["aov"]["mean"] is None else round(r["aov"]["mean"], 2),
+    } for r in report["segments"]])
+
+
+# ----------------------------------------------------------------------------- callbacks
+@guarded
+def load(service: AssistantService, segment: str, period: str, since: str,
+         request: gr.Request) -> tuple[Any, ...]:
+    """The tab's reports for the chosen segment, period and start date."""
+    who = request.username
+    chosen = None if segment in (None, "", EVERYONE) else segment
+    since = (since or "").strip() or None  # Gradio sends None for an empty box
+    try:
+        retention = service.insights_report(who, "retention", period=period or "M",
+                                            segment=chosen, since=since)
+        outcomes = service.insights_report(who, "segments", since=since)
+    except AssistantError as err:
+        return (f"**{err.message}** {err.hint}", gr.update(), gr.update(), gr.update(),
+                gr.update(), gr.update())
+    names = [EVERYONE] + [r["segment"] for r in outcomes["segments"]
+                          if r["segment"] != EVERYONE]
+    note = outcomes.get("note") or ""
+    header = (f"**{outcomes['segments'][0]['customers']:,} customers** measured"
+              if outcomes["segments"] else EMPTY)
+    return (header + (f"\n\n{note}" if note else ""), gr.update(choices=names),
+            retention_figure(retention), segments_figure(outcomes), value_figure(outcomes),
+            segments_table(outcomes))
+
+
+@guarded
+def migrate(service: AssistantService, start: str, end: str, request: gr.Request
+            ) -> tuple[Any, str]:
+    try:
+        report = service.insights_report(request.username, "migration",
+                                         start=(start or "").strip() or None,
+                                         end=(end or "").strip() or None)
+    except AssistantError as err:
+        return gr.update(), f"**{err.message}** {err.hint}"
+    return migration_figure(report), ""
+
+
+def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], list, list]:
+    """Render the tab inside the current Blocks and wire its events; returns (load, its
+    inputs, its outputs) for the staff app's page load."""
+    header = gr.Markdown(EMPTY, elem_id="tailor-insights-header")
+    with gr.Row():
+        segment = gr.Dropdown([EVERYONE], value=EVERYONE, label="Cohorts of segment",
+                              allow_custom_value=False)
+        period = gr.Radio(["M", "Q", "W"], value="M", label="Period (month, quarter, week)")
+        since = gr.Textbox(label="Orders since (YYYY-MM-DD, optional)", placeholder="2011-01-01")
+    retention = gr.Plot(label="Cohort retention")
+    per_segment = gr.Plot(label="Repeat, churn and risk per segment")
+    value = gr.Plot(label="Revenue and order value")
+    table = gr.Dataframe(label="Per segment, with counts", interactive=False, wrap=True)
+    with gr.Row():
+        start = gr.Textbox(label="Migration from (YYYY-MM-DD)",
+                           placeholder="six months before the end")
+        end = gr.Textbox(label="to", placeholder="the day after the last order")
+        go_btn = gr.Button("Show migration")
+    migration_note = gr.Markdown()
+    migration = gr.Plot(label="Segment migration")
+    outputs = [header, segment, retention, per_segment, value, table]
+    inputs = [segment, period, since]
+    loader = bind(load, service)
+    gr.on([segment.change, period.change, since.submit], loader, inputs, outputs,
+          api_name="insights_load")
+    go_btn.click(bind(migrate, service), [start, end], [migration, migration_note],
+                 api_name="insights_migration")
+    return loader, inputs, outputs
