@@ -394,8 +394,31 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         for m in report["moves"]:
             typer.echo(f"{m['from']:<22} -> {m['to']:<22}{m['customers']:>7,}  "
                        f"{100 * m['share']:5.1f}%")
+    elif kind == "funnel":
+        typer.echo(f"{' / '.join(report['by'])}: shown -> engaged (CTR) -> bought within "
+                   f"{report['window_days']} days (conversion of those shown to linked "
+                   "customers)")
+        for r in report["rows"]:
+            name = " / ".join(str(r[g]) for g in report["by"])
+            typer.echo(f"{name:<34}{r['shown']:>7,} shown  CTR {_pct(r['ctr']):<30}"
+                       f"conversion {_pct(r['conversion'])}")
+    elif kind == "satisfaction":
+        typer.echo("chat ratings (1-5): mean [95% interval] n")
+        for r in report["by_segment"]:
+            typer.echo(f"{r['segment']:<22}{_mean(r)}")
+        for r in report["drafts"]:
+            typer.echo(f"drafts {r['period']}: {r['drafts']} written, liked "
+                       f"{_pct(r['liked'])}, sent as written {_pct(r['sent_as_written'])}")
     if report.get("note"):
         typer.echo(report["note"])
+
+
+def _mean(m: dict[str, Any]) -> str:
+    if m["mean"] is None:
+        return "-"
+    if m["low"] is None:
+        return f"{m['mean']:.2f} n={m['n']}"
+    return f"{m['mean']:.2f} [{m['low']:.2f}-{m['high']:.2f}] n={m['n']:,}"
 
 
 @insights_app.command("retention")
@@ -424,6 +447,31 @@ def insights_segments(
     average order value, with counts and 95 % intervals."""
     _print_report(_insights(orders).outcomes(segment=segment, since=since, as_of=as_of,
                                              churn_days=churn_days), as_json)
+
+
+@insights_app.command("funnel")
+@friendly
+def insights_funnel(
+    by: Annotated[str, typer.Option(help="variant, segment, or variant,segment.")] = "variant",
+    since: SinceOption = None,
+    window_days: Annotated[int, typer.Option(
+        min=1, help="Days after a card was shown in which an order of it counts.")] = 30,
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """Recommendations shown -> engaged with -> bought, per variant and/or segment."""
+    _print_report(_insights(orders).funnel(by=by, since=since, window_days=window_days),
+                  as_json)
+
+
+@insights_app.command("satisfaction")
+@friendly
+def insights_satisfaction(
+    since: SinceOption = None,
+    period: Annotated[str, typer.Option(help="Trend per W (week) or M (month).")] = "W",
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """Chat ratings (1-5) per segment and over time; agents' ratings of desk drafts."""
+    _print_report(_insights(orders).satisfaction(since=since, period=period), as_json)
 
 
 @insights_app.command("migration")

@@ -8,9 +8,11 @@ import pytest
 
 from assistant.core.errors import InputError
 from assistant.insights.cohorts import cohort_retention, retention_matrix
+from assistant.insights.funnel import funnel
 from assistant.insights.migration import NOT_YET, segment_migration
 from assistant.insights.purchases import NO_SEGMENT, purchases
 from assistant.insights.rates import mean, rate
+from assistant.insights.satisfaction import satisfaction
 from assistant.insights.segments import ALL, segment_outcomes
 
 
@@ -154,3 +156,72 @@ def test_churn_counts_customers_by_their_segment_when_the_window_began():
     assert rows.loc["Loyal", "churn"]["n"] == 2 and rows.loc["Loyal", "churn"]["count"] == 1
     assert rows.loc["Loyal", "customers"] == 0  # nobody is Loyal now
     assert rows.loc["Champions", "churn"]["n"] == 0 and rows.loc["Champions", "customers"] == 1
+
+
+# --------------------------------------------------------------------------- funnel
+def events(rows: list[tuple]) -> pd.DataFrame:
+    """(at, kind, session, customer, segment, item, position, variant, value)"""
+    return pd.DataFrame(rows, columns=["at", "kind", "session_id", "customer_id", "segment",
+                                       "item", "position", "variant", "value"])
+
+
+def test_funnel_counts_shown_engaged_and_bought_per_variant():
+    log = events([
+        # s1 (customer a, variant A) sees x and y; x again later (counted once); likes x
+        ("2011-06-01T10:00:00+00:00", "impression", "s1", "a", "Loyal", "x", 1, "A", None),
+        ("2011-06-01T10:00:00+00:00", "impression", "s1", "a", "Loyal", "y", 2, "A", None),
+        ("2011-06-02T10:00:00+00:00", "impression", "s1", "a", "Loyal", "x", 1, "A", None),
+        ("2011-06-01T10:01:00+00:00", "reaction", "s1", "a", "Loyal", "x", None, None, "like"),
+        ("2011-06-01T10:02:00+00:00", "reaction", "s1", "a", "Loyal", "y", None, None,
+         "dislike"),
+        # s2 (anonymous, variant B) sees x
+        ("2011-06-01T11:00:00+00:00", "impression", "s2", None, "New", "x", 1, "B", None),
+        ("2011-06-01T11:00:00+00:00", "satisfaction", "s2", None, "New", None, None, None, "4"),
+    ])
+    lines = pd.DataFrame({
+        "customer": ["a", "a", "a"], "item": ["x", "y", "x"],
+        "timestamp": pd.to_datetime(["2011-06-10", "2011-05-01", "2011-09-01"]),
+        "is_return": [False, False, False]})  # x within 30 days; y before; x again too late
+    table = funnel(log, lines).set_index("variant")
+    a, b = table.loc["A"], table.loc["B"]
+    assert a["shown"] == 2 and a["engaged"] == 1 and a["ctr"]["rate"] == 0.5
+    assert a["linked"] == 2 and a["bought"] == 1 and a["conversion"]["rate"] == 0.5
+    assert b["shown"] == 1 and b["linked"] == 0 and b["conversion"]["rate"] is None
+    by_both = funnel(log, lines, by=("variant", "segment"))
+    assert list(by_both["segment"]) == ["Loyal", "New"]
+    assert funnel(log, lines, window_days=200).set_index("variant").loc["A", "bought"] == 1
+    assert funnel(log, None).set_index("variant").loc["A", "bought"] == 0
+    assert funnel(log.iloc[0:0], lines).empty
+    with pytest.raises(InputError, match="Cannot group"):
+        funnel(log, lines, by=("colour",))
+    with pytest.raises(InputError, match="window-days"):
+        funnel(log, lines, window_days=0)
+
+
+def test_satisfaction_means_per_segment_and_week_and_draft_ratings():
+    log = events([
+        ("2011-06-01T10:00:00+00:00", "satisfaction", "s1", None, "Loyal", None, None, None,
+         "5"),
+        ("2011-06-01T10:05:00+00:00", "satisfaction", "s1", None, "Loyal", None, None, None,
+         "3"),  # the same session again: the last rating counts
+        ("2011-06-02T10:00:00+00:00", "satisfaction", "s2", None, "New", None, None, None, "5"),
+        ("2011-06-09T10:00:00+00:00", "satisfaction", "s3", None, None, None, None, None, "1"),
+    ])
+    drafts = pd.DataFrame({
+        "created_at": ["2011-06-01T09:00:00+00:00"] * 3,
+        "status": ["final", "final", "discarded"], "edit_diff": ["", "-a\n+b", None],
+        "feedback": [1, -1, None]})
+    report = satisfaction(log, drafts)
+    everyone = report["by_segment"][0]
+    assert everyone["segment"] == "All" and everyone["n"] == 3 and everyone["mean"] == 3.0
+    loyal = next(r for r in report["by_segment"] if r["segment"] == "Loyal")
+    assert loyal["mean"] == 3.0 and loyal["n"] == 1
+    assert [t["n"] for t in report["trend"]] == [2, 1]
+    week = report["drafts"][0]
+    assert week["drafts"] == 3 and week["discarded"] == 1
+    assert week["liked"]["count"] == 1 and week["liked"]["n"] == 2
+    assert week["sent_as_written"]["count"] == 1 and week["sent_as_written"]["n"] == 2
+    empty = satisfaction(log.iloc[0:0], None)
+    assert empty["by_segment"][0]["n"] == 0 and empty["trend"] == [] and empty["drafts"] == []
+    with pytest.raises(InputError, match="Unknown period"):
+        satisfaction(log, None, period="Y")

@@ -4,6 +4,7 @@ a direct count in pandas, roles are checked, bad input gets a message and a hint
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,8 +97,10 @@ def test_roles_and_bad_input(svc) -> None:
 
 
 def test_tab_callbacks_draw_the_reports(svc) -> None:
-    header, choices, retention, per_segment, value, table = tab.load(svc, "All customers",
-                                                                     "M", "", OPS)
+    header, choices, retention, per_segment, value, table, shown, rated = tab.load(
+        svc, "All customers", "M", "", OPS)
+    assert shown.data == () or shown.data[0].type == "bar"
+    assert rated.data == () or rated.data[0].type == "bar"
     assert "customers** measured" in header
     assert "Champions" in choices["choices"]
     assert isinstance(retention, go.Figure) and retention.data[0].type == "heatmap"
@@ -132,3 +135,76 @@ def test_cli_reports(shop, monkeypatch) -> None:
     bad = runner.invoke(app, ["insights", "retention", "--orders", str(orders),
                               "--period", "year"])
     assert bad.exit_code != 0 and "Unknown period" in bad.output
+
+
+# --------------------------------------------------------------------------- event log
+def test_cards_shown_and_reactions_go_to_the_event_log(svc) -> None:
+    sid = svc.new_session()
+    cards = svc.recommend(sid)
+    shown = svc.store.events(kinds=("impression",))
+    mine = [e for e in shown if e["session_id"] == sid]
+    assert [e["item"] for e in mine] == [c["id"] for c in cards.items]
+    assert [e["position"] for e in mine] == list(range(1, len(cards.items) + 1))
+    assert {e["variant"] for e in mine} == {"popular"}  # nothing known yet
+    first = cards.items[0]["id"]
+    again = svc.item_feedback(sid, first, "like")
+    reactions = [e for e in svc.store.events(kinds=("reaction",)) if e["session_id"] == sid]
+    assert [(e["item"], e["value"]) for e in reactions] == [(first, "like")]
+    latest = [e for e in svc.store.events(kinds=("impression",)) if e["session_id"] == sid]
+    assert len(latest) == len(mine) + len(again.items)
+    assert {e["variant"] for e in latest[len(mine):]} == {"hybrid (built-in)"}
+    report = svc.insights_report("olivia", "funnel")
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert rows["popular"]["engaged"] == 1 and rows["popular"]["ctr"]["n"] == len(mine)
+
+
+def test_a_purchase_after_a_card_was_shown_counts_as_bought(svc, shop) -> None:
+    sid = svc.new_session()
+    orders = svc.orders()
+    line = orders[~orders["is_return"]].iloc[-1]  # a real customer's last order line
+    shown_at = (line["timestamp"] - pd.Timedelta(days=3)).tz_localize("UTC").isoformat()
+    svc.store.add_events([
+        {"at": shown_at, "kind": "impression", "session_id": sid, "item": line["item"],
+         "position": 1, "variant": "hybrid (built-in)", "segment": "Loyal",
+         "customer_id": line["customer"]},
+        {"at": shown_at, "kind": "impression", "session_id": sid, "item": "NOT-BOUGHT",
+         "position": 2, "variant": "hybrid (built-in)", "segment": "Loyal",
+         "customer_id": line["customer"]}])
+    rows = svc.insights_report("olivia", "funnel", by="variant,segment")["rows"]
+    loyal = next(r for r in rows if r["segment"] == "Loyal")
+    assert loyal["linked"] == 2 and loyal["bought"] == 1
+    assert loyal["conversion"]["rate"] == 0.5
+    later = svc.insights_report("olivia", "funnel", since="2030-01-01")
+    assert later["rows"] == [] and "No recommendations shown" in later["note"]
+
+
+def test_chat_rating_is_validated_logged_exported_and_erased(svc) -> None:
+    sid = svc.new_session()
+    with pytest.raises(InputError, match="no conversation to rate"):
+        svc.rate_chat(sid, 4)
+    svc.store.add_message(sid, "user", "hello")
+    with pytest.raises(InputError, match="not a rating from 1 to 5"):
+        svc.rate_chat(sid, 9)
+    svc.rate_chat(sid, 4)
+    rated = [e for e in svc.store.events(kinds=("satisfaction",)) if e["session_id"] == sid]
+    assert [e["value"] for e in rated] == ["4"]
+    report = svc.insights_report("olivia", "satisfaction")
+    assert report["by_segment"][0]["n"] >= 1
+    assert [e["kind"] for e in svc.my_data(sid)["events"]] == ["satisfaction"]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"), \
+            svc.store.connect() as conn:
+        conn.execute("UPDATE events SET value = '5' WHERE session_id = ?", (sid,))
+    svc.erase(sid)
+    assert [e for e in svc.store.events() if e["session_id"] == sid] == []
+
+
+def test_a_store_failure_loses_the_event_not_the_request(svc, monkeypatch, caplog) -> None:
+    from assistant.core.errors import StoreError
+
+    def full(_events):
+        raise StoreError("Cannot log 1 event(s): database or disk is full", "Free space.")
+
+    monkeypatch.setattr(svc.store, "add_events", full)
+    sid = svc.new_session()
+    assert svc.recommend(sid).items  # the cards still come
+    assert "event(s) lost" in caplog.text

@@ -230,7 +230,34 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE llm_calls ADD COLUMN redactions INTEGER;
     """,
+    # 9: the event log: what the app showed and what people did (service/events.py).
+    #    Append-only (an update is refused); rows go only with their session (erase,
+    #    retention purge)
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('impression', 'reaction', 'click',
+                                           'satisfaction')),
+        session_id TEXT,
+        customer_id TEXT,
+        segment TEXT,
+        item TEXT,
+        position INTEGER,
+        variant TEXT,
+        template_version TEXT,
+        value TEXT
+    );
+    CREATE INDEX events_kind_at ON events(kind, at);
+    CREATE INDEX events_session ON events(session_id, id);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    """,
 ]
+
+#: the event log's columns after ``id`` (``add_events`` takes dicts with these keys)
+EVENT_COLUMNS = ("at", "kind", "session_id", "customer_id", "segment", "item", "position",
+                 "variant", "template_version", "value")
 
 
 def _now() -> str:
@@ -424,6 +451,42 @@ class Store:
                                 "ORDER BY id", (session_id,)).fetchall()
         return {r["item"]: r["value"] for r in rows}
 
+    # -- the event log (service/events.py) ---------------------------------------------
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Append events (dicts with ``EVENT_COLUMNS`` keys; ``at`` defaults to now)."""
+        if not events:
+            return
+        now = _now()
+        rows = [tuple(e.get(c, now if c == "at" else None) for c in EVENT_COLUMNS)
+                for e in events]
+        marks = ", ".join("?" * len(EVENT_COLUMNS))
+        try:
+            with self.connect() as conn:
+                conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                                 f"VALUES ({marks})", rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot log {len(rows)} event(s): {exc}",
+                             "Check that the disk holding TAILOR_DATA_DIR has room.") from exc
+
+    def events(self, *, kinds: tuple[str, ...] = (), since: str | None = None,
+               until: str | None = None) -> list[dict[str, Any]]:
+        """Events in the order they were logged, of these kinds (all when empty), logged
+        at or after ``since`` and before ``until`` (ISO times)."""
+        where, args = ["1 = 1"], []
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
+            args += list(kinds)
+        if since:
+            where.append("at >= ?")
+            args.append(since)
+        if until:
+            where.append("at < ?")
+            args.append(until)
+        with self.connect() as conn:
+            rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} "
+                                "ORDER BY id", args).fetchall()
+        return [dict(r) for r in rows]
+
     def set_grounding(self, call_id: int, verdict: str) -> None:
         with self.connect() as conn:
             conn.execute("UPDATE llm_calls SET grounding = ? WHERE id = ?", (verdict, call_id))
@@ -485,6 +548,8 @@ class Store:
                 "model_calls": "SELECT created_at, template_name, template_version, provider, "
                                "model, latency_ms, outcome FROM llm_calls "
                                "WHERE session_id = ? ORDER BY id",
+                "events": "SELECT at, kind, item, position, segment, variant, value "
+                          "FROM events WHERE session_id = ? ORDER BY id",
             }
             out: dict[str, Any] = {"session": dict(session)}
             for key, sql in rows.items():
@@ -506,7 +571,7 @@ class Store:
                 "DELETE FROM messages WHERE session_id = ?", (session_id,)).rowcount
             for table, kind in (("questionnaire_states", "questionnaire"),
                                 ("profiles", "profile"), ("item_feedback", "reactions"),
-                                ("link_codes", "codes")):
+                                ("link_codes", "codes"), ("events", "events")):
                 counts[kind] = conn.execute(f"DELETE FROM {table} WHERE session_id = ?",
                                             (session_id,)).rowcount
             counts["model_calls_unlinked"] = conn.execute(

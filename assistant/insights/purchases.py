@@ -52,3 +52,9 @@ def segment_of(customers: pd.Series, segments: pd.Series | None) -> pd.Series:
                        index=segments.index.astype(str))
     found = customers.astype(str).map(lookup)
     return found.where(found.notna(), NO_SEGMENT).astype(object)
+
+
+def event_times(values: pd.Series) -> pd.Series:
+    """The event log's times (ISO, UTC) as naive timestamps, comparable with the order
+    file's (which carry no zone)."""
+    return pd.to_datetime(values, utc=True, format="ISO8601").dt.tz_localize(None)

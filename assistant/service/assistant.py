@@ -128,6 +128,9 @@ class AssistantService:
     def feedback(self, session_id: str, index: int, liked: bool) -> ChatMessage:
         return self.chats.feedback(session_id, index, liked)
 
+    def rate_chat(self, session_id: str, score: int) -> None:
+        self.chats.rate_chat(session_id, score)
+
     # -- the guided questionnaire (guided.py) -----------------------------------------------
     def questionnaire(self, session_id: str, text: str | None = None) -> GuidedReply:
         """Start or continue the questionnaire (no chat messages saved)."""

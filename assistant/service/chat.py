@@ -362,3 +362,13 @@ class Chat:
                              "Use the thumbs under a reply.")
         self.parts.store.add_feedback(msgs[index].id, 1 if liked else -1)
         return msgs[index]
+
+    def rate_chat(self, session_id: str, score: int) -> None:
+        """The person's 1-5 rating of the conversation, into the event log with their
+        segment (a session that said nothing yet cannot rate)."""
+        visit = self.guided.open(session_id)
+        if not self.parts.store.messages(session_id):
+            raise InputError("There is no conversation to rate yet.",
+                             "Chat first, then rate how helpful it was.")
+        self.parts.events.satisfaction(session_id, score,
+                                       segment=self.guided.card(visit).segment_name)

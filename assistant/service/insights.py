@@ -7,10 +7,14 @@ from typing import Any
 import pandas as pd
 
 from assistant.core.errors import AssistantError, InputError
+from assistant.infra.store import EVENT_COLUMNS
 from assistant.insights.cohorts import cohort_retention
+from assistant.insights.funnel import WINDOW_DAYS, funnel
 from assistant.insights.migration import segment_migration, segments_on
+from assistant.insights.satisfaction import satisfaction
 from assistant.insights.segments import CHURN_DAYS, segment_outcomes
 from assistant.service.parts import Parts
+from assistant.support.desk import TEMPLATE as DESK_TEMPLATE
 
 NO_SEGMENTS_NOTE = ("Segments are not built yet: every customer is counted as "
                     "'(no segment)'. Build them in the Segments tab or with "
@@ -106,10 +110,37 @@ class Insights:
         table = segment_migration(orders, start, end)
         return {"report": "migration", "from": start, "to": end, "moves": _records(table)}
 
+    def _events(self, since: str | None) -> pd.DataFrame:
+        rows = self.parts.store.events(since=since)
+        return pd.DataFrame(rows, columns=["id", *EVENT_COLUMNS]) if rows else pd.DataFrame(
+            columns=["id", *EVENT_COLUMNS])
+
+    def funnel(self, *, by: str = "variant", since: str | None = None,
+               window_days: int = WINDOW_DAYS) -> dict[str, Any]:
+        """Cards shown -> engaged with -> bought, per recommender variant and/or segment
+        (``by``: "variant", "segment" or "variant,segment")."""
+        groups = tuple(g.strip() for g in by.split(",") if g.strip()) or ("variant",)
+        events = self._events(since)
+        table = funnel(events, self.parts.orders(), by=groups, window_days=window_days)
+        return {"report": "funnel", "by": list(groups), "since": since,
+                "window_days": window_days, "rows": _records(table),
+                "note": None if len(table) else "No recommendations shown yet (or since "
+                                                "that day): the funnel fills as people chat."}
+
+    def satisfaction(self, *, since: str | None = None, period: str = "W") -> dict[str, Any]:
+        """Chat ratings per segment and per period; agents' ratings of desk drafts."""
+        drafts = pd.DataFrame(self.parts.store.template_drafts(DESK_TEMPLATE, since=since))
+        report = satisfaction(self._events(since), drafts, period=period)
+        rated = report["by_segment"][0]["n"]
+        return {"report": "satisfaction", "since": since, "period": period, **report,
+                "note": None if rated else "No chat has been rated yet (the 1-5 control "
+                                           "under the chat)."}
+
     def report(self, kind: str, **options: Any) -> dict[str, Any]:
         """One report by name (the CLI's subcommands, the staff API's ``kind``)."""
         reports = {"retention": self.retention, "segments": self.outcomes,
-                   "migration": self.migration}
+                   "migration": self.migration, "funnel": self.funnel,
+                   "satisfaction": self.satisfaction}
         if kind not in reports:
             raise InputError(f"There is no insights report '{kind}'.",
                              "Use one of: " + ", ".join(reports) + ".")

@@ -29,6 +29,7 @@ from assistant.recommend.profiles import ProfileIndex, ProfileWriter
 from assistant.recommend.tuning import served_weights
 from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
+from assistant.service.events import EventLog
 from assistant.service.identity import Identity
 from assistant.service.limits import AttemptLimiter
 from assistant.support.helpbase import HelpBase
@@ -60,6 +61,11 @@ class Parts:
         self._embedder: MiniLMEmbedder | None = None  # loaded on first similarity check
         self._names: tuple[Recommendations, list[str]] | None = None  # product names
         self._data_lock = threading.Lock()
+
+    @cached_property
+    def events(self) -> EventLog:
+        """The event log (impressions, reactions, ratings, desk outcomes)."""
+        return EventLog(self.store)
 
     # -- segments -------------------------------------------------------------------
     def segment_model(self) -> SegmentModel:

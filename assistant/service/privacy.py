@@ -22,8 +22,9 @@ from assistant.service.parts import Parts
 log = logging.getLogger(__name__)
 
 NOTICE = (
-    "**Your data.** We keep this conversation, the facts you give us (what is on the card) "
-    "and your reactions to suggestions, to personalize what we show you; if you link your "
+    "**Your data.** We keep this conversation, the facts you give us (what is on the card), "
+    "the suggestions we showed you, your reactions to them and your rating of the chat, to "
+    "personalize what we show you and to measure whether it helps; if you link your "
     "orders, what they tell us too. {retention} Nothing is sold or shared. "
     "*Download my data* gives you all of it as a file; *Erase my data* deletes it "
     "for good (the conversation, the card, your profile).")

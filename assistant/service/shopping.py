@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from assistant.core.errors import AssistantError, InputError
+from assistant.prompts.templates import PromptTemplate
 from assistant.questionnaire.state import QuestionnaireState
 from assistant.recommend.algorithms import Recommendation
 from assistant.recommend.personal import CATALOG, FEEDBACK_VALUES, Profile
@@ -83,7 +84,20 @@ class Shopping:
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:
         """Cards for a session (``/recommend``)."""
         profile = self.profile(self.guided.open(session_id))
-        return self.cards(profile, self.rank(profile, k))
+        cards = self.cards(profile, self.rank(profile, k))
+        self._log_shown(session_id, profile, cards)
+        return cards
+
+    def _log_shown(self, session_id: str, profile: Profile, cards: Suggestions,
+                   template_version: str | None = None) -> None:
+        """Impressions in the event log: the list as shown, with the recommender variant
+        (popular while nothing is known, else the hybrid and where its weights come from)."""
+        variant = ("popular" if cards.popular
+                   else f"hybrid ({self.parts.served_weights()['source']})")
+        self.parts.events.impressions(session_id, [c["id"] for c in cards.items],
+                                      variant=variant, segment=profile.segment,
+                                      customer_id=profile.customer_id,
+                                      template_version=template_version)
 
     def shown(self, session_id: str) -> list[dict[str, Any]]:
         """On reload: the cards again, once they were shown (and the model is ready)."""
@@ -109,15 +123,17 @@ class Shopping:
         profile = self.profile(visit, card)
         recs = self.rank(profile)
         cards = self.cards(profile, recs)
-        return cards, self._message(session_id, profile, recs, cards.popular)
+        tpl = self.parts.templates.route(RECOMMEND_TEMPLATE, session_id,
+                                         segment=profile.segment)
+        self._log_shown(session_id, profile, cards, tpl.version)
+        return cards, self._message(session_id, profile, recs, cards.popular, tpl)
 
     def _message(self, session_id: str, profile: Profile, recs: list[Recommendation],
-                 popular: bool) -> Iterator[str]:
+                 popular: bool, tpl: PromptTemplate) -> Iterator[str]:
         """The model's text is shown only when grounding passes; otherwise the deterministic
         message (same items, same reasons) replaces it, and the failure is logged."""
         parts = self.parts
         engine = parts.recommender()
-        tpl = parts.templates.route(RECOMMEND_TEMPLATE, session_id, segment=profile.segment)
         fallback = engine.fallback_message(tpl, recs, popular)
         if popular or not recs:
             parts.store.add_message(session_id, "assistant", fallback)
@@ -159,9 +175,13 @@ class Shopping:
             raise InputError(f"There is no item '{item}'.", "Use an id from /recommend.")
         self.parts.store.add_item_feedback(session_id, item, value)
         card = self.guided.card(visit)
+        self.parts.events.reaction(session_id, item, value, segment=card.segment_name,
+                                   customer_id=visit.state.customer_id)
         keep_profile(self.parts, session_id, visit.state, card)
         profile = self.profile(visit, card)
-        return self.cards(profile, self.rank(profile))
+        cards = self.cards(profile, self.rank(profile))
+        self._log_shown(session_id, profile, cards)
+        return cards
 
     # -- search and similar people ------------------------------------------------------
     def search_products(self, text: str, k: int = 10) -> list[str]:

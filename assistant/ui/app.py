@@ -25,7 +25,7 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.core.errors import AssistantError
+from assistant.core.errors import AssistantError, InputError
 from assistant.core.text import clean_message
 from assistant.service.assistant import AssistantService
 from assistant.service.chat import fold
@@ -287,6 +287,33 @@ def like(service: AssistantService, sid: str | None, data: gr.LikeData):
         gr.Warning(err.for_user())
 
 
+RATING_LABEL = "How helpful was this chat? (1 = not at all, 5 = very)"
+
+
+def parse_rating(value: str | int | None) -> int:
+    """The rating control's value as 1-5 (an ``InputError`` for anything else)."""
+    try:
+        score = int(str(value).strip())
+    except ValueError:
+        score = 0
+    if score not in (1, 2, 3, 4, 5):
+        raise InputError(f"{value!r} is not a rating from 1 to 5.",
+                         "Pick 1 (not helpful) to 5 (very helpful).")
+    return score
+
+
+def rate(service: AssistantService, sid: str | None, value: str | None) -> None:
+    """The chat's 1-5 rating (a change of the control; cleared choices are ignored)."""
+    if not sid or not value:
+        return
+    try:
+        service.rate_chat(sid, parse_rating(value))
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return
+    gr.Info("Thank you for rating this chat.")
+
+
 # -- the HTTP API (gradio_client): one session per client --------------------------------------
 def api(call: Callable[[AssistantService, str, Any], Any]
         ) -> Callable[..., tuple[Any, str]]:
@@ -407,6 +434,12 @@ def item_feedback(service: AssistantService, sid: str, item: str, value: str) ->
     return service.item_feedback(sid, item.strip(), value.strip())
 
 
+def rate_chat(service: AssistantService, sid: str, value: str) -> str:
+    """Rate this client's conversation 1-5 (how helpful it was); returns "ok"."""
+    service.rate_chat(sid, parse_rating(value))
+    return "ok"
+
+
 def session(service: AssistantService, sid: str) -> str:
     """This client's session id (created on first use)."""
     return sid
@@ -453,7 +486,8 @@ def _chat_column(service: AssistantService) -> dict[str, Any]:
     gr.Markdown(f"Replies are written by {service.model_label()} and can be wrong. "
                 "Thumbs up/down under a reply help us improve. Staff: [sign in](/staff/).",
                 elem_id="tailor-status")
-    return {"chatbot": chatbot, "box": box, "send": send, "stop": stop}
+    rating = gr.Radio(["1", "2", "3", "4", "5"], label=RATING_LABEL, elem_id="tailor-rating")
+    return {"chatbot": chatbot, "box": box, "send": send, "stop": stop, "rating": rating}
 
 
 def _side_column(service: AssistantService, session: gr.State, recs: gr.State
@@ -534,6 +568,8 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
     side["link_btn"].click(bind(identify, service), [session, side["cust_id"], side["proof"]],
                            [chatbot, card, side["proof"]], api_name="identify", **hidden)
     chatbot.like(bind(like, service), [session], None, api_name="like", **hidden)
+    chat["rating"].input(bind(rate, service), [session, chat["rating"]], None,
+                         api_name="rate", **hidden)
     side["download_btn"].click(bind(download_data, service), [session], [side["export"]],
                                api_name="download_data", **hidden)
     side["erase_btn"].click(bind(erase_data, service), [session],
@@ -556,6 +592,7 @@ def _wire_api(service: AssistantService, sid: gr.State) -> None:
         (api(answer), [qid_in, text_in], text_out, "answer"),
         (api(recommend), [], json_out, "recommend"),
         (api(item_feedback), [qid_in, text_in], json_out, "item_feedback"),
+        (api(rate_chat), [text_in], text_out, "rate_chat"),
         (api(my_data), [], json_out, "my_data"),
         (api_erase, [], json_out, "erase"),
     ]

@@ -1,6 +1,7 @@
 """The Insights tab (ops): did personalization work? Cohort retention as a heat map,
 repeat purchases, churn and customers at risk per segment with their intervals, revenue and
-order value, and segment migration between two dates as a Sankey diagram. Plotly figures
+order value, the recommendation funnel per variant, chat satisfaction, and segment
+migration between two dates as a Sankey diagram. Plotly figures
 from the service's JSON-ready reports; no business logic."""
 
 from __future__ import annotations
@@ -119,6 +120,60 @@ def migration_figure(report: dict[str, Any]) -> go.Figure:
                              height=560)
 
 
+def _rate_bars(fig: go.Figure, names: list[str], rates: list[dict[str, Any]], *, col: int,
+               row: int = 1) -> None:
+    fig.add_trace(go.Bar(
+        x=names, y=[r["rate"] or 0.0 for r in rates],
+        text=[f"{_pct(r['rate'])}<br>{r['count']}/{r['n']}" for r in rates],
+        textposition="outside",
+        error_y={"type": "data",
+                 "array": [(r["high"] or 0.0) - (r["rate"] or 0.0) for r in rates],
+                 "arrayminus": [(r["rate"] or 0.0) - (r["low"] or 0.0) for r in rates]}),
+        row=row, col=col)
+
+
+def funnel_figure(report: dict[str, Any]) -> go.Figure:
+    """Per recommender variant: how many cards were shown, the share engaged with (CTR),
+    and the share bought by linked customers within the window (conversion)."""
+    rows = report["rows"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Cards shown", "Engaged with (CTR)",
+        f"Bought within {report['window_days']} days (linked customers)"))
+    if not rows:
+        return fig.update_layout(title=report.get("note") or "No data", height=360)
+    names = [" / ".join(str(r[g]) for g in report["by"]) for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[r["shown"] for r in rows],
+                         text=[f"{r['shown']:,}" for r in rows], textposition="outside"),
+                  row=1, col=1)
+    _rate_bars(fig, names, [r["ctr"] for r in rows], col=2)
+    _rate_bars(fig, names, [r["conversion"] for r in rows], col=3)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=3)
+    return fig.update_layout(showlegend=False, height=420, title=(
+        "Recommendation funnel per variant (bars: 95 % Wilson intervals)"))
+
+
+def satisfaction_figure(report: dict[str, Any]) -> go.Figure:
+    """Mean chat rating per segment (t intervals) and its weekly trend."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Chat rating per segment (1-5)",
+                                                        "Trend"))
+    rated = [r for r in report["by_segment"] if r["n"]]
+    if not rated:
+        return fig.update_layout(title=report.get("note") or "No ratings", height=340)
+    fig.add_trace(go.Bar(
+        x=[r["segment"] for r in rated], y=[r["mean"] for r in rated],
+        text=[f"{r['mean']:.2f}<br>n={r['n']}" for r in rated], textposition="outside",
+        error_y={"type": "data", "array": [(r["high"] or r["mean"]) - r["mean"] for r in rated],
+                 "arrayminus": [r["mean"] - (r["low"] or r["mean"]) for r in rated]}),
+        row=1, col=1)
+    trend = report["trend"]
+    fig.add_trace(go.Scatter(x=[t["period"] for t in trend], y=[t["mean"] for t in trend],
+                             mode="lines+markers", text=[f"n={t['n']}" for t in trend]),
+                  row=1, col=2)
+    fig.update_yaxes(range=[0, 5.5])
+    return fig.update_layout(showlegend=False, height=380)
+
+
 def segments_table(report: dict[str, Any]) -> pd.DataFrame:
     """The numbers behind the bars, with every count."""
     return pd.DataFrame([{
@@ -143,9 +198,10 @@ def load(service: AssistantService, segment: str, period: str, since: str,
         retention = service.insights_report(who, "retention", period=period or "M",
                                             segment=chosen, since=since)
         outcomes = service.insights_report(who, "segments", since=since)
+        shown = service.insights_report(who, "funnel", by="variant", since=since)
+        rated = service.insights_report(who, "satisfaction", since=since)
     except AssistantError as err:
-        return (f"**{err.message}** {err.hint}", gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.update())
+        return (f"**{err.message}** {err.hint}", *(gr.update() for _ in range(7)))
     names = [EVERYONE] + [r["segment"] for r in outcomes["segments"]
                           if r["segment"] != EVERYONE]
     note = outcomes.get("note") or ""
@@ -153,7 +209,7 @@ def load(service: AssistantService, segment: str, period: str, since: str,
               if outcomes["segments"] else EMPTY)
     return (header + (f"\n\n{note}" if note else ""), gr.update(choices=names),
             retention_figure(retention), segments_figure(outcomes), value_figure(outcomes),
-            segments_table(outcomes))
+            segments_table(outcomes), funnel_figure(shown), satisfaction_figure(rated))
 
 
 @guarded
@@ -181,6 +237,11 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
     per_segment = gr.Plot(label="Repeat, churn and risk per segment")
     value = gr.Plot(label="Revenue and order value")
     table = gr.Dataframe(label="Per segment, with counts", interactive=False, wrap=True)
+    gr.Markdown("**What the app did.** Every card shown, every reaction and every 1-5 chat "
+                "rating is in the event log; a card counts as bought when the linked customer "
+                "orders it within 30 days (the orders file).")
+    shown = gr.Plot(label="Recommendation funnel")
+    rated = gr.Plot(label="Satisfaction")
     with gr.Row():
         start = gr.Textbox(label="Migration from (YYYY-MM-DD)",
                            placeholder="six months before the end")
@@ -188,7 +249,7 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
         go_btn = gr.Button("Show migration")
     migration_note = gr.Markdown()
     migration = gr.Plot(label="Segment migration")
-    outputs = [header, segment, retention, per_segment, value, table]
+    outputs = [header, segment, retention, per_segment, value, table, shown, rated]
     inputs = [segment, period, since]
     loader = bind(load, service)
     gr.on([segment.change, period.change, since.submit], loader, inputs, outputs,

@@ -1,0 +1,95 @@
+"""The recommendation funnel: cards shown -> cards engaged with -> items bought.
+
+- **shown**: distinct (session, item) pairs among the impressions (a card shown again in
+  the same session counts once), with the first time it was shown.
+- **engaged**: shown pairs the person then marked "more like this" in that session (cards
+  have no product link yet, so a click is not measured; ``click`` events count too once
+  they exist). CTR = engaged / shown.
+- **bought**: shown pairs whose session was linked to a customer who ordered the item
+  within ``window_days`` after it was first shown (the order file's lines). Conversion =
+  bought / shown to linked customers (an anonymous visitor's purchase cannot be seen).
+
+Grouped by recommender variant, segment, or both; every rate has its count and Wilson
+interval.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from assistant.core.errors import InputError
+from assistant.insights.purchases import event_times
+from assistant.insights.rates import rate
+
+WINDOW_DAYS = 30
+GROUPS = ("variant", "segment")
+POSITIVE = ("like",)  # the reaction a "more like this" button sends
+
+
+def shown_pairs(events: pd.DataFrame) -> pd.DataFrame:
+    """The first impression of each (session, item), with its variant, segment, customer."""
+    imp = events[events["kind"] == "impression"]
+    if imp.empty:
+        return pd.DataFrame(columns=["session_id", "item", "at", "variant", "segment",
+                                     "customer_id", "position"])
+    imp = imp.assign(at=event_times(imp["at"])).sort_values("at", kind="stable")
+    return imp.drop_duplicates(["session_id", "item"])[
+        ["session_id", "item", "at", "variant", "segment", "customer_id", "position"]]
+
+
+def funnel(events: pd.DataFrame, order_lines: pd.DataFrame | None = None, *,
+           by: Sequence[str] = ("variant",), window_days: int = WINDOW_DAYS) -> pd.DataFrame:
+    """One row per group: shown, engaged, CTR, shown to linked customers, bought,
+    conversion (rates as dicts with count, n, low, high). ``events``: the event log's rows;
+    ``order_lines``: orders with customer, item, timestamp, is_return (None: no purchases
+    are matched)."""
+    unknown = [g for g in by if g not in GROUPS]
+    if unknown:
+        raise InputError(f"Cannot group the funnel by {', '.join(unknown)}.",
+                         "Group by variant, segment, or both.")
+    if window_days < 1:
+        raise InputError(f"--window-days {window_days} must be at least 1.",
+                         "Pass e.g. --window-days 30.")
+    columns = [*by, "shown", "engaged", "ctr", "linked", "bought", "conversion"]
+    pairs = shown_pairs(events)
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    acts = events[events["kind"].isin(["reaction", "click"])]
+    acts = acts[(acts["kind"] == "click") | acts["value"].isin(POSITIVE)]
+    engaged = set(zip(acts["session_id"], acts["item"], strict=True))
+    pairs = pairs.assign(
+        engaged=[(s, i) in engaged for s, i in zip(pairs["session_id"], pairs["item"],
+                                                    strict=True)],
+        linked=pairs["customer_id"].notna() & (pairs["customer_id"].astype(str) != ""),
+        bought=_bought(pairs, order_lines, window_days))
+    rows = []
+    for key, group in pairs.fillna({g: "(none)" for g in by}).groupby(list(by), sort=True):
+        values = key if isinstance(key, tuple) else (key,)
+        linked = group[group["linked"]]
+        rows.append({**dict(zip(by, values, strict=True)), "shown": len(group),
+                     "engaged": int(group["engaged"].sum()),
+                     "ctr": rate(int(group["engaged"].sum()), len(group)).as_dict(),
+                     "linked": len(linked), "bought": int(linked["bought"].sum()),
+                     "conversion": rate(int(linked["bought"].sum()), len(linked)).as_dict()})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _bought(pairs: pd.DataFrame, order_lines: pd.DataFrame | None,
+            window_days: int) -> list[bool]:
+    """For each shown pair: did its linked customer order the item within the window?"""
+    if order_lines is None or order_lines.empty:
+        return [False] * len(pairs)
+    lines = order_lines.loc[~order_lines["is_return"].astype(bool),
+                            ["customer", "item", "timestamp"]]
+    lines = lines.assign(customer=lines["customer"].astype(str), item=lines["item"].astype(str),
+                         timestamp=pd.to_datetime(lines["timestamp"]))
+    mine = pairs[["customer_id", "item", "at"]].reset_index(drop=True)
+    mine = mine.assign(row=range(len(mine)), customer=mine["customer_id"].astype(str),
+                       item=mine["item"].astype(str))
+    joined = mine.merge(lines, on=["customer", "item"], how="inner")
+    window = pd.Timedelta(days=window_days)
+    hit = joined[(joined["timestamp"] > joined["at"])
+                 & (joined["timestamp"] <= joined["at"] + window)]
+    found = set(hit["row"])
+    return [i in found for i in range(len(mine))]
