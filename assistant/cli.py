@@ -402,6 +402,20 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
             name = " / ".join(str(r[g]) for g in report["by"])
             typer.echo(f"{name:<34}{r['shown']:>7,} shown  CTR {_pct(r['ctr']):<30}"
                        f"conversion {_pct(r['conversion'])}")
+    elif kind == "value":
+        typer.echo(f"next {report['horizon_days']:.0f} days, predicted (BG/NBD + Gamma-Gamma)")
+        for r in report["segments"]:
+            typer.echo(f"{r['segment']:<22}{r['customers']:>7,} customers  "
+                       f"{r['expected_purchases']:>9,.0f} orders  £{r['expected_value']:>12,.0f}"
+                       f"  churn risk {_mean(r['churn_risk'])}")
+        check = report.get("validation") or {}
+        if "purchases" in check:
+            typer.echo(f"error on the last {check['horizon_days']} days "
+                       f"(model / carrying the last period forward): purchases MAE "
+                       f"{check['purchases']['ratio']['mae']:.3f}, revenue MAE "
+                       f"{check['revenue']['ratio']['mae']:.3f}")
+        elif check:
+            typer.echo(f"not validated: {check['error']}")
     elif kind == "satisfaction":
         typer.echo("chat ratings (1-5): mean [95% interval] n")
         for r in report["by_segment"]:
@@ -472,6 +486,19 @@ def insights_satisfaction(
 ) -> None:
     """Chat ratings (1-5) per segment and over time; agents' ratings of desk drafts."""
     _print_report(_insights(orders).satisfaction(since=since, period=period), as_json)
+
+
+@insights_app.command("value")
+@friendly
+def insights_value(
+    segment: SegmentOption = None,
+    top: Annotated[int, typer.Option(min=0, help="How many of the most valuable customers "
+                                     "to list.")] = 20,
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """Predicted purchases, value and churn risk over the next 90 days per segment (BG/NBD
+    + Gamma-Gamma), and the model's error on the last 90 days beside a naive baseline."""
+    _print_report(_insights(orders).value(segment=segment, top=top), as_json)
 
 
 @insights_app.command("migration")

@@ -18,6 +18,7 @@ from assistant.core.config import load_settings
 from assistant.core.errors import InputError
 from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
+from assistant.ui import desk
 from assistant.ui import insights as tab
 from tests.apprunner import add_user
 from tests.conftest import copy_shop
@@ -97,8 +98,10 @@ def test_roles_and_bad_input(svc) -> None:
 
 
 def test_tab_callbacks_draw_the_reports(svc) -> None:
-    header, choices, retention, per_segment, value, table, shown, rated = tab.load(
-        svc, "All customers", "M", "", OPS)
+    header, choices, retention, per_segment, value, table, shown, rated, predicted, checked = \
+        tab.load(svc, "All customers", "M", "", OPS)
+    assert [t.type for t in predicted.data] == ["bar", "bar"]
+    assert "Value model check" in checked or "not validated" in checked
     assert shown.data == () or shown.data[0].type == "bar"
     assert rated.data == () or rated.data[0].type == "bar"
     assert "customers** measured" in header
@@ -208,3 +211,35 @@ def test_a_store_failure_loses_the_event_not_the_request(svc, monkeypatch, caplo
     sid = svc.new_session()
     assert svc.recommend(sid).items  # the cards still come
     assert "event(s) lost" in caplog.text
+
+
+def test_value_report_and_the_desk_sidebar(svc) -> None:
+    report = svc.insights_report("olivia", "value", top=5)
+    everyone = report["segments"][0]
+    assert everyone["segment"] == "All customers"
+    assert everyone["customers"] == sum(r["customers"] for r in report["segments"][1:])
+    assert len(report["top"]) == 5
+    values = [t["expected_value"] for t in report["top"]]
+    assert values == sorted(values, reverse=True)
+    assert all(0.0 <= t["churn_risk"] <= 1.0 for t in report["top"])
+    check = report["validation"]
+    assert "purchases" in check or "error" in check  # 60,000 rows: a short history
+    json.dumps(report)
+    with pytest.raises(InputError, match="cannot be negative"):
+        svc.insights_report("olivia", "value", top=-1)
+    customer = report["top"][0]["customer"]
+    side = svc.desk_customer("alex", customer)
+    assert side["value"]["expected_value"] == pytest.approx(values[0])
+    assert "predicted" in desk.sidebar_markdown(side)
+
+
+def test_the_insights_api_endpoint(svc) -> None:
+    got = tab.api_insights(svc, "segments", '{"segment": "Loyal"}', OPS)
+    assert [r["segment"] for r in got["segments"]] == ["Loyal"]
+    assert tab.api_insights(svc, "funnel", "", OPS)["report"] == "funnel"
+    assert "needs ops" in tab.api_insights(svc, "value", "{}", AGENT)["error"]
+    assert "not valid JSON" in tab.api_insights(svc, "segments", "{oops", OPS)["error"]
+    assert "JSON object" in tab.api_insights(svc, "segments", "[1]", OPS)["error"]
+    assert "no option colour" in tab.api_insights(svc, "segments", '{"colour": 1}',
+                                                  OPS)["error"]
+    assert "no insights report" in tab.api_insights(svc, "weather", "{}", OPS)["error"]

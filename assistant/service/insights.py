@@ -2,6 +2,8 @@
 CLI prints them, the Insights tab plots them, the staff API returns them)."""
 from __future__ import annotations
 
+import inspect
+import threading
 from typing import Any
 
 import pandas as pd
@@ -11,8 +13,11 @@ from assistant.infra.store import EVENT_COLUMNS
 from assistant.insights.cohorts import cohort_retention
 from assistant.insights.funnel import WINDOW_DAYS, funnel
 from assistant.insights.migration import segment_migration, segments_on
+from assistant.insights.purchases import segment_of
+from assistant.insights.rates import mean, rate
 from assistant.insights.satisfaction import satisfaction
 from assistant.insights.segments import CHURN_DAYS, segment_outcomes
+from assistant.insights.value import validate
 from assistant.service.parts import Parts
 from assistant.support.desk import TEMPLATE as DESK_TEMPLATE
 
@@ -30,6 +35,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 class Insights:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
+        self._lock = threading.Lock()
+        self._validated: tuple[pd.DataFrame, dict[str, Any]] | None = None
 
     def segments(self) -> pd.Series | None:
         """customer -> RFM segment, from the segments in use (None before a build)."""
@@ -136,12 +143,71 @@ class Insights:
                 "note": None if rated else "No chat has been rated yet (the 1-5 control "
                                            "under the chat)."}
 
+    def value(self, *, segment: str | None = None, top: int = 20,
+              validate_model: bool = True) -> dict[str, Any]:
+        """Predicted purchases, value and churn risk over the next 90 days (BG/NBD +
+        Gamma-Gamma): per segment, the customers worth most, the fitted parameters and
+        the model's error on the last 90 days of the data beside a naive baseline."""
+        if top < 0:
+            raise InputError(f"--top {top} cannot be negative.", "Pass e.g. --top 20.")
+        model = self.parts.customer_value()
+        table = model.table.copy()
+        segments = self.segments()
+        table["segment"] = segment_of(table.index.to_series(), segments).to_numpy()
+        if segment is not None:
+            self._customers_of(segment)
+            table = table[table["segment"] == segment]
+        groups = [("All customers", table)] + list(table.groupby("segment", sort=True))
+        per_segment = [{
+            "segment": name, "customers": len(rows),
+            "expected_purchases": float(rows["expected_purchases"].sum()),
+            "expected_value": float(rows["expected_value"].sum()),
+            "value_per_customer": mean(rows["expected_value"]).as_dict(),
+            # BG/NBD lets a customer drop out only after a repeat purchase: one-time
+            # buyers have churn risk 0 by construction, so risk is read over repeat buyers
+            "churn_risk": mean(rows.loc[rows["x"] > 0, "churn_risk"]).as_dict(),
+            "likely_lost": rate(int((rows["churn_risk"] > 0.5).sum()),
+                                int((rows["x"] > 0).sum())).as_dict(),
+        } for name, rows in groups]
+        best = table.head(top)
+        report: dict[str, Any] = {
+            "report": "value", "segment": segment, "horizon_days": model.horizon_days,
+            "params": model.params(), "segments": per_segment,
+            "top": [{"customer": str(c), "segment": r["segment"],
+                     "expected_purchases": float(r["expected_purchases"]),
+                     "expected_value": float(r["expected_value"]),
+                     "churn_risk": float(r["churn_risk"])} for c, r in best.iterrows()],
+            "validation": None,
+            "note": None if segments is not None else NO_SEGMENTS_NOTE}
+        if validate_model:
+            report["validation"] = self._validation(model.end, int(model.horizon_days))
+        return report
+
+    def _validation(self, end: pd.Timestamp, horizon: int) -> dict[str, Any]:
+        """The value model fitted without the last ``horizon`` days and scored on them
+        (once per orders file)."""
+        orders = self.parts.orders()
+        with self._lock:
+            if self._validated is None or self._validated[0] is not orders:
+                try:
+                    found = validate(orders, calibration_end=end - pd.Timedelta(days=horizon),
+                                     horizon_days=horizon)
+                except InputError as err:
+                    found = {"error": err.message, "hint": err.hint}
+                self._validated = (orders, found)
+            return self._validated[1]
+
     def report(self, kind: str, **options: Any) -> dict[str, Any]:
         """One report by name (the CLI's subcommands, the staff API's ``kind``)."""
         reports = {"retention": self.retention, "segments": self.outcomes,
                    "migration": self.migration, "funnel": self.funnel,
-                   "satisfaction": self.satisfaction}
+                   "satisfaction": self.satisfaction, "value": self.value}
         if kind not in reports:
             raise InputError(f"There is no insights report '{kind}'.",
                              "Use one of: " + ", ".join(reports) + ".")
+        takes = inspect.signature(reports[kind]).parameters
+        unknown = sorted(set(options) - set(takes))
+        if unknown:
+            raise InputError(f"The {kind} report has no option {', '.join(unknown)}.",
+                             f"Its options: {', '.join(takes)}.")
         return reports[kind](**options)

@@ -19,6 +19,7 @@ from assistant.infra.llm import LLMClient
 from assistant.infra.mail import outbox_for
 from assistant.infra.store import Store
 from assistant.infra.vectors import VectorStore
+from assistant.insights.value import CustomerValue, customer_value
 from assistant.orders.ingest import load_orders
 from assistant.prompts.templates import ServedTemplates
 from assistant.questionnaire.extraction import FactExtractor, load_vocabulary
@@ -37,6 +38,7 @@ from assistant.support.intents import IntentClassifier
 from assistant.support.routing import Router
 
 WORDING_TEMPLATE = "questionnaire"
+VALUE_HORIZON = 90  # days the predicted customer value looks ahead
 
 
 class Parts:
@@ -61,6 +63,17 @@ class Parts:
         self._embedder: MiniLMEmbedder | None = None  # loaded on first similarity check
         self._names: tuple[Recommendations, list[str]] | None = None  # product names
         self._data_lock = threading.Lock()
+        self._value: tuple[pd.DataFrame, CustomerValue] | None = None  # (of these orders, fit)
+        self._value_lock = threading.Lock()
+
+    def customer_value(self) -> CustomerValue:
+        """The predicted value and churn risk of every customer (BG/NBD + Gamma-Gamma,
+        ``insights/value.py``), fitted once per orders file on first use."""
+        orders = self.orders()
+        with self._value_lock:
+            if self._value is None or self._value[0] is not orders:
+                self._value = (orders, customer_value(orders, horizon_days=VALUE_HORIZON))
+            return self._value[1]
 
     @cached_property
     def events(self) -> EventLog:

@@ -123,7 +123,22 @@ class Staff:
         except AssistantError as err:
             out["recommendations"] = []
             out.setdefault("notes", []).append(f"recommendations: {err.message}")
+        out["value"] = self._value_of(str(out["id"]))
         return out
+
+    def _value_of(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's predicted purchases, value and churn risk (None: not predicted)."""
+        try:
+            model = self.parts.customer_value()
+        except AssistantError:
+            return None
+        if customer_id not in model.table.index:
+            return None
+        row = model.table.loc[customer_id]
+        return {"horizon_days": model.horizon_days,
+                "expected_purchases": float(row["expected_purchases"]),
+                "expected_value": float(row["expected_value"]),
+                "churn_risk": float(row["churn_risk"]), "repeat_buyer": bool(row["x"] > 0)}
 
     def start_draft(self, *, agent: str, customer_id: str | None, ticket: str,
                     tone: str = "neutral", revise: str | None = None,

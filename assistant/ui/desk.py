@@ -48,6 +48,13 @@ def sidebar_markdown(c: dict[str, Any]) -> str:
         lines.append(f"\n**RFM** R{rfm.get('r')} F{rfm.get('f')} M{rfm.get('m')} · "
                      f"last order {rfm.get('recency_days', '?')} days ago · "
                      f"{rfm.get('frequency', '?')} orders · £{rfm.get('monetary', 0):,.2f}")
+    value = c.get("value")
+    if value:
+        lines.append(f"\n**Next {value['horizon_days']:.0f} days (predicted)** "
+                     f"{value['expected_purchases']:.1f} orders · "
+                     f"£{value['expected_value']:,.0f} · churn risk "
+                     + (f"{value['churn_risk']:.0%}" if value.get("repeat_buyer")
+                        else "not estimated (one order so far)"))
     orders = c.get("recent_orders") or []
     if orders:
         lines.append("\n**Recent orders**\n\n| order | date | items | amount |\n|---|---|---|---|")

@@ -1,11 +1,12 @@
 """The Insights tab (ops): did personalization work? Cohort retention as a heat map,
 repeat purchases, churn and customers at risk per segment with their intervals, revenue and
-order value, the recommendation funnel per variant, chat satisfaction, and segment
-migration between two dates as a Sankey diagram. Plotly figures
+order value, the recommendation funnel per variant, chat satisfaction, predicted value
+and churn risk, and segment migration between two dates as a Sankey diagram. Plotly figures
 from the service's JSON-ready reports; no business logic."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +175,44 @@ def satisfaction_figure(report: dict[str, Any]) -> go.Figure:
     return fig.update_layout(showlegend=False, height=380)
 
 
+def prediction_figure(report: dict[str, Any]) -> go.Figure:
+    """Predicted value over the horizon and mean churn risk per segment (BG/NBD +
+    Gamma-Gamma)."""
+    rows = [r for r in report["segments"] if r["segment"] != EVERYONE]
+    days = f"{report['horizon_days']:.0f}"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"Predicted value, next {days} days", "Churn risk of repeat buyers (1 - P(alive))"))
+    names = [r["segment"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[r["expected_value"] for r in rows],
+                         text=[f"£{r['expected_value']:,.0f}<br>n={r['customers']:,}"
+                               for r in rows], textposition="outside"), row=1, col=1)
+    risk = [r["churn_risk"] for r in rows]
+    fig.add_trace(go.Bar(
+        x=names, y=[c["mean"] or 0.0 for c in risk],
+        text=[f"{_pct(c['mean'])}<br>n={c['n']:,}" for c in risk], textposition="outside",
+        error_y={"type": "data", "array": [(c["high"] or 0.0) - (c["mean"] or 0.0) for c in risk],
+                 "arrayminus": [(c["mean"] or 0.0) - (c["low"] or 0.0) for c in risk]}),
+        row=1, col=2)
+    fig.update_yaxes(tickprefix="£", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
+    return fig.update_layout(showlegend=False, height=420)
+
+
+def validation_markdown(report: dict[str, Any]) -> str:
+    """How well the value model predicted the last period, beside the naive baseline."""
+    check = report.get("validation") or {}
+    if "error" in check:
+        return f"*The value model is not validated: {check['error']}*"
+    if "purchases" not in check:
+        return ""
+    n, r = check["purchases"], check["revenue"]
+    return (f"**Value model check** (fitted without the last {check['horizon_days']} days, "
+            f"{check['customers']:,} customers): mean absolute error per customer, orders "
+            f"{n['model']['mae']:.2f} vs {n['baseline']['mae']:.2f} for carrying the last "
+            f"period forward ({n['ratio']['mae']:.2f}x); revenue £{r['model']['mae']:,.0f} "
+            f"vs £{r['baseline']['mae']:,.0f} ({r['ratio']['mae']:.2f}x).")
+
+
 def segments_table(report: dict[str, Any]) -> pd.DataFrame:
     """The numbers behind the bars, with every count."""
     return pd.DataFrame([{
@@ -200,8 +239,9 @@ def load(service: AssistantService, segment: str, period: str, since: str,
         outcomes = service.insights_report(who, "segments", since=since)
         shown = service.insights_report(who, "funnel", by="variant", since=since)
         rated = service.insights_report(who, "satisfaction", since=since)
+        value = service.insights_report(who, "value", top=0)
     except AssistantError as err:
-        return (f"**{err.message}** {err.hint}", *(gr.update() for _ in range(7)))
+        return (f"**{err.message}** {err.hint}", *(gr.update() for _ in range(9)))
     names = [EVERYONE] + [r["segment"] for r in outcomes["segments"]
                           if r["segment"] != EVERYONE]
     note = outcomes.get("note") or ""
@@ -209,7 +249,8 @@ def load(service: AssistantService, segment: str, period: str, since: str,
               if outcomes["segments"] else EMPTY)
     return (header + (f"\n\n{note}" if note else ""), gr.update(choices=names),
             retention_figure(retention), segments_figure(outcomes), value_figure(outcomes),
-            segments_table(outcomes), funnel_figure(shown), satisfaction_figure(rated))
+            segments_table(outcomes), funnel_figure(shown), satisfaction_figure(rated),
+            prediction_figure(value), validation_markdown(value))
 
 
 @guarded
@@ -222,6 +263,27 @@ def migrate(service: AssistantService, start: str, end: str, request: gr.Request
     except AssistantError as err:
         return gr.update(), f"**{err.message}** {err.hint}"
     return migration_figure(report), ""
+
+
+@guarded
+def api_insights(service: AssistantService, kind: str, options: str, request: gr.Request
+                 ) -> dict[str, Any]:
+    """``/insights``: one report as JSON, the CLI's ``assistant insights KIND --json``.
+    ``kind``: retention, segments, funnel, satisfaction, value or migration; ``options``:
+    a JSON object of the report's options (e.g. {"segment": "Champions", "since":
+    "2011-06-01"}). An error comes back as {"error", "hint"}."""
+    try:
+        parsed = json.loads(options or "{}")
+    except ValueError as exc:
+        return {"error": f"The options are not valid JSON ({exc}).",
+                "hint": 'Example: {"segment": "Champions"}'}
+    if not isinstance(parsed, dict):
+        return {"error": "The options must be a JSON object.",
+                "hint": 'Example: {"since": "2011-06-01"}'}
+    try:
+        return service.insights_report(request.username, (kind or "").strip(), **parsed)
+    except AssistantError as err:
+        return {"error": err.message, "hint": err.hint}
 
 
 def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], list, list]:
@@ -242,6 +304,8 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
                 "orders it within 30 days (the orders file).")
     shown = gr.Plot(label="Recommendation funnel")
     rated = gr.Plot(label="Satisfaction")
+    predicted = gr.Plot(label="Predicted value and churn risk")
+    checked = gr.Markdown()
     with gr.Row():
         start = gr.Textbox(label="Migration from (YYYY-MM-DD)",
                            placeholder="six months before the end")
@@ -249,11 +313,16 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
         go_btn = gr.Button("Show migration")
     migration_note = gr.Markdown()
     migration = gr.Plot(label="Segment migration")
-    outputs = [header, segment, retention, per_segment, value, table, shown, rated]
+    outputs = [header, segment, retention, per_segment, value, table, shown, rated,
+               predicted, checked]
     inputs = [segment, period, since]
     loader = bind(load, service)
     gr.on([segment.change, period.change, since.submit], loader, inputs, outputs,
           api_name="insights_load")
     go_btn.click(bind(migrate, service), [start, end], [migration, migration_note],
                  api_name="insights_migration")
+    kind_in, options_in, json_out = (gr.Textbox(visible=False), gr.Textbox(visible=False),
+                                     gr.JSON(visible=False))
+    gr.Button(visible=False).click(bind(api_insights, service), [kind_in, options_in],
+                                   [json_out], api_name="insights")
     return loader, inputs, outputs
