@@ -514,6 +514,108 @@ def insights_migration(
     _print_report(_insights(orders).migration(start, end), as_json)
 
 
+# --------------------------------------------------------------------------- experiments
+experiments_app = typer.Typer(help="Experiments between recommender variants: sample size, "
+                                   "start, status, stop.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+
+
+def _experiments() -> Any:
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    return AssistantService.from_settings(_settings()).experiments
+
+
+def _shell_user() -> str:
+    import getpass  # lazy: only the experiment commands name their actor
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _print_experiment(status: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(status, indent=2, default=str))
+        return
+    exp, verdict = status["experiment"], status["verdict"]
+    typer.echo(f"{exp['name']} ({exp['status']}, since {exp['started_at'][:16]}; primary "
+               f"metric {exp['metric']}; {verdict['planned_per_arm']:,} sessions per arm "
+               "planned)")
+    for arm in status["arms"]:
+        typer.echo(f"  {arm['arm']:<6} {arm['spec']:<32} {arm['sessions']:>6,} sessions  "
+                   f"CTR {_pct(arm['ctr'])}  conversion {_pct(arm['conversion'])}")
+    for c in verdict["comparisons"]:
+        p = "-" if c["p_adjusted"] is None else f"{c['p_adjusted']:.3g}"
+        diff = "-" if c["difference"] is None else f"{c['difference']:+.4g}"
+        typer.echo(f"  {c['metric']:<40} difference {diff:>9}  Holm p {p}")
+    typer.echo(f"{verdict['state']}: {verdict['note']}")
+
+
+ArmOption = Annotated[list[str], typer.Option(
+    "--arm", help="NAME=SPEC, e.g. A=served and B=served,segment=0.5 (served weights, "
+    "without:NAME, NAME=WEIGHT); the first arm is the control.")]
+
+
+@experiments_app.command("size")
+@friendly
+def experiments_size(
+    base_rate: Annotated[float, typer.Option(help="Today's rate, e.g. 0.08.")],
+    mde: Annotated[float, typer.Option(help="Smallest change worth knowing, e.g. 0.02.")],
+    alpha: Annotated[float, typer.Option(help="False-positive rate.")] = 0.05,
+    power: Annotated[float, typer.Option(help="Chance to see a real change.")] = 0.8,
+) -> None:
+    """Sessions per arm needed to see a change of MDE from BASE-RATE (before starting)."""
+    from assistant.insights.experiments import sample_size  # lazy: CLI start-up
+
+    n = sample_size(base_rate, mde, alpha=alpha, power=power)
+    typer.echo(f"{n:,} sessions per arm to detect {base_rate:g} -> {base_rate + mde:g} "
+               f"(alpha {alpha:g}, power {power:g})")
+
+
+@experiments_app.command("start")
+@friendly
+def experiments_start(
+    name: Annotated[str, typer.Argument(help="A new name, e.g. segment-boost.")],
+    arm: ArmOption,
+    base_rate: Annotated[float, typer.Option(help="Today's rate of the metric.")],
+    mde: Annotated[float, typer.Option(help="Smallest change worth knowing.")],
+    metric: Annotated[str, typer.Option(help="ctr or conversion.")] = "ctr",
+    share: Annotated[float, typer.Option(help="Share of sessions in it (0-1].")] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Start an experiment between recommender variants (one runs at a time)."""
+    arms = {}
+    for item in arm:
+        label, sep, spec = item.partition("=")
+        if not sep or not label.strip() or not spec.strip():
+            raise InputError(f"--arm {item!r} is not of the form NAME=SPEC.",
+                             "Write e.g. --arm A=served --arm B=served,segment=0.5.")
+        arms[label.strip()] = spec.strip()
+    _print_experiment(_experiments().start(_shell_user(), name, arms, metric=metric,
+                                           base_rate=base_rate, mde=mde, share=share),
+                      as_json)
+
+
+@experiments_app.command("status")
+@friendly
+def experiments_status(
+    name: Annotated[str | None, typer.Argument(help="Default: the running one.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Traffic per arm, the metrics with intervals, corrected p-values and the verdict."""
+    _print_experiment(_experiments().status(name), as_json)
+
+
+@experiments_app.command("stop")
+@friendly
+def experiments_stop(
+    name: Annotated[str, typer.Argument(help="The experiment to stop.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with it).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Stop an experiment: every session gets the served weights again; results stay."""
+    _print_experiment(_experiments().stop(_shell_user(), name, reason), as_json)
+
+
 # --------------------------------------------------------------------------- users
 def _user_store() -> Any:
     from assistant.infra.users import UserStore  # lazy: CLI start-up, +7 ms

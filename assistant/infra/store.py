@@ -253,6 +253,28 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
     """,
+    # 10: experiments between recommender variants (service/experiments.py); at most one
+    #     running (a partial unique index)
+    """
+    CREATE TABLE experiments (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'recommender' CHECK (kind IN ('recommender')),
+        arms TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        base_rate REAL NOT NULL,
+        mde REAL NOT NULL,
+        planned INTEGER NOT NULL,
+        share REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'stopped')),
+        started_at TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        stopped_at TEXT,
+        stopped_by TEXT,
+        reason TEXT
+    );
+    CREATE UNIQUE INDEX experiments_one_running ON experiments(status)
+        WHERE status = 'running';
+    """,
 ]
 
 #: the event log's columns after ``id`` (``add_events`` takes dicts with these keys)
@@ -486,6 +508,52 @@ class Store:
             rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} "
                                 "ORDER BY id", args).fetchall()
         return [dict(r) for r in rows]
+
+    # -- experiments (service/experiments.py) -------------------------------------------
+    @staticmethod
+    def _experiment(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        out["arms"] = json.loads(out["arms"])
+        return out
+
+    def add_experiment(self, *, name: str, arms: dict[str, str], metric: str,
+                       base_rate: float, mde: float, planned: int, share: float,
+                       actor: str) -> None:
+        try:
+            with self.connect() as conn:
+                conn.execute(
+                    "INSERT INTO experiments (name, arms, metric, base_rate, mde, planned, "
+                    "share, status, started_at, started_by) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (name, json.dumps(arms), metric, base_rate, mde, planned, share, _now(),
+                     actor))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"The experiment '{name}' cannot start: {exc}.",
+                             "Another experiment is running, or the name was used.") from exc
+
+    def stop_experiment(self, name: str, *, actor: str, reason: str = "") -> bool:
+        """Stop a running experiment; False when it was not running."""
+        with self.connect() as conn:
+            return conn.execute(
+                "UPDATE experiments SET status = 'stopped', stopped_at = ?, stopped_by = ?, "
+                "reason = ? WHERE name = ? AND status = 'running'",
+                (_now(), actor, reason or None, name)).rowcount == 1
+
+    def experiment(self, name: str) -> dict[str, Any] | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
+        return self._experiment(row) if row else None
+
+    def running_experiment(self) -> dict[str, Any] | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM experiments WHERE status = 'running'").fetchone()
+        return self._experiment(row) if row else None
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every experiment, the newest first."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM experiments ORDER BY started_at DESC").fetchall()
+        return [self._experiment(r) for r in rows]
 
     def set_grounding(self, call_id: int, verdict: str) -> None:
         with self.connect() as conn:

@@ -28,14 +28,14 @@ POSITIVE = ("like",)  # the reaction a "more like this" button sends
 
 
 def shown_pairs(events: pd.DataFrame) -> pd.DataFrame:
-    """The first impression of each (session, item), with its variant, segment, customer."""
-    imp = events[events["kind"] == "impression"]
+    """The first impression of each (session, item), with its variant, segment, customer
+    and position (None where the events do not carry one)."""
+    columns = ["session_id", "item", "at", "variant", "segment", "customer_id", "position"]
+    imp = events[events["kind"] == "impression"].reindex(columns=columns)
     if imp.empty:
-        return pd.DataFrame(columns=["session_id", "item", "at", "variant", "segment",
-                                     "customer_id", "position"])
+        return imp
     imp = imp.assign(at=event_times(imp["at"])).sort_values("at", kind="stable")
-    return imp.drop_duplicates(["session_id", "item"])[
-        ["session_id", "item", "at", "variant", "segment", "customer_id", "position"]]
+    return imp.drop_duplicates(["session_id", "item"])
 
 
 def funnel(events: pd.DataFrame, order_lines: pd.DataFrame | None = None, *,
@@ -55,14 +55,7 @@ def funnel(events: pd.DataFrame, order_lines: pd.DataFrame | None = None, *,
     pairs = shown_pairs(events)
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    acts = events[events["kind"].isin(["reaction", "click"])]
-    acts = acts[(acts["kind"] == "click") | acts["value"].isin(POSITIVE)]
-    engaged = set(zip(acts["session_id"], acts["item"], strict=True))
-    pairs = pairs.assign(
-        engaged=[(s, i) in engaged for s, i in zip(pairs["session_id"], pairs["item"],
-                                                    strict=True)],
-        linked=pairs["customer_id"].notna() & (pairs["customer_id"].astype(str) != ""),
-        bought=_bought(pairs, order_lines, window_days))
+    pairs = pairs.assign(**pair_flags(events, pairs, order_lines, window_days))
     rows = []
     for key, group in pairs.fillna({g: "(none)" for g in by}).groupby(list(by), sort=True):
         values = key if isinstance(key, tuple) else (key,)
@@ -75,15 +68,35 @@ def funnel(events: pd.DataFrame, order_lines: pd.DataFrame | None = None, *,
     return pd.DataFrame(rows, columns=columns)
 
 
+def pair_flags(events: pd.DataFrame, pairs: pd.DataFrame, order_lines: pd.DataFrame | None,
+               window_days: int) -> dict[str, list]:
+    """For each shown pair (``shown_pairs``): ``engaged`` ("more like this" or a click in
+    its session), ``linked`` (shown to a linked customer), ``bought`` (that customer
+    ordered the item within the window) and ``revenue`` (those order lines' amount)."""
+    acts = events[events["kind"].isin(["reaction", "click"])]
+    acts = acts[(acts["kind"] == "click") | acts["value"].isin(POSITIVE)]
+    engaged = set(zip(acts["session_id"], acts["item"], strict=True))
+    linked = (pairs["customer_id"].notna()
+              & (pairs["customer_id"].astype(str) != "")).to_list()
+    revenue = _bought(pairs, order_lines, window_days)
+    return {"engaged": [(s, i) in engaged for s, i in zip(pairs["session_id"], pairs["item"],
+                                                          strict=True)],
+            "linked": linked, "bought": [r is not None for r in revenue],
+            "revenue": [r or 0.0 for r in revenue]}
+
+
 def _bought(pairs: pd.DataFrame, order_lines: pd.DataFrame | None,
-            window_days: int) -> list[bool]:
-    """For each shown pair: did its linked customer order the item within the window?"""
+            window_days: int) -> list[float | None]:
+    """For each shown pair: what its linked customer spent on the item within the window
+    (None: did not order it)."""
     if order_lines is None or order_lines.empty:
-        return [False] * len(pairs)
+        return [None] * len(pairs)
     lines = order_lines.loc[~order_lines["is_return"].astype(bool),
                             ["customer", "item", "timestamp"]]
+    amounts = (order_lines.loc[lines.index, "amount"].astype(float)
+               if "amount" in order_lines else pd.Series(0.0, index=lines.index))
     lines = lines.assign(customer=lines["customer"].astype(str), item=lines["item"].astype(str),
-                         timestamp=pd.to_datetime(lines["timestamp"]))
+                         timestamp=pd.to_datetime(lines["timestamp"]), amount=amounts)
     mine = pairs[["customer_id", "item", "at"]].reset_index(drop=True)
     mine = mine.assign(row=range(len(mine)), customer=mine["customer_id"].astype(str),
                        item=mine["item"].astype(str))
@@ -91,5 +104,5 @@ def _bought(pairs: pd.DataFrame, order_lines: pd.DataFrame | None,
     window = pd.Timedelta(days=window_days)
     hit = joined[(joined["timestamp"] > joined["at"])
                  & (joined["timestamp"] <= joined["at"] + window)]
-    found = set(hit["row"])
-    return [i in found for i in range(len(mine))]
+    spent = hit.groupby("row")["amount"].sum()
+    return [float(spent[i]) if i in spent.index else None for i in range(len(mine))]

@@ -53,6 +53,7 @@ pandas version; neighbour sets (item-kNN, similar profiles) break ties by id the
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1070,6 +1071,15 @@ class HybridRecommender(Recommender):
         self.fit_data(TrainingData.build(interactions, catalog, profiles,
                                          half_life_days=half_life))
         return self
+
+    def with_weights(self, weights: Mapping[str, Mapping[str, float]]) -> HybridRecommender:
+        """The same fitted components under other weights (an experiment's arm): a shallow
+        copy, so nothing is refitted and this model is unchanged."""
+        other = copy.copy(self)
+        other.weights = weights
+        other.weights_ = {m: {n: float(weights.get(m, {}).get(n, 0.0))
+                              for n in self.components_} for m in MODES}
+        return other
 
     def component_scores(self, batch: QueryBatch) -> dict[str, np.ndarray]:
         return {n: c.score(batch) for n, c in self.components_.items()}

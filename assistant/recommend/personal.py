@@ -73,6 +73,10 @@ class Recommendations:
         self.customers = set(model.data_.users.astype(str))
         self.item_ids = frozenset(catalog["item"].astype(str))
 
+    def with_weights(self, weights: dict[str, dict[str, float]]) -> Recommendations:
+        """The same recommender under other hybrid weights (an experiment's arm)."""
+        return type(self)(self.model.with_weights(weights), self.catalog)
+
     @classmethod
     def fit(cls, orders: pd.DataFrame, customers: pd.DataFrame | None,
             cache_dir: Path | None = None, *,

@@ -63,6 +63,7 @@ class AssistantService:
         self.bootstrap = Bootstrap(self.parts, self.staff)
         self.privacy = Privacy(self.parts)
         self.insights = Insights(self.parts)
+        self.experiments = self.parts.experiments
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -303,6 +304,22 @@ class AssistantService:
         CLI calls ``self.insights`` directly (the shell user holds the data files)."""
         self.staff.require_role(actor, "ops")
         return self.insights.report(kind, **options)
+
+    # -- experiments (experiments.py) --------------------------------------------------------
+    def experiment_start(self, actor: str | None, name: str, arms: dict[str, str], *,
+                         metric: str = "ctr", base_rate: float, mde: float,
+                         share: float = 1.0) -> dict[str, Any]:
+        who = self.staff.require_role(actor, "ops").name
+        return self.experiments.start(who, name, arms, metric=metric, base_rate=base_rate,
+                                      mde=mde, share=share)
+
+    def experiment_status(self, actor: str | None, name: str | None = None) -> dict[str, Any]:
+        self.staff.require_role(actor, "ops")
+        return self.experiments.status(name)
+
+    def experiment_stop(self, actor: str | None, name: str, reason: str = "") -> dict[str, Any]:
+        who = self.staff.require_role(actor, "ops").name
+        return self.experiments.stop(who, name, reason)
 
     # -- first run (bootstrap.py) ----------------------------------------------------------
     @property

@@ -31,6 +31,7 @@ from assistant.recommend.tuning import served_weights
 from assistant.segments.meanings import SegmentMeanings, load_meanings
 from assistant.segments.model import SegmentModel
 from assistant.service.events import EventLog
+from assistant.service.experiments import Experiments
 from assistant.service.identity import Identity
 from assistant.service.limits import AttemptLimiter
 from assistant.support.helpbase import HelpBase
@@ -74,6 +75,11 @@ class Parts:
             if self._value is None or self._value[0] is not orders:
                 self._value = (orders, customer_value(orders, horizon_days=VALUE_HORIZON))
             return self._value[1]
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        """Experiments between recommender variants (the running one's arms)."""
+        return Experiments(self)
 
     @cached_property
     def events(self) -> EventLog:

@@ -13,6 +13,7 @@ from assistant.prompts.templates import PromptTemplate
 from assistant.questionnaire.state import QuestionnaireState
 from assistant.recommend.algorithms import Recommendation
 from assistant.recommend.personal import CATALOG, FEEDBACK_VALUES, Profile
+from assistant.service.experiments import Assignment
 from assistant.service.guided import Guided, Visit
 from assistant.service.parts import Parts
 from assistant.service.results import Card, Suggestions
@@ -68,9 +69,12 @@ class Shopping:
                        feedback=self.parts.store.item_feedback(visit.session_id),
                        description=saved["document"] if saved else "")
 
-    def rank(self, profile: Profile, k: int | None = None) -> list[Recommendation]:
+    def rank(self, profile: Profile, k: int | None = None, *,
+             arm: Assignment | None = None) -> list[Recommendation]:
         settings = self.parts.settings
-        return self.parts.recommender().recommend(profile, k or settings.recommendations,
+        engine = (self.parts.experiments.engine(arm) if arm is not None
+                  else self.parts.recommender())
+        return engine.recommend(profile, k or settings.recommendations,
                                                   exclude_seen=settings.exclude_seen,
                                                   search=self.search_products,
                                                   diversity=settings.diversity,
@@ -84,15 +88,18 @@ class Shopping:
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:
         """Cards for a session (``/recommend``)."""
         profile = self.profile(self.guided.open(session_id))
-        cards = self.cards(profile, self.rank(profile, k))
-        self._log_shown(session_id, profile, cards)
+        arm = self.parts.experiments.assign(session_id)
+        cards = self.cards(profile, self.rank(profile, k, arm=arm))
+        self._log_shown(session_id, profile, cards, arm=arm)
         return cards
 
     def _log_shown(self, session_id: str, profile: Profile, cards: Suggestions,
-                   template_version: str | None = None) -> None:
+                   template_version: str | None = None, *,
+                   arm: Assignment | None = None) -> None:
         """Impressions in the event log: the list as shown, with the recommender variant
-        (popular while nothing is known, else the hybrid and where its weights come from)."""
-        variant = ("popular" if cards.popular
+        (an experiment's ``name/arm``; else popular while nothing is known, else the
+        hybrid and where its weights come from)."""
+        variant = (arm.variant if arm is not None else "popular" if cards.popular
                    else f"hybrid ({self.parts.served_weights()['source']})")
         self.parts.events.impressions(session_id, [c["id"] for c in cards.items],
                                       variant=variant, segment=profile.segment,
@@ -121,11 +128,12 @@ class Shopping:
             visit.state.suggested = True
             self.guided.save(visit)
         profile = self.profile(visit, card)
-        recs = self.rank(profile)
+        arm = self.parts.experiments.assign(session_id)
+        recs = self.rank(profile, arm=arm)
         cards = self.cards(profile, recs)
         tpl = self.parts.templates.route(RECOMMEND_TEMPLATE, session_id,
                                          segment=profile.segment)
-        self._log_shown(session_id, profile, cards, tpl.version)
+        self._log_shown(session_id, profile, cards, tpl.version, arm=arm)
         return cards, self._message(session_id, profile, recs, cards.popular, tpl)
 
     def _message(self, session_id: str, profile: Profile, recs: list[Recommendation],
@@ -179,8 +187,9 @@ class Shopping:
                                    customer_id=visit.state.customer_id)
         keep_profile(self.parts, session_id, visit.state, card)
         profile = self.profile(visit, card)
-        cards = self.cards(profile, self.rank(profile))
-        self._log_shown(session_id, profile, cards)
+        arm = self.parts.experiments.assign(session_id)
+        cards = self.cards(profile, self.rank(profile, arm=arm))
+        self._log_shown(session_id, profile, cards, arm=arm)
         return cards
 
     # -- search and similar people ------------------------------------------------------

@@ -6,6 +6,7 @@ from the service's JSON-ready reports; no business logic."""
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from typing import Any
@@ -265,6 +266,62 @@ def migrate(service: AssistantService, start: str, end: str, request: gr.Request
     return migration_figure(report), ""
 
 
+def experiment_markdown(status: dict[str, Any]) -> str:
+    """An experiment's traffic per arm, its metrics and the verdict."""
+    exp, verdict = status["experiment"], status["verdict"]
+    rows = "\n".join(
+        f"| {html.escape(a['arm'])} | `{html.escape(a['spec'])}` | {a['sessions']:,} | "
+        f"{_pct(a['ctr']['rate'])} | {_pct(a['conversion']['rate'])} "
+        f"(n={a['conversion']['n']:,}) | "
+        + ("–" if a["satisfaction"]["mean"] is None else f"{a['satisfaction']['mean']:.2f}")
+        + " |" for a in status["arms"])
+    tests = "\n".join(
+        f"| {html.escape(c['metric'])} | "
+        + ("–" if c["difference"] is None else f"{c['difference']:+.4g}") + " | "
+        + ("–" if c["p_adjusted"] is None else f"{c['p_adjusted']:.3g}") + " |"
+        for c in verdict["comparisons"])
+    return (f"**{html.escape(exp['name'])}** ({exp['status']}, started "
+            f"{exp['started_at'][:16]} by {html.escape(exp['started_by'])}; primary metric "
+            f"{exp['metric']}, {verdict['planned_per_arm']:,} sessions per arm planned)\n\n"
+            "| arm | weights | sessions | CTR | conversion | rating |\n|---|---|---|---|---|---|\n"
+            + rows + "\n\n| B vs A | difference | Holm p |\n|---|---|---|\n" + tests
+            + f"\n\n**{verdict['state']}**: {html.escape(verdict['note'])}")
+
+
+def experiment_figure(status: dict[str, Any]) -> go.Figure:
+    """CTR and conversion per arm, 95 % intervals."""
+    arms = status["arms"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("CTR (sessions engaged)",
+                                                        "Conversion (linked sessions)"))
+    names = [a["arm"] for a in arms]
+    _rate_bars(fig, names, [a["ctr"] for a in arms], col=1)
+    _rate_bars(fig, names, [a["conversion"] for a in arms], col=2)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig.update_layout(showlegend=False, height=360)
+
+
+@guarded
+def experiment_action(service: AssistantService, action: str, name: str, arm_a: str,
+                      arm_b: str, metric: str, base_rate: float | None, mde: float | None,
+                      request: gr.Request) -> tuple[str, Any]:
+    """Start, read or stop an experiment from the tab (the role is checked by the
+    service); an error is shown with its hint and changes nothing."""
+    who, name = request.username, (name or "").strip()
+    try:
+        if action == "start":
+            status = service.experiment_start(
+                who, name, {"A": (arm_a or "").strip(), "B": (arm_b or "").strip()},
+                metric=metric or "ctr", base_rate=float(base_rate or 0), mde=float(mde or 0))
+        elif action == "stop":
+            status = service.experiment_stop(who, name)
+        else:
+            status = service.experiment_status(who, name or None)
+    except AssistantError as err:
+        return (f"**{html.escape(err.message, quote=False)}** "
+                f"{html.escape(err.hint, quote=False)}", gr.update())
+    return experiment_markdown(status), experiment_figure(status)
+
+
 @guarded
 def api_insights(service: AssistantService, kind: str, options: str, request: gr.Request
                  ) -> dict[str, Any]:
@@ -313,6 +370,25 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
         go_btn = gr.Button("Show migration")
     migration_note = gr.Markdown()
     migration = gr.Plot(label="Segment migration")
+    with gr.Accordion("Experiment between recommender variants", open=False):
+        gr.Markdown("Arm A is the control. An arm is `served` (the weights in use) with "
+                    "changes: `without:als`, `segment=0.5`. The sample size per arm comes "
+                    "from today's rate of the metric and the smallest change worth knowing; "
+                    "the result is read as *early* until both arms reach it.")
+        with gr.Row():
+            exp_name = gr.Textbox(label="Name", placeholder="segment-boost")
+            arm_a = gr.Textbox(label="Arm A", value="served")
+            arm_b = gr.Textbox(label="Arm B", value="served,segment=0.5")
+        with gr.Row():
+            exp_metric = gr.Radio(["ctr", "conversion"], value="ctr", label="Primary metric")
+            base_rate = gr.Number(label="Today's rate", value=0.1, minimum=0, maximum=1)
+            mde = gr.Number(label="Smallest change worth knowing", value=0.02)
+        with gr.Row():
+            start_btn = gr.Button("Start", variant="primary")
+            status_btn = gr.Button("Status")
+            stop_btn = gr.Button("Stop", variant="stop")
+        exp_note = gr.Markdown(elem_id="tailor-experiment")
+        exp_plot = gr.Plot(label="Arms")
     outputs = [header, segment, retention, per_segment, value, table, shown, rated,
                predicted, checked]
     inputs = [segment, period, since]
@@ -321,6 +397,11 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
           api_name="insights_load")
     go_btn.click(bind(migrate, service), [start, end], [migration, migration_note],
                  api_name="insights_migration")
+    act = bind(experiment_action, service)
+    exp_inputs = [exp_name, arm_a, arm_b, exp_metric, base_rate, mde]
+    for btn, action in ((start_btn, "start"), (status_btn, "status"), (stop_btn, "stop")):
+        btn.click(act, [gr.State(action), *exp_inputs], [exp_note, exp_plot],
+                  api_name=f"experiment_{action}")
     kind_in, options_in, json_out = (gr.Textbox(visible=False), gr.Textbox(visible=False),
                                      gr.JSON(visible=False))
     gr.Button(visible=False).click(bind(api_insights, service), [kind_in, options_in],
