@@ -501,6 +501,40 @@ def insights_value(
     _print_report(_insights(orders).value(segment=segment, top=top), as_json)
 
 
+@insights_app.command("simulate")
+@friendly
+def insights_simulate(
+    sessions: Annotated[int, typer.Option(help="Simulated sessions to write.")] = 1000,
+    start: Annotated[str | None, typer.Option(help="The cut: a recommender is fitted on the "
+                                              "orders before it (default: 90 days before "
+                                              "the last order).")] = None,
+    days: Annotated[int, typer.Option(help="Sessions fall in the days after the cut.")] = 60,
+    k: Annotated[int, typer.Option(help="Cards shown per session.")] = 5,
+    engage: Annotated[float, typer.Option(help="Chance that a card the customer really "
+                                          "ordered later gets 'more like this'.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    orders: OrdersOption = None, as_json: JsonOption = False,
+) -> None:
+    """Simulated traffic from real customers (marked SIMULATED in the event log): cards from
+    the running experiment's arms or the served hybrid, credited by real later orders."""
+    from assistant.service.assistant import AssistantService  # lazy: CLI start-up, +3 s
+
+    service = AssistantService.from_settings(_settings(orders=orders))
+    bar = _Bar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        out = service.simulation.run(sessions=sessions, start=start, days=days, k=k,
+                                     engage=engage, seed=seed, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"run {out['run']}: {out['sessions']:,} sessions from {out['start']} over "
+               f"{out['days']} days, {out['cards_shown']:,} cards shown, {out['engaged']:,} "
+               "engaged; " + ", ".join(f"{v} {n:,}" for v, n in out["variants"].items()))
+    typer.echo(out["note"])
+
+
 @insights_app.command("migration")
 @friendly
 def insights_migration(

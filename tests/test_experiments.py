@@ -227,3 +227,30 @@ def test_an_arm_ranks_with_its_weights_on_the_same_fitted_model(svc) -> None:
     assert mine != theirs
     top = base.model.data_.popularity.argsort()[::-1]
     assert theirs[0] in {str(base.model.data_.items[i]) for i in top[:10]}
+
+
+def test_simulated_traffic_runs_an_experiment_end_to_end(svc) -> None:
+    orders = svc.orders()
+    middle = orders["timestamp"].min() + (orders["timestamp"].max()
+                                          - orders["timestamp"].min()) / 2
+    start = f"{middle:%Y-%m-%d}"
+    svc.experiment_start("olivia", "sim-test", {
+        "A": "served", "B": "served,without:item_knn,without:similar,without:als,popularity=1"},
+        base_rate=0.05, mde=0.05)
+    out = svc.simulation.run(sessions=60, start=start, days=10, seed=3)
+    assert out["sessions"] == 60 and out["cards_shown"] > 0
+    assert set(out["variants"]) == {"sim-test/A", "sim-test/B"}
+    events = [e for e in svc.store.events(kinds=("impression",))
+              if e["session_id"].startswith(f"SIMULATED-{out['run']}-")]
+    assert len(events) == out["cards_shown"]
+    assert all(start <= e["at"][:10] for e in events)  # the orders' time, not today's
+    status = svc.experiment_status("olivia", "sim-test")
+    assert sum(a["sessions"] for a in status["arms"]) == 60
+    assert status["simulated_sessions"] == 60
+    funnel = svc.insights_report("olivia", "funnel")
+    assert funnel["simulated_sessions"] >= 60 and "SIMULATED" in funnel["note"]
+    svc.experiment_stop("olivia", "sim-test")
+    with pytest.raises(InputError, match="--sessions"):
+        svc.simulation.run(sessions=0)
+    with pytest.raises(InputError, match="outside the orders"):
+        svc.simulation.run(sessions=5, start="2030-01-01")

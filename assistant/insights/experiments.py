@@ -117,17 +117,18 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def verdict(comparisons: Sequence[Comparison], *, planned: int,
-            alpha: float = ALPHA) -> dict[str, Any]:
+def verdict(comparisons: Sequence[Comparison], *, planned: int, alpha: float = ALPHA,
+            smallest: int | None = None) -> dict[str, Any]:
     """Corrected p-values, and what may be concluded now: "significant" (a metric's
     corrected p below alpha with every arm at its planned size, or below alpha x 0.1
     early), "not significant" (planned size reached, none below), or "early" (keep
-    collecting; a look now is a peek)."""
+    collecting; a look now is a peek). ``smallest``: the sessions of the smallest arm
+    (default: the fewest trials of any comparison)."""
     adjusted = holm([c.p_value for c in comparisons])
     fixed = [Comparison(**{**c.as_dict(), "p_adjusted": p})
              for c, p in zip(comparisons, adjusted, strict=True)]
-    smallest = min((c.n_a for c in fixed), default=0)
-    smallest = min([smallest] + [c.n_b for c in fixed]) if fixed else 0
+    if smallest is None:
+        smallest = min([c.n_a for c in fixed] + [c.n_b for c in fixed], default=0)
     reached = planned > 0 and smallest >= planned
     bound = alpha if reached else alpha * EARLY_ALPHA_SHARE
     winners = [c.metric for c in fixed if c.p_adjusted is not None and c.p_adjusted < bound]

@@ -36,6 +36,7 @@ from assistant.service.parts import WORDING_TEMPLATE, Parts
 from assistant.service.privacy import Privacy
 from assistant.service.results import Card, GuidedReply, QuestionView, Suggestions, TurnUpdate
 from assistant.service.shopping import RECOMMEND_TEMPLATE, Shopping, keep_profile
+from assistant.service.simulation import Simulation
 from assistant.service.staff import Staff
 from assistant.service.studio import PromptStudio
 from assistant.support.desk import DraftRun, SupportDesk
@@ -64,6 +65,7 @@ class AssistantService:
         self.privacy = Privacy(self.parts)
         self.insights = Insights(self.parts)
         self.experiments = self.parts.experiments
+        self.simulation = Simulation(self.parts)
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:

@@ -55,3 +55,7 @@ class EventLog:
                              "Pick 1 (not helpful) to 5 (very helpful).")
         self._add([{"kind": "satisfaction", "session_id": session_id, "value": str(score),
                     "segment": segment}])
+
+    def record(self, events: list[dict[str, Any]]) -> None:
+        """Events written as given, with their own times (the traffic simulator)."""
+        self._add(events)

@@ -32,6 +32,7 @@ from assistant.insights.experiments import (
 from assistant.insights.rates import mean, rate
 from assistant.recommend.algorithms import MODES, RECOMMENDERS
 from assistant.recommend.personal import Recommendations
+from assistant.service.simulation import is_simulated
 
 if TYPE_CHECKING:  # Parts builds Experiments: a type-only import avoids the cycle
     from assistant.service.parts import Parts
@@ -188,10 +189,11 @@ class Experiments:
                                  "A=served --arm B=served,segment=0.5")
         else:
             exp = self._get(name)
-        rows = self.parts.store.events(since=exp["started_at"],
-                                       until=exp.get("stopped_at") or None)
-        events = pd.DataFrame(rows, columns=["id", *EVENT_COLUMNS])
+        # by variant, not by time: an experiment's name is never reused, and simulated
+        # sessions carry the times of the orders they were drawn from
+        events = pd.DataFrame(self.parts.store.events(), columns=["id", *EVENT_COLUMNS])
         sessions = session_outcomes(events, self.parts.orders(), prefix=f"{exp['name']}/")
+        simulated = int(sessions["session_id"].map(is_simulated).sum())
         arms = list(exp["arms"])
         per_arm, comparisons = [], []
         for arm in arms:
@@ -221,8 +223,9 @@ class Experiments:
                                                    "mde", "share", "started_at",
                                                    "started_by", "stopped_at",
                                                    "stopped_by")},
-                "arms": per_arm,
-                "verdict": verdict(comparisons, planned=int(exp["planned"]))}
+                "arms": per_arm, "simulated_sessions": simulated,
+                "verdict": verdict(comparisons, planned=int(exp["planned"]),
+                                   smallest=min(a["sessions"] for a in per_arm))}
 
     def list(self) -> list[dict[str, Any]]:
         return [{k: e[k] for k in ("name", "status", "metric", "started_at", "stopped_at")}

@@ -19,6 +19,7 @@ from assistant.insights.satisfaction import satisfaction
 from assistant.insights.segments import CHURN_DAYS, segment_outcomes
 from assistant.insights.value import validate
 from assistant.service.parts import Parts
+from assistant.service.simulation import is_simulated
 from assistant.support.desk import TEMPLATE as DESK_TEMPLATE
 
 NO_SEGMENTS_NOTE = ("Segments are not built yet: every customer is counted as "
@@ -129,10 +130,17 @@ class Insights:
         groups = tuple(g.strip() for g in by.split(",") if g.strip()) or ("variant",)
         events = self._events(since)
         table = funnel(events, self.parts.orders(), by=groups, window_days=window_days)
+        shown = events.loc[events["kind"] == "impression", "session_id"].dropna().unique()
+        simulated = int(sum(is_simulated(s) for s in shown))
+        note = (None if len(table) else "No recommendations shown yet (or since that day): "
+                                        "the funnel fills as people chat.")
+        if simulated:
+            note = (f"{simulated:,} of the {len(shown):,} sessions are SIMULATED "
+                    "(assistant insights simulate): real customers and real later orders, "
+                    "simulated sessions and engagement.")
         return {"report": "funnel", "by": list(groups), "since": since,
                 "window_days": window_days, "rows": _records(table),
-                "note": None if len(table) else "No recommendations shown yet (or since "
-                                                "that day): the funnel fills as people chat."}
+                "sessions": len(shown), "simulated_sessions": simulated, "note": note}
 
     def satisfaction(self, *, since: str | None = None, period: str = "W") -> dict[str, Any]:
         """Chat ratings per segment and per period; agents' ratings of desk drafts."""

@@ -75,10 +75,9 @@ class Shopping:
         engine = (self.parts.experiments.engine(arm) if arm is not None
                   else self.parts.recommender())
         return engine.recommend(profile, k or settings.recommendations,
-                                                  exclude_seen=settings.exclude_seen,
-                                                  search=self.search_products,
-                                                  diversity=settings.diversity,
-                                                  people=self.similar_people)
+                                exclude_seen=settings.exclude_seen,
+                                search=self.search_products, diversity=settings.diversity,
+                                people=self.similar_people)
 
     @staticmethod
     def cards(profile: Profile, recs: list[Recommendation]) -> Suggestions:

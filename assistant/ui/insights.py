@@ -151,8 +151,11 @@ def funnel_figure(report: dict[str, Any]) -> go.Figure:
     _rate_bars(fig, names, [r["conversion"] for r in rows], col=3)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=3)
+    simulated = report.get("simulated_sessions") or 0
     return fig.update_layout(showlegend=False, height=420, title=(
-        "Recommendation funnel per variant (bars: 95 % Wilson intervals)"))
+        "Recommendation funnel per variant (bars: 95 % Wilson intervals)"
+        + (f"<br><sup>{simulated:,} of {report['sessions']:,} sessions are SIMULATED "
+           "(real customers and later orders, simulated sessions)</sup>" if simulated else "")))
 
 
 def satisfaction_figure(report: dict[str, Any]) -> go.Figure:
@@ -285,7 +288,9 @@ def experiment_markdown(status: dict[str, Any]) -> str:
             f"{exp['metric']}, {verdict['planned_per_arm']:,} sessions per arm planned)\n\n"
             "| arm | weights | sessions | CTR | conversion | rating |\n|---|---|---|---|---|---|\n"
             + rows + "\n\n| B vs A | difference | Holm p |\n|---|---|---|\n" + tests
-            + f"\n\n**{verdict['state']}**: {html.escape(verdict['note'])}")
+            + f"\n\n**{verdict['state']}**: {html.escape(verdict['note'])}"
+            + (f"\n\n*{status['simulated_sessions']:,} of these sessions are SIMULATED "
+               "(assistant insights simulate).*" if status.get("simulated_sessions") else ""))
 
 
 def experiment_figure(status: dict[str, Any]) -> go.Figure:
