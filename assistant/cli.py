@@ -467,25 +467,26 @@ def insights_segments(
 @friendly
 def insights_funnel(
     by: Annotated[str, typer.Option(help="variant, segment, or variant,segment.")] = "variant",
-    since: SinceOption = None,
+    segment: SegmentOption = None, since: SinceOption = None,
     window_days: Annotated[int, typer.Option(
         min=1, help="Days after a card was shown in which an order of it counts.")] = 30,
     orders: OrdersOption = None, as_json: JsonOption = False,
 ) -> None:
     """Recommendations shown -> engaged with -> bought, per variant and/or segment."""
-    _print_report(_insights(orders).funnel(by=by, since=since, window_days=window_days),
-                  as_json)
+    _print_report(_insights(orders).funnel(by=by, segment=segment, since=since,
+                                           window_days=window_days), as_json)
 
 
 @insights_app.command("satisfaction")
 @friendly
 def insights_satisfaction(
-    since: SinceOption = None,
+    segment: SegmentOption = None, since: SinceOption = None,
     period: Annotated[str, typer.Option(help="Trend per W (week) or M (month).")] = "W",
     orders: OrdersOption = None, as_json: JsonOption = False,
 ) -> None:
     """Chat ratings (1-5) per segment and over time; agents' ratings of desk drafts."""
-    _print_report(_insights(orders).satisfaction(since=since, period=period), as_json)
+    _print_report(_insights(orders).satisfaction(segment=segment, since=since,
+                                                 period=period), as_json)
 
 
 @insights_app.command("value")

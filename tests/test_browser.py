@@ -227,6 +227,18 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         page.get_by_role("button", name="Show migration").click()
         tab.locator(".sankey").first.wait_for(timeout=60_000)
         shot(page, tmp_path / "insights.png", "insights")
+        # an experiment between two recommender variants, then simulated traffic
+        page.get_by_text("Experiment between recommender variants").click()
+        page.get_by_label("Name").fill("browser-test")
+        page.get_by_role("button", name="Start", exact=True).click()
+        note = page.locator("#tailor-experiment")
+        note.get_by_text("(running").wait_for(timeout=60_000)
+        page.get_by_label("Simulated sessions").fill("40")
+        page.get_by_role("button", name="Simulate traffic").click()
+        note.get_by_text("40 simulated sessions written").wait_for(timeout=180_000)
+        assert "40 of these sessions are SIMULATED" in note.inner_text()
+        page.get_by_role("button", name="Stop", exact=True).click()
+        note.get_by_text("(stopped").wait_for(timeout=60_000)
         page.close()
 
 

@@ -254,3 +254,21 @@ def test_simulated_traffic_runs_an_experiment_end_to_end(svc) -> None:
         svc.simulation.run(sessions=0)
     with pytest.raises(InputError, match="outside the orders"):
         svc.simulation.run(sessions=5, start="2030-01-01")
+
+
+def test_the_tab_simulates_traffic_for_the_running_experiment(svc) -> None:
+    from types import SimpleNamespace
+
+    from assistant.ui import insights as tab
+
+    ops, agent = SimpleNamespace(username="olivia"), SimpleNamespace(username="alex")
+    svc.experiment_start("olivia", "tab-sim", {"A": "served", "B": "served,popularity=2"},
+                         base_rate=0.1, mde=0.05)
+    note, fig = tab.simulate(svc, 40, "", ops)  # the short history: the cut is its middle
+    assert "40 simulated sessions written" in note and "**tab-sim** (running" in note
+    assert "40 of these sessions are SIMULATED" in note and fig.data
+    refused, _ = tab.simulate(svc, 40, "", agent)
+    assert "needs ops" in refused
+    bad, _ = tab.simulate(svc, 0, "", ops)
+    assert "--sessions 0 must be from 1" in bad
+    svc.experiment_stop("olivia", "tab-sim")

@@ -99,7 +99,7 @@ def test_roles_and_bad_input(svc) -> None:
 
 def test_tab_callbacks_draw_the_reports(svc) -> None:
     header, choices, retention, per_segment, value, table, shown, rated, predicted, checked = \
-        tab.load(svc, "All customers", "M", "", OPS)
+        tab.load(svc, "All customers", "M", "", "variant", OPS)
     assert [t.type for t in predicted.data] == ["bar", "bar"]
     assert "Value model check" in checked or "not validated" in checked
     assert shown.data == () or shown.data[0].type == "bar"
@@ -109,12 +109,12 @@ def test_tab_callbacks_draw_the_reports(svc) -> None:
     assert isinstance(retention, go.Figure) and retention.data[0].type == "heatmap"
     assert [t.type for t in per_segment.data] == ["bar", "bar", "bar"]
     assert len(table) == len(choices["choices"])  # one row per segment and everyone
-    loyal = tab.load(svc, "Loyal", "Q", "2011-01-01", OPS)
+    loyal = tab.load(svc, "Loyal", "Q", "2011-01-01", "variant,segment", OPS)
     assert loyal[2].data[0].type == "heatmap"
-    refused = tab.load(svc, "All customers", "M", "", AGENT)
+    refused = tab.load(svc, "All customers", "M", "", "variant", AGENT)
     assert "needs ops" in refused[0]
-    assert tab.load(svc, None, None, None, OPS)[0] == header  # Gradio's empty inputs
-    bad = tab.load(svc, "All customers", "M", "yesterday-ish", OPS)
+    assert tab.load(svc, None, None, None, None, OPS)[0] == header  # Gradio's empty inputs
+    bad = tab.load(svc, "All customers", "M", "yesterday-ish", "variant", OPS)
     assert "not a date" in bad[0]
     sankey, note = tab.migrate(svc, None, "", OPS)
     assert sankey.data[0].type == "sankey" and note == ""

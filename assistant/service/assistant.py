@@ -319,6 +319,12 @@ class AssistantService:
         self.staff.require_role(actor, "ops")
         return self.experiments.status(name)
 
+    def simulate_traffic(self, actor: str | None, *, sessions: int,
+                         progress: Callable[[str, float], None] | None = None
+                         ) -> dict[str, Any]:
+        self.staff.require_role(actor, "ops")
+        return self.simulation.run(sessions=sessions, progress=progress)
+
     def experiment_stop(self, actor: str | None, name: str, reason: str = "") -> dict[str, Any]:
         who = self.staff.require_role(actor, "ops").name
         return self.experiments.stop(who, name, reason)

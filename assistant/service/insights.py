@@ -123,12 +123,19 @@ class Insights:
         return pd.DataFrame(rows, columns=["id", *EVENT_COLUMNS]) if rows else pd.DataFrame(
             columns=["id", *EVENT_COLUMNS])
 
-    def funnel(self, *, by: str = "variant", since: str | None = None,
-               window_days: int = WINDOW_DAYS) -> dict[str, Any]:
+    def _events_of(self, since: str | None, segment: str | None) -> pd.DataFrame:
+        """The event log (from ``since``), only a segment's people's events if given."""
+        events = self._events(since)
+        if segment is not None:
+            events = events[events["segment"] == segment]
+        return events
+
+    def funnel(self, *, by: str = "variant", segment: str | None = None,
+               since: str | None = None, window_days: int = WINDOW_DAYS) -> dict[str, Any]:
         """Cards shown -> engaged with -> bought, per recommender variant and/or segment
         (``by``: "variant", "segment" or "variant,segment")."""
         groups = tuple(g.strip() for g in by.split(",") if g.strip()) or ("variant",)
-        events = self._events(since)
+        events = self._events_of(since, segment)
         table = funnel(events, self.parts.orders(), by=groups, window_days=window_days)
         shown = events.loc[events["kind"] == "impression", "session_id"].dropna().unique()
         simulated = int(sum(is_simulated(s) for s in shown))
@@ -138,16 +145,18 @@ class Insights:
             note = (f"{simulated:,} of the {len(shown):,} sessions are SIMULATED "
                     "(assistant insights simulate): real customers and real later orders, "
                     "simulated sessions and engagement.")
-        return {"report": "funnel", "by": list(groups), "since": since,
+        return {"report": "funnel", "by": list(groups), "segment": segment, "since": since,
                 "window_days": window_days, "rows": _records(table),
                 "sessions": len(shown), "simulated_sessions": simulated, "note": note}
 
-    def satisfaction(self, *, since: str | None = None, period: str = "W") -> dict[str, Any]:
+    def satisfaction(self, *, segment: str | None = None, since: str | None = None,
+                     period: str = "W") -> dict[str, Any]:
         """Chat ratings per segment and per period; agents' ratings of desk drafts."""
         drafts = pd.DataFrame(self.parts.store.template_drafts(DESK_TEMPLATE, since=since))
-        report = satisfaction(self._events(since), drafts, period=period)
+        report = satisfaction(self._events_of(since, segment), drafts, period=period)
         rated = report["by_segment"][0]["n"]
-        return {"report": "satisfaction", "since": since, "period": period, **report,
+        return {"report": "satisfaction", "segment": segment, "since": since,
+                "period": period, **report,
                 "note": None if rated else "No chat has been rated yet (the 1-5 control "
                                            "under the chat)."}
 

@@ -4,7 +4,8 @@ with ``SIMULATED``), and the reports say how much of what they count is simulate
 
 How a simulated session is made (``assistant insights simulate``):
 
-1. The orders are cut at ``start`` (default: 90 days before the last order). A recommender
+1. The orders are cut at ``start`` (default: 90 days before the last order, or the middle
+   of a shorter history). A recommender
    is fitted on the orders before it only, with the served weights, so no list can know a
    purchase it is later credited with.
 2. Each session draws a real customer who bought before ``start`` (uniformly, seeded) and a
@@ -59,8 +60,9 @@ class Simulation:
         report = progress or (lambda stage, done: None)
         orders = self.parts.orders()
         times = pd.to_datetime(orders["timestamp"])
-        cut = (pd.Timestamp(start) if start else
-               times.max().normalize() - pd.Timedelta(days=90))
+        first, last = times.min().normalize(), times.max().normalize()
+        cut = (pd.Timestamp(start) if start else  # 90 days before the end, or the middle
+               max(last - pd.Timedelta(days=90), first + (last - first) / 2).normalize())
         if not times.min() < cut <= times.max():
             raise InputError(f"--start {cut:%Y-%m-%d} is outside the orders "
                              f"({times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}).",

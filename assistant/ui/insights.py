@@ -231,9 +231,9 @@ def segments_table(report: dict[str, Any]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- callbacks
 @guarded
-def load(service: AssistantService, segment: str, period: str, since: str,
+def load(service: AssistantService, segment: str, period: str, since: str, by: str,
          request: gr.Request) -> tuple[Any, ...]:
-    """The tab's reports for the chosen segment, period and start date."""
+    """The tab's reports for the chosen segment, period, start date and funnel grouping."""
     who = request.username
     chosen = None if segment in (None, "", EVERYONE) else segment
     since = (since or "").strip() or None  # Gradio sends None for an empty box
@@ -241,7 +241,7 @@ def load(service: AssistantService, segment: str, period: str, since: str,
         retention = service.insights_report(who, "retention", period=period or "M",
                                             segment=chosen, since=since)
         outcomes = service.insights_report(who, "segments", since=since)
-        shown = service.insights_report(who, "funnel", by="variant", since=since)
+        shown = service.insights_report(who, "funnel", by=by or "variant", since=since)
         rated = service.insights_report(who, "satisfaction", since=since)
         value = service.insights_report(who, "value", top=0)
     except AssistantError as err:
@@ -328,6 +328,24 @@ def experiment_action(service: AssistantService, action: str, name: str, arm_a: 
 
 
 @guarded
+def simulate(service: AssistantService, sessions: float | None, name: str,
+             request: gr.Request,
+             progress: gr.Progress = gr.Progress()) -> tuple[str, Any]:  # noqa: B008 - gradio's idiom
+    """Simulated traffic (``assistant insights simulate``) with a progress bar; then the
+    experiment's status (the running one, or the named one)."""
+    who = request.username
+    try:
+        out = service.simulate_traffic(who, sessions=int(sessions or 0),
+                                       progress=lambda stage, done: progress(done, desc=stage))
+        status = service.experiment_status(who, (name or "").strip() or None)
+    except AssistantError as err:
+        return (f"**{html.escape(err.message, quote=False)}** "
+                f"{html.escape(err.hint, quote=False)}", gr.update())
+    return (f"*{out['sessions']:,} simulated sessions written (run {out['run']}).*\n\n"
+            + experiment_markdown(status), experiment_figure(status))
+
+
+@guarded
 def api_insights(service: AssistantService, kind: str, options: str, request: gr.Request
                  ) -> dict[str, Any]:
     """``/insights``: one report as JSON, the CLI's ``assistant insights KIND --json``.
@@ -364,6 +382,8 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
     gr.Markdown("**What the app did.** Every card shown, every reaction and every 1-5 chat "
                 "rating is in the event log; a card counts as bought when the linked customer "
                 "orders it within 30 days (the orders file).")
+    by = gr.Radio(["variant", "segment", "variant,segment"], value="variant",
+                  label="Funnel by")
     shown = gr.Plot(label="Recommendation funnel")
     rated = gr.Plot(label="Satisfaction")
     predicted = gr.Plot(label="Predicted value and churn risk")
@@ -392,13 +412,17 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
             start_btn = gr.Button("Start", variant="primary")
             status_btn = gr.Button("Status")
             stop_btn = gr.Button("Stop", variant="stop")
+        with gr.Row():
+            sim_sessions = gr.Number(label="Simulated sessions", value=1000, precision=0,
+                                     minimum=1, maximum=100_000)
+            sim_btn = gr.Button("Simulate traffic (real customers, marked SIMULATED)")
         exp_note = gr.Markdown(elem_id="tailor-experiment")
         exp_plot = gr.Plot(label="Arms")
     outputs = [header, segment, retention, per_segment, value, table, shown, rated,
                predicted, checked]
-    inputs = [segment, period, since]
+    inputs = [segment, period, since, by]
     loader = bind(load, service)
-    gr.on([segment.change, period.change, since.submit], loader, inputs, outputs,
+    gr.on([segment.change, period.change, since.submit, by.change], loader, inputs, outputs,
           api_name="insights_load")
     go_btn.click(bind(migrate, service), [start, end], [migration, migration_note],
                  api_name="insights_migration")
@@ -407,6 +431,8 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
     for btn, action in ((start_btn, "start"), (status_btn, "status"), (stop_btn, "stop")):
         btn.click(act, [gr.State(action), *exp_inputs], [exp_note, exp_plot],
                   api_name=f"experiment_{action}")
+    sim_btn.click(bind(simulate, service), [sim_sessions, exp_name], [exp_note, exp_plot],
+                  api_name="insights_simulate")
     kind_in, options_in, json_out = (gr.Textbox(visible=False), gr.Textbox(visible=False),
                                      gr.JSON(visible=False))
     gr.Button(visible=False).click(bind(api_insights, service), [kind_in, options_in],
