@@ -249,6 +249,11 @@ def test_simulated_traffic_runs_an_experiment_end_to_end(svc) -> None:
     assert status["simulated_sessions"] == 60
     funnel = svc.insights_report("olivia", "funnel")
     assert funnel["simulated_sessions"] >= 60 and "SIMULATED" in funnel["note"]
+    # simulated events carry a real customer's id: erasing the customer erases them
+    someone = events[0]["customer_id"]
+    counts = svc.privacy.erase_customer(someone, actor="test")
+    assert counts["events"] >= 1
+    assert not [e for e in svc.store.events() if e["customer_id"] == someone]
     svc.experiment_stop("olivia", "sim-test")
     with pytest.raises(InputError, match="--sessions"):
         svc.simulation.run(sessions=0)

@@ -660,6 +660,12 @@ class Store:
             return conn.execute("DELETE FROM drafts WHERE customer_id = ?",
                                 (customer_id,)).rowcount
 
+    def erase_events_of(self, customer_id: str) -> int:
+        """Events under a customer's id (those of their sessions go with the sessions)."""
+        with self.connect() as conn:
+            return conn.execute("DELETE FROM events WHERE customer_id = ?",
+                                (customer_id,)).rowcount
+
     def sessions_idle_since(self, cutoff: str) -> list[str]:
         """Sessions not touched since ``cutoff`` (ISO time)."""
         with self.connect() as conn:

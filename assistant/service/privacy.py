@@ -125,6 +125,8 @@ class Privacy:
     def _erase_customer_rest(self, customer_id: str) -> dict[str, int]:
         counts = self._erase_sessions(self.store.sessions_of_customer(customer_id))
         counts["drafts"] = self.store.erase_drafts_of(customer_id)
+        # events under the customer's id outside their sessions (simulated traffic)
+        counts["events"] = counts.get("events", 0) + self.store.erase_events_of(customer_id)
         return counts
 
     def _erase_sessions(self, session_ids: list[str]) -> dict[str, int]:
