@@ -562,9 +562,7 @@ def _experiments() -> Any:
 
 
 def _shell_user() -> str:
-    import getpass  # lazy: only the experiment commands name their actor
-
-    return f"cli:{getpass.getuser()}"
+    return f"cli:{_actor(None)}"
 
 
 def _print_experiment(status: dict[str, Any], as_json: bool) -> None:

@@ -102,6 +102,25 @@ def copy_shop(staff_shop: Path, dest: Path) -> tuple[Path, Path]:
     return dest / "data", dest / "orders.csv"
 
 
+def staff_copy(staff_shop: Path, dest: Path) -> tuple[Path, Path]:
+    """``copy_shop`` with the staff users the callback tests sign in as: alex (agent) and
+    olivia (ops)."""
+    from tests.apprunner import add_user
+
+    data, orders = copy_shop(staff_shop, dest)
+    add_user(data, "alex", "agent")
+    add_user(data, "olivia", "ops")
+    return data, orders
+
+
+def shop_service(shop: tuple[Path, Path], model: ScriptedModel | None = None
+                 ) -> AssistantService:
+    """A service on a shop copy (``staff_copy``) with a scripted model."""
+    data, orders = shop
+    settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
+    return AssistantService.from_settings(settings, model=model or ScriptedModel())
+
+
 def order_of(service: AssistantService, customer: str) -> str:
     """The number of one of ``customer``'s orders in the service's order data: the proof a
     customer gives to link their orders in the chat."""

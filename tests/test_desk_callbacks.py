@@ -13,13 +13,11 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from assistant.core.config import load_settings
 from assistant.core.schemas import Message
 from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
 from assistant.ui import desk
-from tests.apprunner import add_user
-from tests.conftest import copy_shop
+from tests.conftest import shop_service, staff_copy
 
 AGENT = SimpleNamespace(username="alex")
 OPS = SimpleNamespace(username="olivia")
@@ -38,17 +36,12 @@ def polish(messages: Sequence[Message]) -> str:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, staff_shop: Path) -> tuple[Path, Path]:
-    data, orders = copy_shop(staff_shop, tmp_path_factory.mktemp("desk") / "shop")
-    add_user(data, "alex", "agent")
-    add_user(data, "olivia", "ops")
-    return data, orders
+    return staff_copy(staff_shop, tmp_path_factory.mktemp("desk") / "shop")
 
 
 @pytest.fixture
 def svc(shop: tuple[Path, Path]) -> AssistantService:
-    data, orders = shop
-    settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
-    return AssistantService.from_settings(settings, model=ScriptedModel(polish))
+    return shop_service(shop, ScriptedModel(polish))
 
 
 def test_a_non_agent_gets_the_role_message_and_no_draft_is_stored(svc) -> None:

@@ -11,9 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.core.config import load_settings
 from assistant.core.errors import InputError
-from assistant.infra.llm import ScriptedModel
 from assistant.insights.experiments import (
     compare_means,
     compare_rates,
@@ -24,8 +22,7 @@ from assistant.insights.experiments import (
 )
 from assistant.service.assistant import AssistantService
 from assistant.service.experiments import arm_weights
-from tests.apprunner import add_user
-from tests.conftest import copy_shop
+from tests.conftest import shop_service, staff_copy
 
 
 def test_sample_size_matches_the_textbook():
@@ -99,18 +96,12 @@ def test_arm_specs():
 # --------------------------------------------------------------------------- the service
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, staff_shop: Path) -> tuple[Path, Path]:
-    data, orders = copy_shop(staff_shop, tmp_path_factory.mktemp("experiments") / "shop")
-    add_user(data, "olivia", "ops")
-    add_user(data, "alex", "agent")
-    return data, orders
+    return staff_copy(staff_shop, tmp_path_factory.mktemp("experiments") / "shop")
 
 
 @pytest.fixture
 def svc(shop: tuple[Path, Path]) -> AssistantService:
-    data, orders = shop
-    return AssistantService.from_settings(
-        load_settings(data_dir=data, llm_provider="scripted", orders=orders),
-        model=ScriptedModel())
+    return shop_service(shop)
 
 
 def test_an_experiment_from_start_to_stop(svc) -> None:

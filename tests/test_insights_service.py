@@ -14,14 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.core.config import load_settings
 from assistant.core.errors import InputError
-from assistant.infra.llm import ScriptedModel
 from assistant.service.assistant import AssistantService
 from assistant.ui import desk
 from assistant.ui import insights as tab
-from tests.apprunner import add_user
-from tests.conftest import copy_shop
+from tests.conftest import shop_service, staff_copy
 
 OPS = SimpleNamespace(username="olivia")
 AGENT = SimpleNamespace(username="alex")
@@ -29,17 +26,12 @@ AGENT = SimpleNamespace(username="alex")
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, staff_shop: Path) -> tuple[Path, Path]:
-    data, orders = copy_shop(staff_shop, tmp_path_factory.mktemp("insights") / "shop")
-    add_user(data, "alex", "agent")
-    add_user(data, "olivia", "ops")
-    return data, orders
+    return staff_copy(staff_shop, tmp_path_factory.mktemp("insights") / "shop")
 
 
 @pytest.fixture
 def svc(shop: tuple[Path, Path]) -> AssistantService:
-    data, orders = shop
-    settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
-    return AssistantService.from_settings(settings, model=ScriptedModel())
+    return shop_service(shop)
 
 
 def test_retention_agrees_with_a_direct_count(svc) -> None:

@@ -12,14 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from assistant.core.config import load_settings
 from assistant.core.errors import InputError
-from assistant.infra.llm import ScriptedModel
 from assistant.orders.ingest import parse_map_options
 from assistant.service.assistant import AssistantService
 from assistant.ui import segments
-from tests.apprunner import add_user
-from tests.conftest import copy_shop
+from tests.conftest import shop_service, staff_copy
 
 OPS = SimpleNamespace(username="olivia")
 AGENT = SimpleNamespace(username="alex")
@@ -27,17 +24,12 @@ AGENT = SimpleNamespace(username="alex")
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, staff_shop: Path) -> tuple[Path, Path]:
-    data, orders = copy_shop(staff_shop, tmp_path_factory.mktemp("segments") / "shop")
-    add_user(data, "alex", "agent")
-    add_user(data, "olivia", "ops")
-    return data, orders
+    return staff_copy(staff_shop, tmp_path_factory.mktemp("segments") / "shop")
 
 
 @pytest.fixture
 def svc(shop: tuple[Path, Path]) -> AssistantService:
-    data, orders = shop
-    settings = load_settings(data_dir=data, llm_provider="scripted", orders=orders)
-    return AssistantService.from_settings(settings, model=ScriptedModel())
+    return shop_service(shop)
 
 
 def test_mapping_box_reads_like_the_cli_map_option() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from assistant.core.errors import InputError
+from assistant.insights.purchases import parse_day
 from assistant.orders.features import build_features
 from assistant.segments.model import SEGMENTS, rfm_scores
 
@@ -27,7 +28,7 @@ def segment_migration(orders: pd.DataFrame, start: str | pd.Timestamp,
     """Customers counted by (segment on ``start``, segment on ``end``): a long table with
     ``from``, ``to``, ``customers`` and ``share`` (of the ``from`` segment's customers).
     Customers whose first order falls between the dates come from ``NOT_YET``."""
-    a, b = _day(start, "from"), _day(end, "to")
+    a, b = parse_day(start, "--from").normalize(), parse_day(end, "--to").normalize()
     if not a < b:
         raise InputError(f"--from {a.date()} must come before --to {b.date()}.",
                          "Swap the dates, or pick a later --to.")
@@ -43,11 +44,3 @@ def segment_migration(orders: pd.DataFrame, start: str | pd.Timestamp,
     order = {name: i for i, name in enumerate([*SEGMENTS, NOT_YET])}
     counts = counts.sort_values(["from", "to"], key=lambda s: s.map(order), kind="stable")
     return counts.reset_index(drop=True)
-
-
-def _day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(value).normalize()
-    except (TypeError, ValueError) as err:
-        raise InputError(f"--{name} {value!r} is not a date.",
-                         "Write it as YYYY-MM-DD, e.g. 2011-06-01.") from err

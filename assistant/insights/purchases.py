@@ -27,21 +27,32 @@ def purchases(orders: pd.DataFrame, *, since: str | pd.Timestamp | None = None,
                        order_id=rows["order_id"].astype("string"),
                        timestamp=pd.to_datetime(rows["timestamp"]))
     if since is not None:
-        rows = rows[rows["timestamp"] >= _date(since, "since")]
+        rows = rows[rows["timestamp"] >= parse_day(since, "--since")]
     if until is not None:
-        rows = rows[rows["timestamp"] < _date(until, "until")]
+        rows = rows[rows["timestamp"] < parse_day(until, "--until")]
     return (rows.groupby(["customer", "order_id"], sort=False, observed=True)
             .agg(timestamp=("timestamp", "min"), amount=("amount", "sum"))
             .reset_index().sort_values(["timestamp", "order_id"], kind="stable")
             .reset_index(drop=True))
 
 
-def _date(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    """A date option's value (``name``: how the user wrote the option, e.g. "--since");
+    an ``InputError`` naming it when it is not a date."""
     try:
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as err:
-        raise InputError(f"--{name} {value!r} is not a date.",
+        raise InputError(f"{name} {value!r} is not a date.",
                          "Write it as YYYY-MM-DD, e.g. 2011-06-01.") from err
+    if stamp is pd.NaT:
+        raise InputError(f"{name} is empty.", "Write it as YYYY-MM-DD, e.g. 2011-06-01.")
+    return stamp
+
+
+def day_after_last(timestamps: pd.Series) -> pd.Timestamp:
+    """The day after the last one in ``timestamps``: where the data ends, the default
+    "as of" of every report."""
+    return pd.to_datetime(timestamps).max().normalize() + pd.Timedelta(days=1)
 
 
 def segment_of(customers: pd.Series, segments: pd.Series | None) -> pd.Series:

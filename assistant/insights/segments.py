@@ -19,7 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 from assistant.core.errors import InputError
-from assistant.insights.purchases import purchases, segment_of
+from assistant.insights.purchases import day_after_last, parse_day, purchases, segment_of
 from assistant.insights.rates import mean, rate
 
 ALL = "All customers"
@@ -65,8 +65,8 @@ def segment_outcomes(orders: pd.DataFrame, segments: pd.Series | None = None, *,
                "aov"]
     if buys.empty:
         return pd.DataFrame(columns=columns)
-    end = (pd.Timestamp(as_of) if as_of is not None
-           else buys["timestamp"].max().normalize() + pd.Timedelta(days=1))
+    end = (parse_day(as_of, "--as-of") if as_of is not None
+           else day_after_last(buys["timestamp"]))
     buys = buys[buys["timestamp"] < end]
     summary = customer_summary(buys, end)
     summary["segment"] = segment_of(summary.index.to_series(), segments).to_numpy()

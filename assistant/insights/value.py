@@ -37,7 +37,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from assistant.core.errors import InputError
-from assistant.insights.purchases import purchases
+from assistant.insights.purchases import day_after_last, parse_day, purchases
 
 DAY = pd.Timedelta(days=1)
 #: a fit needs at least this many customers with a repeat purchase
@@ -64,7 +64,7 @@ def rfm_summary(buys: pd.DataFrame, *, end: str | pd.Timestamp) -> pd.DataFrame:
       left out, as the Gamma-Gamma model is fitted on repeat purchases); 0 with no repeat.
 
     E.g. orders on days 0, 10 and 30 with ``end`` on day 40: x = 2, t_x = 30, T = 40."""
-    end = _timestamp(end, "end")
+    end = parse_day(end, "end")
     rows = buys.loc[buys["timestamp"] < end, ["customer", "timestamp", "amount"]]
     days = (rows.assign(day=rows["timestamp"].dt.normalize())
             .groupby(["customer", "day"], sort=True, observed=True)["amount"].sum()
@@ -83,17 +83,6 @@ def rfm_summary(buys: pd.DataFrame, *, end: str | pd.Timestamp) -> pd.DataFrame:
     out.index = out.index.astype(str)
     out.index.name = "customer"
     return out
-
-
-def _timestamp(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{name} {value!r} is not a date.",
-                         "Write it as YYYY-MM-DD, e.g. 2011-09-01.") from err
-    if stamp is pd.NaT:
-        raise InputError(f"{name} is empty.", "Write it as YYYY-MM-DD, e.g. 2011-09-01.")
-    return stamp
 
 
 def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...]) -> None:
@@ -413,7 +402,7 @@ def choose_penalizer(buys_or_orders: pd.DataFrame, *, end: str | pd.Timestamp,
     if not values:
         raise InputError("The penalizer grid is empty.",
                          "Pass a few values, e.g. (0.0, 0.001, 0.01, 0.1).")
-    stop = _timestamp(end, "end")
+    stop = parse_day(end, "end")
     buys = _as_buys(buys_or_orders)
     buys = buys[buys["timestamp"] < stop]
     inner = stop - pd.Timedelta(days=horizon_days)
@@ -521,7 +510,7 @@ def customer_value(orders: pd.DataFrame, *, horizon_days: float = 90,
     _check_horizon(horizon_days)
     if penalizer is not None:
         penalizer = _check_penalizer(penalizer)
-    stop = _timestamp(end, "end") if end is not None else None
+    stop = parse_day(end, "end") if end is not None else None
     buys = purchases(orders, until=stop)
     if buys.empty:
         raise InputError("There are no purchases to predict customer value from"
@@ -529,7 +518,7 @@ def customer_value(orders: pd.DataFrame, *, horizon_days: float = 90,
                          "Load an orders file with purchases (not only returns)"
                          + (", or pass a later end date." if stop is not None else "."))
     if stop is None:
-        stop = buys["timestamp"].max().normalize() + DAY
+        stop = day_after_last(buys["timestamp"])
     summary = rfm_summary(buys, end=stop)
     scores = None
     if penalizer is None:
@@ -573,10 +562,10 @@ def validate(orders: pd.DataFrame, *, calibration_end: str | pd.Timestamp,
     if buys.empty:
         raise InputError("There are no purchases to validate the value model on.",
                          "Load an orders file with purchases (not only returns).")
-    cut = _timestamp(calibration_end, "calibration_end")
+    cut = parse_day(calibration_end, "calibration_end")
     window = pd.Timedelta(days=horizon_days)
     first, last = buys["timestamp"].min(), buys["timestamp"].max()
-    data_end = last.normalize() + DAY
+    data_end = day_after_last(buys["timestamp"])
     if not first < cut < data_end:
         raise InputError(f"calibration_end {cut:%Y-%m-%d} is outside the data "
                          f"({first:%Y-%m-%d} to {last:%Y-%m-%d}).",

@@ -16,8 +16,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from assistant.core.errors import AssistantError, InputError
-from assistant.infra.store import Store
+from assistant.infra.store import EVENT_COLUMNS, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +61,7 @@ class EventLog:
     def record(self, events: list[dict[str, Any]]) -> None:
         """Events written as given, with their own times (the traffic simulator)."""
         self._add(events)
+
+    def frame(self, since: str | None = None) -> pd.DataFrame:
+        """The event log (from ``since``, an ISO time) as a frame for the insights."""
+        return pd.DataFrame(self.store.events(since=since), columns=["id", *EVENT_COLUMNS])

@@ -18,10 +18,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from assistant.core.errors import InputError
-from assistant.infra.store import EVENT_COLUMNS
 from assistant.insights.experiments import (
     compare_means,
     compare_rates,
@@ -191,8 +188,8 @@ class Experiments:
             exp = self._get(name)
         # by variant, not by time: an experiment's name is never reused, and simulated
         # sessions carry the times of the orders they were drawn from
-        events = pd.DataFrame(self.parts.store.events(), columns=["id", *EVENT_COLUMNS])
-        sessions = session_outcomes(events, self.parts.orders(), prefix=f"{exp['name']}/")
+        sessions = session_outcomes(self.parts.events.frame(), self.parts.orders(),
+                                    prefix=f"{exp['name']}/")
         simulated = int(sessions["session_id"].map(is_simulated).sum())
         arms = list(exp["arms"])
         per_arm, comparisons = [], []
@@ -226,7 +223,3 @@ class Experiments:
                 "arms": per_arm, "simulated_sessions": simulated,
                 "verdict": verdict(comparisons, planned=int(exp["planned"]),
                                    smallest=min(a["sessions"] for a in per_arm))}
-
-    def list(self) -> list[dict[str, Any]]:
-        return [{k: e[k] for k in ("name", "status", "metric", "started_at", "stopped_at")}
-                for e in self.parts.store.experiments()]

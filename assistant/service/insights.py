@@ -8,12 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from assistant.core.errors import AssistantError, InputError
-from assistant.infra.store import EVENT_COLUMNS
+from assistant.core.errors import InputError
 from assistant.insights.cohorts import cohort_retention
 from assistant.insights.funnel import WINDOW_DAYS, funnel
 from assistant.insights.migration import segment_migration, segments_on
-from assistant.insights.purchases import segment_of
+from assistant.insights.purchases import day_after_last, parse_day, segment_of
 from assistant.insights.rates import mean, rate
 from assistant.insights.satisfaction import satisfaction
 from assistant.insights.segments import CHURN_DAYS, segment_outcomes
@@ -41,11 +40,8 @@ class Insights:
 
     def segments(self) -> pd.Series | None:
         """customer -> RFM segment, from the segments in use (None before a build)."""
-        try:
-            model = self.parts.segment_model()
-        except AssistantError:
-            return None
-        return model.customers["rfm_segment"]
+        model = self.parts.segments_or_none()
+        return None if model is None else model.customers["rfm_segment"]
 
     def _customers_of(self, segment: str | None) -> pd.Index | None:
         if segment is None:
@@ -92,8 +88,8 @@ class Insights:
                          churn_days: int) -> pd.Series | None:
         """The RFM segments scored when the churn window began (None when too few
         customers had bought by then to score them)."""
-        end = (pd.Timestamp(as_of) if as_of is not None
-               else pd.to_datetime(orders["timestamp"]).max().normalize() + pd.Timedelta(days=1))
+        end = (parse_day(as_of, "--as-of") if as_of is not None
+               else day_after_last(orders["timestamp"]))
         try:
             return segments_on(orders, end - pd.Timedelta(days=churn_days))
         except InputError:
@@ -108,7 +104,7 @@ class Insights:
         if times.isna().all():
             raise InputError("There are no orders to measure.",
                              "Point TAILOR_ORDERS at the shop's orders file.")
-        end = end or f"{times.max().normalize() + pd.Timedelta(days=1):%Y-%m-%d}"
+        end = end or f"{day_after_last(times):%Y-%m-%d}"
         if not start:
             first = times.min().normalize()
             day = pd.Timestamp(end) - pd.DateOffset(months=6)
@@ -118,14 +114,9 @@ class Insights:
         table = segment_migration(orders, start, end)
         return {"report": "migration", "from": start, "to": end, "moves": _records(table)}
 
-    def _events(self, since: str | None) -> pd.DataFrame:
-        rows = self.parts.store.events(since=since)
-        return pd.DataFrame(rows, columns=["id", *EVENT_COLUMNS]) if rows else pd.DataFrame(
-            columns=["id", *EVENT_COLUMNS])
-
     def _events_of(self, since: str | None, segment: str | None) -> pd.DataFrame:
         """The event log (from ``since``), only a segment's people's events if given."""
-        events = self._events(since)
+        events = self.parts.events.frame(since=since)
         if segment is not None:
             events = events[events["segment"] == segment]
         return events

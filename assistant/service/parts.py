@@ -83,7 +83,7 @@ class Parts:
 
     @cached_property
     def events(self) -> EventLog:
-        """The event log (impressions, reactions, ratings, desk outcomes)."""
+        """The event log (impressions, reactions, chat ratings)."""
         return EventLog(self.store)
 
     # -- segments -------------------------------------------------------------------

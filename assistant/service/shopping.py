@@ -87,23 +87,23 @@ class Shopping:
     def recommend(self, session_id: str, k: int | None = None) -> Suggestions:
         """Cards for a session (``/recommend``)."""
         profile = self.profile(self.guided.open(session_id))
-        arm = self.parts.experiments.assign(session_id)
-        cards = self.cards(profile, self.rank(profile, k, arm=arm))
-        self._log_shown(session_id, profile, cards, arm=arm)
-        return cards
+        return self._show(session_id, profile, k)[1]
 
-    def _log_shown(self, session_id: str, profile: Profile, cards: Suggestions,
-                   template_version: str | None = None, *,
-                   arm: Assignment | None = None) -> None:
-        """Impressions in the event log: the list as shown, with the recommender variant
-        (an experiment's ``name/arm``; else popular while nothing is known, else the
-        hybrid and where its weights come from)."""
+    def _show(self, session_id: str, profile: Profile, k: int | None = None,
+              template_version: str | None = None) -> tuple[list[Recommendation], Suggestions]:
+        """Rank for a session (with its experiment arm, if it is in one) and log the list
+        as impressions, with the recommender variant: the experiment's ``name/arm``; else
+        popular while nothing is known, else the hybrid and where its weights come from."""
+        arm = self.parts.experiments.assign(session_id)
+        recs = self.rank(profile, k, arm=arm)
+        cards = self.cards(profile, recs)
         variant = (arm.variant if arm is not None else "popular" if cards.popular
                    else f"hybrid ({self.parts.served_weights()['source']})")
         self.parts.events.impressions(session_id, [c["id"] for c in cards.items],
                                       variant=variant, segment=profile.segment,
                                       customer_id=profile.customer_id,
                                       template_version=template_version)
+        return recs, cards
 
     def shown(self, session_id: str) -> list[dict[str, Any]]:
         """On reload: the cards again, once they were shown (and the model is ready)."""
@@ -127,12 +127,9 @@ class Shopping:
             visit.state.suggested = True
             self.guided.save(visit)
         profile = self.profile(visit, card)
-        arm = self.parts.experiments.assign(session_id)
-        recs = self.rank(profile, arm=arm)
-        cards = self.cards(profile, recs)
         tpl = self.parts.templates.route(RECOMMEND_TEMPLATE, session_id,
                                          segment=profile.segment)
-        self._log_shown(session_id, profile, cards, tpl.version, arm=arm)
+        recs, cards = self._show(session_id, profile, template_version=tpl.version)
         return cards, self._message(session_id, profile, recs, cards.popular, tpl)
 
     def _message(self, session_id: str, profile: Profile, recs: list[Recommendation],
@@ -185,11 +182,7 @@ class Shopping:
         self.parts.events.reaction(session_id, item, value, segment=card.segment_name,
                                    customer_id=visit.state.customer_id)
         keep_profile(self.parts, session_id, visit.state, card)
-        profile = self.profile(visit, card)
-        arm = self.parts.experiments.assign(session_id)
-        cards = self.cards(profile, self.rank(profile, arm=arm))
-        self._log_shown(session_id, profile, cards, arm=arm)
-        return cards
+        return self._show(session_id, self.profile(visit, card))[1]
 
     # -- search and similar people ------------------------------------------------------
     def search_products(self, text: str, k: int = 10) -> list[str]:

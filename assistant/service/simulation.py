@@ -77,8 +77,10 @@ class Simulation:
         engine = Recommendations.fit(before, None, self.parts.settings.cache_dir,
                                      weights=served["weights"], params=served["params"])
         later = orders[(times >= cut) & ~orders["is_return"]]
-        bought = later.assign(customer=later["customer"].astype(str),
-                              item=later["item"].astype(str))[["customer", "item", "timestamp"]]
+        bought = dict(tuple(later.assign(item=later["item"].astype(str))[
+            ["item", "timestamp"]].groupby(later["customer"].astype(str).to_numpy())))
+        none = pd.DataFrame({"item": pd.Series(dtype=str),
+                             "timestamp": pd.Series(dtype="datetime64[ns]")})
         rng = np.random.default_rng(seed)
         run = uuid.uuid4().hex[:8]
         experiments = self.parts.experiments
@@ -99,8 +101,8 @@ class Simulation:
             events = [{"at": stamp, "kind": "impression", "session_id": sid, "item": r.item,
                        "position": pos, "variant": variant, "customer_id": customer,
                        "segment": None} for pos, r in enumerate(recs, start=1)]
-            mine = bought[(bought["customer"] == customer) & (bought["timestamp"] > at)
-                          & (bought["timestamp"] <= at + window)]
+            theirs = bought.get(customer, none)
+            mine = theirs[(theirs["timestamp"] > at) & (theirs["timestamp"] <= at + window)]
             wanted = set(mine["item"])
             for r in recs:
                 if r.item in wanted and rng.random() < engage:

@@ -56,16 +56,24 @@ def retention_figure(report: dict[str, Any]) -> go.Figure:
         yaxis={"autorange": "reversed"}, height=max(320, 26 * len(rates) + 140))
 
 
-def _bar(fig: go.Figure, rows: list[dict[str, Any]], key: str, *, col: int,
-         name: str) -> None:
-    names = [r["segment"] for r in rows]
-    values = [r[key]["rate"] or 0.0 for r in rows]
-    low = [(r[key]["rate"] or 0.0) - (r[key]["low"] or 0.0) for r in rows]
-    high = [(r[key]["high"] or 0.0) - (r[key]["rate"] or 0.0) for r in rows]
-    labels = [f"{_pct(r[key]['rate'])}<br>n={r[key]['n']:,}" for r in rows]
-    fig.add_trace(go.Bar(x=names, y=values, name=name, text=labels, textposition="outside",
-                         error_y={"type": "data", "array": high, "arrayminus": low}),
-                  row=1, col=col)
+def _interval_bars(fig: go.Figure, names: list[str], items: list[dict[str, Any]], *,
+                   col: int, label: Callable[[dict[str, Any]], str], center: str = "rate",
+                   row: int = 1) -> None:
+    """Bars of rates (``center`` "rate") or means ("mean") with their 95 % interval as
+    error bars (none where an item has no interval) and ``label(item)`` above each."""
+    mid = [item[center] or 0.0 for item in items]
+    fig.add_trace(go.Bar(
+        x=names, y=mid, text=[label(item) for item in items], textposition="outside",
+        error_y={"type": "data",
+                 "array": [(item["high"] if item["high"] is not None else m) - m
+                           for item, m in zip(items, mid, strict=True)],
+                 "arrayminus": [m - (item["low"] if item["low"] is not None else m)
+                                for item, m in zip(items, mid, strict=True)]}),
+        row=row, col=col)
+
+
+def _rate_label(r: dict[str, Any]) -> str:
+    return f"{_pct(r['rate'])}<br>{r['count']}/{r['n']}"
 
 
 def segments_figure(report: dict[str, Any]) -> go.Figure:
@@ -74,9 +82,10 @@ def segments_figure(report: dict[str, Any]) -> go.Figure:
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "Repeat-purchase rate", f"Churn rate ({report['churn_days']}-day window)",
         "At risk (overdue by their own rhythm)"))
-    for col, (key, name) in enumerate((("repeat", "repeat"), ("churn", "churn"),
-                                       ("at_risk", "at risk")), start=1):
-        _bar(fig, rows, key, col=col, name=name)
+    names = [r["segment"] for r in rows]
+    for col, key in enumerate(("repeat", "churn", "at_risk"), start=1):
+        _interval_bars(fig, names, [r[key] for r in rows], col=col,
+                       label=lambda r: f"{_pct(r['rate'])}<br>n={r['n']:,}")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig.update_layout(showlegend=False, height=460,
                              title="Per segment (bars: 95 % Wilson intervals; n under each)")
@@ -90,15 +99,8 @@ def value_figure(report: dict[str, Any]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[r["revenue"] for r in rows],
                          text=[f"£{r['revenue']:,.0f}<br>{r['orders']:,} orders" for r in rows],
                          textposition="outside"), row=1, col=1)
-    aov = [r["aov"] for r in rows]
-    fig.add_trace(go.Bar(x=names, y=[a["mean"] or 0 for a in aov],
-                         text=[f"£{a['mean'] or 0:,.0f}<br>n={a['n']:,}" for a in aov],
-                         textposition="outside",
-                         error_y={"type": "data",
-                                  "array": [(a["high"] or a["mean"] or 0) - (a["mean"] or 0)
-                                            for a in aov],
-                                  "arrayminus": [(a["mean"] or 0) - (a["low"] or a["mean"] or 0)
-                                                 for a in aov]}), row=1, col=2)
+    _interval_bars(fig, names, [r["aov"] for r in rows], col=2, center="mean",
+                   label=lambda a: f"£{a['mean'] or 0:,.0f}<br>n={a['n']:,}")
     fig.update_yaxes(tickprefix="£", rangemode="tozero")
     return fig.update_layout(showlegend=False, height=420)
 
@@ -122,18 +124,6 @@ def migration_figure(report: dict[str, Any]) -> go.Figure:
                              height=560)
 
 
-def _rate_bars(fig: go.Figure, names: list[str], rates: list[dict[str, Any]], *, col: int,
-               row: int = 1) -> None:
-    fig.add_trace(go.Bar(
-        x=names, y=[r["rate"] or 0.0 for r in rates],
-        text=[f"{_pct(r['rate'])}<br>{r['count']}/{r['n']}" for r in rates],
-        textposition="outside",
-        error_y={"type": "data",
-                 "array": [(r["high"] or 0.0) - (r["rate"] or 0.0) for r in rates],
-                 "arrayminus": [(r["rate"] or 0.0) - (r["low"] or 0.0) for r in rates]}),
-        row=row, col=col)
-
-
 def funnel_figure(report: dict[str, Any]) -> go.Figure:
     """Per recommender variant: how many cards were shown, the share engaged with (CTR),
     and the share bought by linked customers within the window (conversion)."""
@@ -147,8 +137,8 @@ def funnel_figure(report: dict[str, Any]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[r["shown"] for r in rows],
                          text=[f"{r['shown']:,}" for r in rows], textposition="outside"),
                   row=1, col=1)
-    _rate_bars(fig, names, [r["ctr"] for r in rows], col=2)
-    _rate_bars(fig, names, [r["conversion"] for r in rows], col=3)
+    _interval_bars(fig, names, [r["ctr"] for r in rows], col=2, label=_rate_label)
+    _interval_bars(fig, names, [r["conversion"] for r in rows], col=3, label=_rate_label)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=3)
     simulated = report.get("simulated_sessions") or 0
@@ -165,12 +155,8 @@ def satisfaction_figure(report: dict[str, Any]) -> go.Figure:
     rated = [r for r in report["by_segment"] if r["n"]]
     if not rated:
         return fig.update_layout(title=report.get("note") or "No ratings", height=340)
-    fig.add_trace(go.Bar(
-        x=[r["segment"] for r in rated], y=[r["mean"] for r in rated],
-        text=[f"{r['mean']:.2f}<br>n={r['n']}" for r in rated], textposition="outside",
-        error_y={"type": "data", "array": [(r["high"] or r["mean"]) - r["mean"] for r in rated],
-                 "arrayminus": [r["mean"] - (r["low"] or r["mean"]) for r in rated]}),
-        row=1, col=1)
+    _interval_bars(fig, [r["segment"] for r in rated], rated, col=1, center="mean",
+                   label=lambda r: f"{r['mean']:.2f}<br>n={r['n']}")
     trend = report["trend"]
     fig.add_trace(go.Scatter(x=[t["period"] for t in trend], y=[t["mean"] for t in trend],
                              mode="lines+markers", text=[f"n={t['n']}" for t in trend]),
@@ -190,13 +176,8 @@ def prediction_figure(report: dict[str, Any]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[r["expected_value"] for r in rows],
                          text=[f"£{r['expected_value']:,.0f}<br>n={r['customers']:,}"
                                for r in rows], textposition="outside"), row=1, col=1)
-    risk = [r["churn_risk"] for r in rows]
-    fig.add_trace(go.Bar(
-        x=names, y=[c["mean"] or 0.0 for c in risk],
-        text=[f"{_pct(c['mean'])}<br>n={c['n']:,}" for c in risk], textposition="outside",
-        error_y={"type": "data", "array": [(c["high"] or 0.0) - (c["mean"] or 0.0) for c in risk],
-                 "arrayminus": [(c["mean"] or 0.0) - (c["low"] or 0.0) for c in risk]}),
-        row=1, col=2)
+    _interval_bars(fig, names, [r["churn_risk"] for r in rows], col=2, center="mean",
+                   label=lambda c: f"{_pct(c['mean'])}<br>n={c['n']:,}")
     fig.update_yaxes(tickprefix="£", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
     return fig.update_layout(showlegend=False, height=420)
@@ -299,8 +280,8 @@ def experiment_figure(status: dict[str, Any]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("CTR (sessions engaged)",
                                                         "Conversion (linked sessions)"))
     names = [a["arm"] for a in arms]
-    _rate_bars(fig, names, [a["ctr"] for a in arms], col=1)
-    _rate_bars(fig, names, [a["conversion"] for a in arms], col=2)
+    _interval_bars(fig, names, [a["ctr"] for a in arms], col=1, label=_rate_label)
+    _interval_bars(fig, names, [a["conversion"] for a in arms], col=2, label=_rate_label)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig.update_layout(showlegend=False, height=360)
 
