@@ -424,9 +424,16 @@ def test_prompt_studio_edit_preview_stage_promote_rollback(browser, tmp_path, st
         link_customer(shopper, "17850", "536365")
 
         def shopper_suggests() -> str:
+            """Click "Show suggestions" until a new message is written (a click while the
+            last suggestion still streams is dropped: a button's trigger mode is "once")."""
             before = len(rec_versions())
-            shopper.locator("#tailor-suggest").click()
-            _wait_for(lambda: len(rec_versions()) > before, 30)
+            deadline = time.monotonic() + 60
+            while len(rec_versions()) <= before:
+                assert time.monotonic() < deadline, "no suggestion within 60 s"
+                shopper.locator("#tailor-suggest").click()
+                end = time.monotonic() + 5
+                while len(rec_versions()) <= before and time.monotonic() < end:
+                    time.sleep(0.1)
             return rec_versions()[0]
 
         assert shopper_suggests() == "v1"
