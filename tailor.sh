@@ -132,7 +132,13 @@ case $cmd in
     # one pytest worker per core, at most 4 (each holds the local model and a built shop);
     # whole files go to one worker, so module fixtures are built once
     workers=${TAILOR_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
-    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
+    if [[ $# -gt 0 ]]; then
+      exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
+    fi
+    # the whole suite: the browser tests last, in one process of their own (their waits
+    # are for a real browser; on a loaded machine a worker beside them made them flaky)
+    "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile -m "not browser"
+    exec "$VENV/bin/python" -m pytest -p no:xdist -m browser
     ;;
   lock)
     lock "$@"
