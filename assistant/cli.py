@@ -514,6 +514,11 @@ def insights_simulate(
     engage: Annotated[float, typer.Option(help="Chance that a card the customer really "
                                           "ordered later gets 'more like this'.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    policy: Annotated[bool, typer.Option(
+        "--policy", help="Simulate desk exposures for the running policy experiment "
+        "instead (an A/A check: real customers of its segment, their real later "
+        "orders).")] = False,
+    customers: Annotated[int, typer.Option(help="--policy: customers to expose.")] = 1000,
     orders: OrdersOption = None, as_json: JsonOption = False,
 ) -> None:
     """Simulated traffic from real customers (marked SIMULATED in the event log): cards from
@@ -523,12 +528,21 @@ def insights_simulate(
     service = AssistantService.from_settings(_settings(orders=orders))
     bar = _Bar(enabled=not as_json and sys.stderr.isatty())
     try:
-        out = service.simulation.run(sessions=sessions, start=start, days=days, k=k,
-                                     engage=engage, seed=seed, progress=bar)
+        out = (service.simulation.exposures(customers=customers, start=start, days=days,
+                                            seed=seed, progress=bar) if policy else
+               service.simulation.run(sessions=sessions, start=start, days=days, k=k,
+                                      engage=engage, seed=seed, progress=bar))
     finally:
         bar.close()
     if as_json:
         typer.echo(json.dumps(out, indent=2))
+        return
+    if policy:
+        typer.echo(f"run {out['run']}: {out['customers']:,} of the {out['in_segment']:,} "
+                   f"customers in {out['segment']} on {out['start']} exposed over "
+                   f"{out['days']} days; "
+                   + ", ".join(f"{v} {n:,}" for v, n in out["variants"].items()))
+        typer.echo(out["note"])
         return
     typer.echo(f"run {out['run']}: {out['sessions']:,} sessions from {out['start']} over "
                f"{out['days']} days, {out['cards_shown']:,} cards shown, {out['engaged']:,} "
@@ -550,8 +564,9 @@ def insights_migration(
 
 
 # --------------------------------------------------------------------------- experiments
-experiments_app = typer.Typer(help="Experiments between recommender variants: sample size, "
-                                   "start, status, stop.", no_args_is_help=True)
+experiments_app = typer.Typer(help="Experiments between recommender variants or support "
+                                   "policies: sample size, start, status, stop.",
+                              no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 
 
@@ -569,13 +584,15 @@ def _print_experiment(status: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(status, indent=2, default=str))
         return
-    exp, verdict = status["experiment"], status["verdict"]
-    typer.echo(f"{exp['name']} ({exp['status']}, since {exp['started_at'][:16]}; primary "
-               f"metric {exp['metric']}; {verdict['planned_per_arm']:,} sessions per arm "
-               "planned)")
+    exp, verdict, unit = status["experiment"], status["verdict"], status["unit"]
+    on = f" on {exp['segment']}" if exp.get("segment") else ""
+    typer.echo(f"{exp['name']} ({exp['kind']}{on}, {exp['status']}, since "
+               f"{exp['started_at'][:16]}; primary metric {exp['metric']}; "
+               f"{verdict['planned_per_arm']:,} {unit} per arm planned)")
     for arm in status["arms"]:
-        typer.echo(f"  {arm['arm']:<6} {arm['spec']:<32} {arm['sessions']:>6,} sessions  "
-                   f"CTR {_pct(arm['ctr'])}  conversion {_pct(arm['conversion'])}")
+        rates = (f"CTR {_pct(arm['ctr'])}" if "ctr" in arm else f"sent {_pct(arm['sent'])}")
+        typer.echo(f"  {arm['arm']:<6} {arm['spec']:<32} {arm[unit]:>6,} {unit}  "
+                   f"{rates}  conversion {_pct(arm['conversion'])}")
     for c in verdict["comparisons"]:
         p = "-" if c["p_adjusted"] is None else f"{c['p_adjusted']:.3g}"
         diff = "-" if c["difference"] is None else f"{c['difference']:+.4g}"
@@ -584,8 +601,9 @@ def _print_experiment(status: dict[str, Any], as_json: bool) -> None:
 
 
 ArmOption = Annotated[list[str], typer.Option(
-    "--arm", help="NAME=SPEC, e.g. A=served and B=served,segment=0.5 (served weights, "
-    "without:NAME, NAME=WEIGHT); the first arm is the control.")]
+    "--arm", help="NAME=SPEC; the first arm is the control. Recommender: e.g. A=served and "
+    "B=served,segment=0.5 (served weights, without:NAME, NAME=WEIGHT). Policy: A=served (the "
+    "segment's policy) and B=VARIANT (a variant in data/policies.yaml).")]
 
 
 @experiments_app.command("size")
@@ -611,11 +629,19 @@ def experiments_start(
     arm: ArmOption,
     base_rate: Annotated[float, typer.Option(help="Today's rate of the metric.")],
     mde: Annotated[float, typer.Option(help="Smallest change worth knowing.")],
-    metric: Annotated[str, typer.Option(help="ctr or conversion.")] = "ctr",
-    share: Annotated[float, typer.Option(help="Share of sessions in it (0-1].")] = 1.0,
+    metric: Annotated[str | None, typer.Option(
+        help="Recommender: ctr (default) or conversion. Policy: conversion (default) or "
+             "sent.")] = None,
+    share: Annotated[float, typer.Option(help="Share of sessions (customers) in it "
+                                         "(0-1].")] = 1.0,
+    kind: Annotated[str, typer.Option(help="recommender (hybrid weights) or policy (a "
+                                      "segment's support policy).")] = "recommender",
+    segment: Annotated[str | None, typer.Option(help="Policy experiments: the segment, e.g. "
+                                                "'At Risk'.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start an experiment between recommender variants (one runs at a time)."""
+    """Start an experiment between recommender variants or support policies (one of each
+    kind runs at a time)."""
     arms = {}
     for item in arm:
         label, sep, spec = item.partition("=")
@@ -624,7 +650,8 @@ def experiments_start(
                              "Write e.g. --arm A=served --arm B=served,segment=0.5.")
         arms[label.strip()] = spec.strip()
     _print_experiment(_experiments().start(_shell_user(), name, arms, metric=metric,
-                                           base_rate=base_rate, mde=mde, share=share),
+                                           base_rate=base_rate, mde=mde, share=share,
+                                           kind=kind, segment=segment),
                       as_json)
 
 

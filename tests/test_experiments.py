@@ -15,6 +15,7 @@ from assistant.core.errors import InputError
 from assistant.insights.experiments import (
     compare_means,
     compare_rates,
+    customer_outcomes,
     holm,
     sample_size,
     session_outcomes,
@@ -171,7 +172,7 @@ def test_cli(shop, monkeypatch) -> None:
     assert json.loads(started.output[started.output.index("{"):])["experiment"]["started_by"] \
         .startswith("cli:")
     status = runner.invoke(app, ["experiments", "status"])
-    assert status.exit_code == 0 and "cli-test (running" in status.output
+    assert status.exit_code == 0 and "cli-test (recommender, running" in status.output
     assert runner.invoke(app, ["experiments", "stop", "cli-test"]).exit_code == 0
     again = runner.invoke(app, ["experiments", "stop", "cli-test"])
     assert again.exit_code != 0 and "stopped already" in again.output
@@ -268,3 +269,171 @@ def test_the_tab_simulates_traffic_for_the_running_experiment(svc) -> None:
     bad, _ = tab.simulate(svc, 0, "", ops)
     assert "--sessions 0 must be from 1" in bad
     svc.experiment_stop("olivia", "tab-sim")
+
+
+# --------------------------------------------------------------------------- policy experiments
+def test_customer_outcomes_are_per_customer_from_the_first_exposure():
+    events = pd.DataFrame([
+        ("2011-06-01T10:00:00+00:00", "exposure", None, "c1", "pol/A"),
+        ("2011-06-20T10:00:00+00:00", "exposure", None, "c1", "pol/A"),  # later: ignored
+        ("2011-06-02T10:00:00+00:00", "exposure", None, "c2", "pol/B"),
+        ("2011-06-02T10:00:00+00:00", "exposure", None, "c3", "other/B"),
+        ("2011-06-02T10:00:00+00:00", "impression", "s1", "c3", "pol/B"),
+    ], columns=["at", "kind", "session_id", "customer_id", "variant"])
+    lines = pd.DataFrame({"customer": ["c1", "c1", "c1", "c2"],
+                          "timestamp": pd.to_datetime(["2011-06-10", "2011-06-15",
+                                                       "2011-07-15", "2011-05-30"]),
+                          "amount": [10.0, 5.0, 99.0, 7.0],
+                          "is_return": [False, False, False, False]})
+    drafts = pd.DataFrame({"customer_id": ["c1", "c1", "c2"],
+                           "created_at": ["2011-06-01T10:05:00+00:00",
+                                          "2011-05-01T10:00:00+00:00",  # before: ignored
+                                          "2011-06-02T10:01:00+00:00"],
+                           "status": ["final", "final", "discarded"],
+                           "feedback": [1.0, None, None]})
+    out = customer_outcomes(events, lines, drafts, prefix="pol/").set_index("customer_id")
+    assert list(out.index) == ["c1", "c2"]
+    # c1: two orders within 30 days of 1 June (the 15 July one is outside), a sent draft
+    assert out.loc["c1", "arm"] == "A" and out.loc["c1", "bought"]
+    assert out.loc["c1", "revenue"] == 15.0
+    assert out.loc["c1", "sent"] == 1.0 and out.loc["c1", "liked"] == 1.0
+    # c2: ordered only before the exposure; a discarded, unrated draft
+    assert not out.loc["c2", "bought"] and out.loc["c2", "revenue"] == 0.0
+    assert out.loc["c2", "sent"] == 0.0 and pd.isna(out.loc["c2", "liked"])
+    empty = customer_outcomes(events, lines, drafts, prefix="none/")
+    assert empty.empty and "arm" in empty.columns
+
+
+def test_policy_variants_are_checked_when_loaded(tmp_path) -> None:
+    from assistant.core.errors import ConfigError
+    from assistant.support.policies import load_policies
+
+    policies = load_policies()
+    assert policies.variant("at-risk-10").promises["discount"] == 10
+    assert policies.for_segment("At Risk").promises["discount"] == 15
+    with pytest.raises(InputError, match="no policy variant 'nope'"):
+        policies.variant("nope")
+    base = "default:\n  text: Hello.\nvariants:\n"
+    for body, why in (("  x:\n    segment: Champs\n    text: Hi.\n",
+                       r"policies.yaml:4: unknown segment 'Champs' in variant 'x'"),
+                      ("  Bad Name:\n    segment: Lost\n    text: Hi.\n",
+                       "'Bad Name' is not a variant name"),
+                      ("  x:\n    text: Hi.\n", "variants.x.segment: Field required")):
+        path = tmp_path / "policies.yaml"
+        path.write_text(base + body)
+        with pytest.raises(ConfigError, match=why):
+            load_policies(path)
+
+
+def _in_segment(svc, segment: str, n: int) -> list[str]:
+    seg = svc.parts.segment_model().customers["rfm_segment"]
+    return [str(c) for c in seg.index[seg == segment][:n]]
+
+
+def _draft(svc, customer: str) -> dict:
+    run = svc.start_draft(agent="alex", customer_id=customer,
+                          ticket="My order arrived damaged, what can you do?")
+    return run.collect()
+
+
+def test_a_policy_experiment_serves_each_arm_its_policy_and_counts_customers(svc) -> None:
+    with pytest.raises(InputError, match="needs a segment"):
+        svc.experiment_start("olivia", "pol", {"A": "served", "B": "at-risk-10"},
+                             kind="policy", base_rate=0.3, mde=0.1)
+    with pytest.raises(InputError, match="is for At Risk, not Lost"):
+        svc.experiment_start("olivia", "pol", {"A": "served", "B": "at-risk-10"},
+                             kind="policy", segment="Lost", base_rate=0.3, mde=0.1)
+    with pytest.raises(InputError, match="no policy variant 'at-risk-5'"):
+        svc.experiment_start("olivia", "pol", {"A": "served", "B": "at-risk-5"},
+                             kind="policy", segment="At Risk", base_rate=0.3, mde=0.1)
+    with pytest.raises(InputError, match="Unknown metric 'ctr' for a policy"):
+        svc.experiment_start("olivia", "pol", {"A": "served", "B": "at-risk-10"},
+                             kind="policy", segment="At Risk", metric="ctr",
+                             base_rate=0.3, mde=0.1)
+    assert svc.store.experiment("pol") is None  # nothing saved
+    status = svc.experiment_start("olivia", "pol", {"A": "served", "B": "at-risk-10"},
+                                  kind="policy", segment="At Risk", base_rate=0.3, mde=0.1)
+    assert status["experiment"]["kind"] == "policy" and status["unit"] == "customers"
+    assert status["experiment"]["metric"] == "conversion"
+    # a recommender experiment may run beside it (one of each kind)
+    svc.experiment_start("olivia", "rec", {"A": "served", "B": "served,segment=0.5"},
+                         base_rate=0.1, mde=0.05)
+    with pytest.raises(InputError, match="policy experiment 'pol' is running"):
+        svc.experiment_start("olivia", "pol2", {"A": "served", "B": "at-risk-10"},
+                             kind="policy", segment="At Risk", base_rate=0.3, mde=0.1)
+    exp = svc.store.experiment("pol")
+    at_risk = _in_segment(svc, "At Risk", 8)
+    arms = {c: svc.experiments.arm_of(exp, c) for c in at_risk}
+    assert set(arms.values()) == {"A", "B"}
+    for customer in at_risk:
+        limit = 15 if arms[customer] == "A" else 10
+        side = svc.desk_customer("alex", customer)
+        assert side["policy"]["variant"] == f"pol/{arms[customer]}"
+        assert side["policy"]["promises"]["discount"] == limit
+        draft = _draft(svc, customer)
+        assert draft["policy"]["promises"]["discount"] == limit
+    # another segment's customer: the segment's own policy, no exposure
+    other = _in_segment(svc, "Champions", 1)[0]
+    assert "variant" not in _draft(svc, other)["policy"]
+    exposed = svc.store.events(kinds=("exposure",))
+    assert sorted(e["customer_id"] for e in exposed) == sorted(at_risk)
+    assert {e["variant"] for e in exposed} == {"pol/A", "pol/B"}
+    drafts = svc.store.drafts_for(at_risk[0])
+    svc.save_final_draft(drafts[0]["id"], "alex", "Sorry! A replacement is on its way.")
+    status = svc.experiment_status("olivia", "pol")
+    assert sum(a["customers"] for a in status["arms"]) == 8
+    assert status["simulated_customers"] == 0
+    sent = {a["arm"]: a["sent"] for a in status["arms"]}
+    assert sent[arms[at_risk[0]]]["count"] == 1
+    assert sum(s["n"] for s in sent.values()) == 8
+    assert status["verdict"]["state"] == "early" and "customers per arm" in \
+        status["verdict"]["note"]
+    json.dumps(status)
+    svc.experiment_stop("olivia", "pol")
+    svc.experiment_stop("olivia", "rec")
+    assert "variant" not in svc.desk_customer("alex", at_risk[0])["policy"]
+
+
+def test_simulated_exposures_are_an_a_a_check(svc) -> None:
+    with pytest.raises(InputError, match="No policy experiment is running"):
+        svc.simulation.exposures(customers=10)
+    svc.experiment_start("olivia", "pol-sim", {"A": "served", "B": "at-risk-10"},
+                         kind="policy", segment="At Risk", base_rate=0.3, mde=0.1)
+    orders = svc.orders()
+    middle = orders["timestamp"].min() + (orders["timestamp"].max()
+                                          - orders["timestamp"].min()) / 2
+    out = svc.simulation.exposures(customers=400, start=f"{middle:%Y-%m-%d}", days=20, seed=1)
+    assert 0 < out["customers"] <= min(400, out["in_segment"])
+    assert sum(out["variants"].values()) == out["customers"]
+    status = svc.experiment_status("olivia", "pol-sim")
+    assert status["simulated_customers"] == out["customers"]
+    assert sum(a["customers"] for a in status["arms"]) == out["customers"]
+    bought = sum(a["conversion"]["count"] for a in status["arms"])
+    # the credited orders are the customers' real ones in the 30 days after exposure
+    assert 0 < bought < out["customers"]
+    assert status["verdict"]["state"] != "significant"  # the arms cannot differ in truth
+    svc.experiment_stop("olivia", "pol-sim")
+
+
+def test_cli_policy_experiment(shop, monkeypatch) -> None:
+    data, orders = shop
+    monkeypatch.setenv("TAILOR_DATA_DIR", str(data))
+    monkeypatch.setenv("TAILOR_ORDERS", str(orders))
+    runner = CliRunner()
+    started = runner.invoke(app, ["experiments", "start", "cli-pol", "--kind", "policy",
+                                  "--segment", "At Risk", "--arm", "A=served",
+                                  "--arm", "B=at-risk-10", "--base-rate", "0.3",
+                                  "--mde", "0.1"])
+    assert started.exit_code == 0, started.output
+    assert "cli-pol (policy on At Risk, running" in started.output
+    simulated = runner.invoke(app, ["insights", "simulate", "--policy", "--customers", "50",
+                                    "--json"])
+    assert simulated.exit_code == 0, simulated.output
+    assert json.loads(simulated.output[simulated.output.index("{"):])["segment"] == "At Risk"
+    status = runner.invoke(app, ["experiments", "status", "cli-pol"])
+    assert status.exit_code == 0 and " customers  sent " in status.output
+    assert runner.invoke(app, ["experiments", "stop", "cli-pol"]).exit_code == 0
+    bad = runner.invoke(app, ["experiments", "start", "x", "--kind", "bandit", "--arm",
+                              "A=served", "--arm", "B=served", "--base-rate", "0.1",
+                              "--mde", "0.02"])
+    assert bad.exit_code != 0 and "Unknown experiment kind" in bad.output

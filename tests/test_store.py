@@ -67,3 +67,39 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError) as exc:
         Store(db)
     assert str(db) in exc.value.message
+
+
+def test_migration_11_keeps_events_and_experiments(tmp_path, monkeypatch):
+    """A file at schema 10 (experiments and events written by that code) upgrades to the
+    policy-experiment schema with its rows, its append-only trigger and one running
+    experiment per kind."""
+    import assistant.infra.store as store_module
+
+    db = tmp_path / "t.sqlite3"
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:10])
+    old = Store(db)
+    assert old.schema_version() == 10
+    old.add_events([{"kind": "impression", "session_id": "s", "item": "i", "position": 1,
+                     "variant": "e/A"}])
+    with sqlite3.connect(db) as conn:  # as schema 10's code wrote it
+        conn.execute("INSERT INTO experiments (name, arms, metric, base_rate, mde, planned, "
+                     "share, status, started_at, started_by) VALUES ('e', "
+                     "'{\"A\": \"served\", \"B\": \"served\"}', 'ctr', 0.1, 0.05, 100, 1.0, "
+                     "'running', '2026-01-01T00:00:00', 'olivia')")
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    new = Store(db)
+    assert new.schema_version() == len(MIGRATIONS)
+    assert [(e["kind"], e["variant"]) for e in new.events()] == [("impression", "e/A")]
+    assert new.running_experiment()["name"] == "e"
+    assert new.experiment("e")["kind"] == "recommender"
+    new.add_experiment(name="p", arms={"A": "served", "B": "v"}, metric="conversion",
+                       base_rate=0.3, mde=0.1, planned=50, share=1.0, actor="olivia",
+                       kind="policy", segment="At Risk")
+    assert new.running_experiment("policy")["segment"] == "At Risk"
+    with pytest.raises(StoreError, match="cannot start"):
+        new.add_experiment(name="p2", arms={}, metric="conversion", base_rate=0.3, mde=0.1,
+                           planned=50, share=1.0, actor="olivia", kind="policy",
+                           segment="Lost")
+    new.add_events([{"kind": "exposure", "customer_id": "c", "variant": "p/A"}])
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), sqlite3.connect(db) as conn:
+        conn.execute("UPDATE events SET kind = 'click'")

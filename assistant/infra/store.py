@@ -275,6 +275,60 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX experiments_one_running ON experiments(status)
         WHERE status = 'running';
     """,
+    # 11: policy experiments (a segment's support policy against a variant): experiments
+    #     get a kind 'policy' and a segment, one may run per kind; the event log gets
+    #     'exposure' (a customer's draft written under an experiment's policy). SQLite
+    #     cannot change a CHECK, so both tables are rebuilt with their rows.
+    """
+    CREATE TABLE experiments_new (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'recommender' CHECK (kind IN ('recommender', 'policy')),
+        segment TEXT CHECK ((kind = 'policy') = (segment IS NOT NULL)),
+        arms TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        base_rate REAL NOT NULL,
+        mde REAL NOT NULL,
+        planned INTEGER NOT NULL,
+        share REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'stopped')),
+        started_at TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        stopped_at TEXT,
+        stopped_by TEXT,
+        reason TEXT
+    );
+    INSERT INTO experiments_new (name, kind, arms, metric, base_rate, mde, planned, share,
+                                 status, started_at, started_by, stopped_at, stopped_by,
+                                 reason)
+        SELECT name, kind, arms, metric, base_rate, mde, planned, share, status, started_at,
+               started_by, stopped_at, stopped_by, reason FROM experiments;
+    DROP TABLE experiments;
+    ALTER TABLE experiments_new RENAME TO experiments;
+    CREATE UNIQUE INDEX experiments_one_running ON experiments(kind)
+        WHERE status = 'running';
+    CREATE TABLE events_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('impression', 'reaction', 'click',
+                                           'satisfaction', 'exposure')),
+        session_id TEXT,
+        customer_id TEXT,
+        segment TEXT,
+        item TEXT,
+        position INTEGER,
+        variant TEXT,
+        template_version TEXT,
+        value TEXT
+    );
+    INSERT INTO events_new SELECT * FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_new RENAME TO events;
+    CREATE INDEX events_kind_at ON events(kind, at);
+    CREATE INDEX events_session ON events(session_id, id);
+    CREATE INDEX events_customer ON events(customer_id);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    """,
 ]
 
 #: the event log's columns after ``id`` (``add_events`` takes dicts with these keys)
@@ -518,18 +572,20 @@ class Store:
 
     def add_experiment(self, *, name: str, arms: dict[str, str], metric: str,
                        base_rate: float, mde: float, planned: int, share: float,
-                       actor: str) -> None:
+                       actor: str, kind: str = "recommender",
+                       segment: str | None = None) -> None:
         try:
             with self.connect() as conn:
                 conn.execute(
-                    "INSERT INTO experiments (name, arms, metric, base_rate, mde, planned, "
-                    "share, status, started_at, started_by) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                    (name, json.dumps(arms), metric, base_rate, mde, planned, share, _now(),
-                     actor))
+                    "INSERT INTO experiments (name, kind, segment, arms, metric, base_rate, "
+                    "mde, planned, share, status, started_at, started_by) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (name, kind, segment, json.dumps(arms), metric, base_rate, mde, planned,
+                     share, _now(), actor))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"The experiment '{name}' cannot start: {exc}.",
-                             "Another experiment is running, or the name was used.") from exc
+                             "Another experiment of this kind is running, or the name was "
+                             "used.") from exc
 
     def stop_experiment(self, name: str, *, actor: str, reason: str = "") -> bool:
         """Stop a running experiment; False when it was not running."""
@@ -544,9 +600,10 @@ class Store:
             row = conn.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
         return self._experiment(row) if row else None
 
-    def running_experiment(self) -> dict[str, Any] | None:
+    def running_experiment(self, kind: str = "recommender") -> dict[str, Any] | None:
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM experiments WHERE status = 'running'").fetchone()
+            row = conn.execute("SELECT * FROM experiments WHERE status = 'running' "
+                               "AND kind = ?", (kind,)).fetchone()
         return self._experiment(row) if row else None
 
     def experiments(self) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The statistics of an experiment between variants (recommender weights, segment
-policies): how many sessions it needs before it starts, whether a difference is real when
-it is read, and a correction when several metrics are read at once.
+policies): how many sessions (or customers) it needs before it starts, whether a difference
+is real when it is read, and a correction when several metrics are read at once.
 
 - **Sample size** per arm for a difference of two proportions (a two-sided z test):
   n = (z_{1-alpha/2} sqrt(2 p(1-p)) + z_{power} sqrt(p1(1-p1) + p2(1-p2)))^2 / (p2-p1)^2,
@@ -29,6 +29,7 @@ from scipy.stats import fisher_exact, norm, ttest_ind
 
 from assistant.core.errors import InputError
 from assistant.insights.funnel import WINDOW_DAYS, pair_flags, shown_pairs
+from assistant.insights.purchases import event_times
 
 ALPHA = 0.05
 POWER = 0.8
@@ -118,12 +119,12 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def verdict(comparisons: Sequence[Comparison], *, planned: int, alpha: float = ALPHA,
-            smallest: int | None = None) -> dict[str, Any]:
+            smallest: int | None = None, unit: str = "sessions") -> dict[str, Any]:
     """Corrected p-values, and what may be concluded now: "significant" (a metric's
     corrected p below alpha with every arm at its planned size, or below alpha x 0.1
     early), "not significant" (planned size reached, none below), or "early" (keep
-    collecting; a look now is a peek). ``smallest``: the sessions of the smallest arm
-    (default: the fewest trials of any comparison)."""
+    collecting; a look now is a peek). ``smallest``: the units (sessions, customers) of
+    the smallest arm (default: the fewest trials of any comparison)."""
     adjusted = holm([c.p_value for c in comparisons])
     fixed = [Comparison(**{**c.as_dict(), "p_adjusted": p})
              for c, p in zip(comparisons, adjusted, strict=True)]
@@ -143,7 +144,7 @@ def verdict(comparisons: Sequence[Comparison], *, planned: int, alpha: float = A
                        f"{bound:g}{'' if reached else ', an early stop bound'}).",
         "not significant": "No metric differs at the planned sample size: the change is "
                            "smaller than the experiment could see, or there is none.",
-        "early": f"Only {smallest:,} of the planned {planned:,} sessions per arm so far: "
+        "early": f"Only {smallest:,} of the planned {planned:,} {unit} per arm so far: "
                  "reading a result now is peeking (a difference found by looking often "
                  "is usually noise). Keep it running.",
     }[state]
@@ -180,3 +181,71 @@ def session_outcomes(events: pd.DataFrame, order_lines: pd.DataFrame | None, *,
     scores = pd.to_numeric(rated.set_index("session_id")["value"], errors="coerce")
     out["rating"] = scores.reindex(out.index)
     return out.reset_index()[columns]
+
+
+# --------------------------------------------------------------------------- customers
+def customer_outcomes(events: pd.DataFrame, order_lines: pd.DataFrame | None,
+                      drafts: pd.DataFrame | None, *, prefix: str,
+                      window_days: int = WINDOW_DAYS) -> pd.DataFrame:
+    """One row per customer exposed to a policy experiment (``exposure`` events whose
+    variant starts with ``prefix``, an experiment's ``name/``); customers are the unit, as
+    a customer's arm is sticky. ``arm``; ``bought`` and ``revenue``: any order within the
+    window after the first exposure and what it came to; ``drafted``, ``sent`` and
+    ``liked`` from the desk's drafts created at or after that exposure (``drafts``: rows
+    with customer_id, created_at, status, feedback): a draft sent (status final), rated
+    liked (NaN where no draft was rated)."""
+    columns = ["customer_id", "session_id", "arm", "bought", "revenue", "drafted", "sent",
+               "liked"]
+    exp = events[(events["kind"] == "exposure")
+                 & events["variant"].fillna("").str.startswith(prefix)]
+    exp = exp[exp["customer_id"].notna() & (exp["customer_id"].astype(str) != "")]
+    if exp.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in columns[:3] else float)
+                             for c in columns})
+    exp = exp.assign(at=event_times(exp["at"]), customer_id=exp["customer_id"].astype(str))
+    first = (exp.sort_values("at", kind="stable").drop_duplicates("customer_id")
+             .set_index("customer_id")[["session_id", "variant", "at"]])
+    out = pd.DataFrame({"session_id": first["session_id"],
+                        "arm": first["variant"].str.removeprefix(prefix)})
+    out["bought"], out["revenue"] = _orders_after(first["at"], order_lines, window_days)
+    out["drafted"], out["sent"], out["liked"] = _drafts_after(first["at"], drafts)
+    return out.rename_axis("customer_id").reset_index()[columns]
+
+
+def _orders_after(first: pd.Series, order_lines: pd.DataFrame | None,
+                  window_days: int) -> tuple[list[bool], list[float]]:
+    """Per customer (``first``: customer -> first exposure): bought within the window, and
+    the amount of those orders' lines."""
+    if order_lines is None or order_lines.empty:
+        return [False] * len(first), [0.0] * len(first)
+    lines = order_lines.loc[~order_lines["is_return"].astype(bool)]
+    lines = pd.DataFrame({"customer": lines["customer"].astype(str).to_numpy(),
+                          "timestamp": pd.to_datetime(lines["timestamp"]).to_numpy(),
+                          "amount": lines["amount"].astype(float).to_numpy()})
+    lines = lines[lines["customer"].isin(first.index)]
+    at = lines["customer"].map(first)
+    hit = lines[(lines["timestamp"] > at)
+                & (lines["timestamp"] <= at + pd.Timedelta(days=window_days))]
+    spent = hit.groupby("customer")["amount"].sum()
+    return ([c in spent.index for c in first.index],
+            [float(spent.get(c, 0.0)) for c in first.index])
+
+
+def _drafts_after(first: pd.Series, drafts: pd.DataFrame | None
+                  ) -> tuple[list[bool], list[float], list[float]]:
+    """Per customer: had a draft after the first exposure; sent one (1.0/0.0, NaN: no
+    draft); liked (share of rated drafts rated up, NaN: none rated)."""
+    n = len(first)
+    if drafts is None or drafts.empty:
+        return [False] * n, [math.nan] * n, [math.nan] * n
+    d = drafts[drafts["customer_id"].astype(str).isin(first.index)]
+    d = d.assign(customer_id=d["customer_id"].astype(str),
+                 created_at=event_times(d["created_at"]))
+    d = d[d["created_at"] >= d["customer_id"].map(first)]
+    g = d.groupby("customer_id")
+    sent = g["status"].apply(lambda s: float((s == "final").any()))
+    liked = g["feedback"].apply(lambda f: float((f.dropna() > 0).mean())
+                                if f.notna().any() else math.nan)
+    return ([c in sent.index for c in first.index],
+            [sent.get(c, math.nan) for c in first.index],
+            [liked.get(c, math.nan) for c in first.index])

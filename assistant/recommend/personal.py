@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from assistant.core.errors import InputError
 from assistant.infra.vectors import VectorStore
 from assistant.orders.catalog import build_catalog
 from assistant.prompts.grounding import Candidate, Facts, Verdict, check
@@ -63,6 +64,11 @@ def budget_limit(answers: dict[str, Any]) -> float | None:
     if isinstance(budget, int | float):
         return float(budget)
     return None
+
+
+def _product(item: str, name: Any, price: Any, group: Any) -> dict[str, Any]:
+    return {"item": item, "name": str(name),
+            "price": float(price) if pd.notna(price) else None, "group": str(group)}
 
 
 class Recommendations:
@@ -193,6 +199,30 @@ class Recommendations:
             return set()
         row = data.users.get_loc(customer_id)
         return {str(i) for i in data.items[data.binary[row].indices]}
+
+    def details(self, item: str, n: int = 3) -> dict[str, Any]:
+        """A product as its card's "Show me" shows it: id, name, typical price (None:
+        unknown), group, how many customers bought it, and the ``n`` products most often
+        bought by those customers (nearest in the fitted item-kNN co-purchase similarity;
+        nothing is recomputed; [] without that component)."""
+        rows = self.catalog.loc[self.catalog["item"].astype(str) == item]
+        if rows.empty:
+            raise InputError(f"There is no item '{item}'.", "Use an id from /recommend.")
+        row = rows.iloc[0]
+        return {**_product(item, row["description"], row["typical_price"], row["group"]),
+                "customers": int(row["popularity"]), "bought_with": self._bought_with(item, n)}
+
+    def _bought_with(self, item: str, n: int) -> list[dict[str, Any]]:
+        data = self.model.data_
+        knn = self.model.components_.get("item_knn")
+        similarity = getattr(knn, "similarity_", None)
+        if similarity is None or item not in data.items:
+            return []
+        row = similarity[data.items.get_loc(item)]
+        near = sorted((-float(v), int(p)) for p, v in zip(row.indices, row.data, strict=True)
+                      if v > 0 and data.candidates[p])
+        return [_product(str(data.items[p]), data.descriptions[p], data.prices[p],
+                         data.groups[p]) for _, p in near[:n]]
 
     def _item(self, item: str) -> Recommendation | None:
         rows = self.catalog.loc[self.catalog["item"].astype(str) == item]

@@ -209,6 +209,10 @@ class AssistantService:
     def item_feedback(self, session_id: str, item: str, value: str) -> Suggestions:
         return self.shopping.item_feedback(session_id, item, value)
 
+    def item_details(self, session_id: str, item: str) -> dict[str, Any]:
+        """A card's "Show me": the product's details (logged as a click)."""
+        return self.shopping.item_details(session_id, item)
+
     def similar_customers(self, session_id: str, k: int = 5,
                           same_segment: bool = False) -> list[dict[str, Any]]:
         return self.shopping.similar_customers(session_id, k, same_segment)
@@ -309,11 +313,12 @@ class AssistantService:
 
     # -- experiments (experiments.py) --------------------------------------------------------
     def experiment_start(self, actor: str | None, name: str, arms: dict[str, str], *,
-                         metric: str = "ctr", base_rate: float, mde: float,
-                         share: float = 1.0) -> dict[str, Any]:
+                         metric: str | None = None, base_rate: float, mde: float,
+                         share: float = 1.0, kind: str = "recommender",
+                         segment: str | None = None) -> dict[str, Any]:
         who = self.staff.require_role(actor, "ops").name
         return self.experiments.start(who, name, arms, metric=metric, base_rate=base_rate,
-                                      mde=mde, share=share)
+                                      mde=mde, share=share, kind=kind, segment=segment)
 
     def experiment_status(self, actor: str | None, name: str | None = None) -> dict[str, Any]:
         self.staff.require_role(actor, "ops")
@@ -324,6 +329,13 @@ class AssistantService:
                          ) -> dict[str, Any]:
         self.staff.require_role(actor, "ops")
         return self.simulation.run(sessions=sessions, progress=progress)
+
+    def simulate_exposures(self, actor: str | None, *, customers: int,
+                           progress: Callable[[str, float], None] | None = None
+                           ) -> dict[str, Any]:
+        """Simulated desk exposures for the running policy experiment (an A/A check)."""
+        self.staff.require_role(actor, "ops")
+        return self.simulation.exposures(customers=customers, progress=progress)
 
     def experiment_stop(self, actor: str | None, name: str, reason: str = "") -> dict[str, Any]:
         who = self.staff.require_role(actor, "ops").name

@@ -4,11 +4,13 @@ its session (erase, retention purge), so it keeps no personal data longer than t
 
 Kinds: ``impression`` (a recommendation card shown: item, position, recommender variant,
 template version, segment, the linked customer), ``reaction`` (a card's "more like this" /
-"less like this" / "not for me"), ``click`` (reserved: cards have no product link yet),
-``satisfaction`` (1-5 after a chat). The desk's outcomes (a draft sent as written, edited,
-discarded, rated) are not copied here: the ``drafts`` table records each draft's status,
-edit diff and rating already. Logging never fails the request that logs: a store error is
-logged and the event is lost.
+"less like this" / "not for me"), ``click`` (a card's "Show me": the person opened the
+product's details), ``satisfaction`` (1-5 after a chat), ``exposure`` (a desk draft for a
+customer written under a policy experiment's arm: customer, segment, ``experiment/arm``;
+no session, so it goes when the customer is erased). The desk's outcomes (a draft sent as
+written, edited, discarded, rated) are not copied here: the ``drafts`` table records each
+draft's status, edit diff and rating already. Logging never fails the request that logs: a
+store error is logged and the event is lost.
 """
 from __future__ import annotations
 
@@ -50,12 +52,23 @@ class EventLog:
         self._add([{"kind": "reaction", "session_id": session_id, "item": item,
                     "value": value, "segment": segment, "customer_id": customer_id}])
 
+    def click(self, session_id: str, item: str, *, segment: str | None,
+              customer_id: str | None) -> None:
+        """A card's "Show me" (the funnel counts it as engagement with the card)."""
+        self._add([{"kind": "click", "session_id": session_id, "item": item,
+                    "segment": segment, "customer_id": customer_id}])
+
     def satisfaction(self, session_id: str, score: int, *, segment: str | None) -> None:
         """A person's 1-5 rating of the chat (validated before anything is stored)."""
         if score not in SATISFACTION_SCALE:
             raise InputError(f"{score!r} is not a rating from 1 to 5.",
                              "Pick 1 (not helpful) to 5 (very helpful).")
         self._add([{"kind": "satisfaction", "session_id": session_id, "value": str(score),
+                    "segment": segment}])
+
+    def exposure(self, customer_id: str, *, variant: str, segment: str | None) -> None:
+        """A desk draft for a customer written under a policy experiment's arm."""
+        self._add([{"kind": "exposure", "customer_id": customer_id, "variant": variant,
                     "segment": segment}])
 
     def record(self, events: list[dict[str, Any]]) -> None:

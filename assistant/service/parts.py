@@ -36,6 +36,7 @@ from assistant.service.identity import Identity
 from assistant.service.limits import AttemptLimiter
 from assistant.support.helpbase import HelpBase
 from assistant.support.intents import IntentClassifier
+from assistant.support.policies import Policies, load_policies
 from assistant.support.routing import Router
 
 WORDING_TEMPLATE = "questionnaire"
@@ -78,8 +79,13 @@ class Parts:
 
     @cached_property
     def experiments(self) -> Experiments:
-        """Experiments between recommender variants (the running one's arms)."""
+        """Experiments between recommender variants or support policies."""
         return Experiments(self)
+
+    @cached_property
+    def policies(self) -> Policies:
+        """The support policies per segment and their variants (``data/policies.yaml``)."""
+        return load_policies()
 
     @cached_property
     def events(self) -> EventLog:

@@ -1,6 +1,7 @@
 """Shopping: recommendation cards for a session, the personal message that comes with
 them (the model writes it, grounding checks it, a deterministic text replaces it when it
-fails), reactions to cards, and the person's profile in SQLite and Chroma."""
+fails), reactions to cards, a card's details ("Show me"), and the person's profile in SQLite
+and Chroma."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from assistant.service.results import Card, Suggestions
 log = logging.getLogger(__name__)
 
 RECOMMEND_TEMPLATE = "recommendation"
+BOUGHT_WITH = 3  # items "often bought with" a product in its details
 # a streamed chunk starting with this replaces everything streamed before it
 REPLACE = "\x00replace\x00"
 
@@ -183,6 +185,20 @@ class Shopping:
                                    customer_id=visit.state.customer_id)
         keep_profile(self.parts, session_id, visit.state, card)
         return self._show(session_id, self.profile(visit, card))[1]
+
+    def item_details(self, session_id: str, item: str) -> dict[str, Any]:
+        """A card's "Show me": the product from the catalog (name, typical price, group,
+        how many customers bought it) and the items most often bought with it. Logged as a
+        ``click``, which the funnel counts as engagement with the card."""
+        visit = self.guided.open(session_id)
+        engine = self.parts.recommender()
+        if item not in engine.item_ids:
+            raise InputError(f"There is no item '{item}'.", "Use an id from /recommend.")
+        details = engine.details(item, BOUGHT_WITH)
+        card = self.guided.card(visit)
+        self.parts.events.click(session_id, item, segment=card.segment_name,
+                                customer_id=visit.state.customer_id)
+        return details
 
     # -- search and similar people ------------------------------------------------------
     def search_products(self, text: str, k: int = 10) -> list[str]:

@@ -107,6 +107,7 @@ class Staff:
         """Drafting with the customer's facts, help passages, intent and segment policy."""
         p = self.parts
         return SupportDesk(p.settings, p.store, p.templates, p.llm,
+                           policies=p.policies, policy_for=p.experiments.policy_for,
                            segments=p.segment_model, help_base=p.help_base(),
                            intents=p.intent_classifier, orders=p.orders,
                            similarity=p.similarity, spec=p.spec)
@@ -145,8 +146,13 @@ class Staff:
                     previous: str | None = None) -> DraftRun:
         """A streamed draft by the signed-in ``agent`` (role agent)."""
         agent = self.require_role(agent, "agent").name
-        return self.desk.start_draft(agent=agent, customer_id=customer_id, ticket=ticket,
-                                     tone=tone, revise=revise, previous=previous)
+        run = self.desk.start_draft(agent=agent, customer_id=customer_id, ticket=ticket,
+                                    tone=tone, revise=revise, previous=previous)
+        policy, facts = run.context.policy, run.context.customer
+        if policy.variant and facts is not None:  # a policy experiment's arm was used
+            self.parts.events.exposure(facts.id, variant=policy.variant,
+                                       segment=policy.segment)
+        return run
 
     def save_final_draft(self, draft_id: str, agent: str, text: str) -> dict[str, Any]:
         agent = self.require_role(agent, "agent").name
@@ -167,9 +173,24 @@ class Staff:
         return summary
 
     def segments_dashboard(self, actor: str | None) -> dict[str, Any]:
+        """The Segments tab's data, its projection's customers with their predicted value
+        and churn risk (``_with_value``), and the recommender's weights."""
         self.require_role(actor, "ops")
-        return {**dashboard_data(self.parts.segment_model()),
+        return {**self._with_value(dashboard_data(self.parts.segment_model())),
                 "recommender": self.parts.served_weights()}
+
+    def _with_value(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``expected_value`` and ``churn_risk`` joined onto the projection's customers (NaN
+        where a customer has no prediction), so the tab can colour them by it; when the value
+        model cannot be fitted the projection stays as it is and ``value_note`` says why."""
+        try:
+            value = self.parts.customer_value()
+        except AssistantError as err:
+            return {**data, "value_note": f"No predicted value: {err.message}"}
+        proj = data["projection"]
+        cols = value.table[["expected_value", "churn_risk"]].reindex(proj.index.astype(str))
+        return {**data, "projection": proj.join(cols.set_axis(proj.index)), "value_note": None,
+                "value_horizon_days": value.horizon_days}
 
     def staff_rebuild_segments(self, actor: str | None, orders_path: Path,
                                mapping: dict[str, str] | None = None,

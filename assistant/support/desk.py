@@ -64,7 +64,7 @@ from assistant.support.context import (
 )
 from assistant.support.helpbase import fill_slots
 from assistant.support.injection import detect_injection
-from assistant.support.policies import Policies, load_policies
+from assistant.support.policies import Policies, Policy, load_policies
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class SupportDesk:
                  llm: LLMClient, *, segments: Any = None, help_base: Any = None,
                  intents: Any = None, orders: pd.DataFrame | Lazy | None = None,
                  policies: Policies | Path | str | None = None,
+                 policy_for: Callable[[str | None, str | None], Policy] | None = None,
                  template_name: str = TEMPLATE,
                  similarity: Callable[[str, str], float] | None = None,
                  spec: QuestionnaireSpec | None = None) -> None:
@@ -135,6 +136,10 @@ class SupportDesk:
         self._intents = intents
         self._orders_source = orders
         self.policies = policies if isinstance(policies, Policies) else load_policies(policies)
+        # (customer, segment) -> the policy a draft follows: the segment's, or a policy
+        # experiment's arm (service/experiments.py)
+        self.policy_for = policy_for or (lambda _cid, segment:
+                                         self.policies.for_segment(segment))
         self.template_name = template_name
         self.similarity = similarity  # meaning kept by a rewrite (None: not checked)
         self.template()  # fail fast: the template exists and is valid
@@ -255,7 +260,7 @@ class SupportDesk:
         behaviour = facts.behaviour or {}
         rfm = dict(seg.get("rfm") or {"r": None, "f": None, "m": None})
         rfm.update({k: behaviour.get(k) for k in ("recency_days", "frequency", "monetary")})
-        policy = self.policies.for_segment(seg.get("segment"))
+        policy = self.policy_for(cid, seg.get("segment"))
         return {
             "id": cid, "segment": seg.get("segment"), "probability": seg.get("probability"),
             "reasons": list(seg.get("reasons") or []), "rfm": rfm,
@@ -334,7 +339,7 @@ class SupportDesk:
         segment = (facts.segment or {}).get("segment") if facts else None
         if cid and segment is None:
             notes.append("No segment for this customer (segments not built): default policy.")
-        policy = self.policies.for_segment(segment)
+        policy = self.policy_for(cid, segment)
         intent, confidence = self._intent(ticket, notes)
         citations = self._citations(ticket, intent, confidence, facts, notes)
         bought = set(facts.products) if facts else set()

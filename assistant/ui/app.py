@@ -34,6 +34,7 @@ from assistant.ui.chat import (
     card_markdown,
     error_bubble,
     feedback_values,
+    item_markdown,
     rec_markdown,
     to_chatbot,
     with_options,
@@ -167,6 +168,16 @@ def react(service: AssistantService, sid: str | None, item: str, value: str) -> 
         return gr.skip()
     gr.Info(REACTED[value])
     return out.items
+
+
+def show_item(service: AssistantService, sid: str | None, item: str) -> str:
+    """A card's "Show me": the product's details (the service logs it as a click)."""
+    try:
+        details = service.item_details(sid or "", item)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    return item_markdown(details)
 
 
 def client_of(request: gr.Request | None) -> str | None:
@@ -434,6 +445,12 @@ def item_feedback(service: AssistantService, sid: str, item: str, value: str) ->
     return service.item_feedback(sid, item.strip(), value.strip())
 
 
+def item_details(service: AssistantService, sid: str, item: str) -> Any:
+    """A product's details: item, name, typical price, group, customers who bought it and
+    up to 3 items often bought with it ("Show me" on a card; counted as a click on it)."""
+    return service.item_details(sid, item.strip())
+
+
 def rate_chat(service: AssistantService, sid: str, value: str) -> str:
     """Rate this client's conversation 1-5 (how helpful it was); returns "ok"."""
     service.rate_chat(sid, parse_rating(value))
@@ -508,6 +525,7 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
     gr.Markdown("### Suggestions for you")
     suggest_btn = gr.Button("Show suggestions", size="sm", elem_id="tailor-suggest")
     on_react = bind(react, service)
+    on_show = bind(show_item, service)
 
     @gr.render(inputs=[recs, session])
     def cards(items: list, sid: str | None):
@@ -525,6 +543,11 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
                         btn = gr.Button(label, size="sm", min_width=40)
                         btn.click(on_react, [session, gr.State(item["id"]), gr.State(value)],
                                   [recs], api_visibility="undocumented")
+                    show = gr.Button("Show me", size="sm", min_width=40)
+                    show.click(on_show, [session, gr.State(item["id"])], [details],
+                               api_visibility="undocumented")
+
+    details = gr.Markdown(elem_id="tailor-item-details")
 
     with gr.Accordion("Your data", open=False):
         gr.Markdown(service.privacy_notice(), elem_id="tailor-privacy")
@@ -592,6 +615,7 @@ def _wire_api(service: AssistantService, sid: gr.State) -> None:
         (api(answer), [qid_in, text_in], text_out, "answer"),
         (api(recommend), [], json_out, "recommend"),
         (api(item_feedback), [qid_in, text_in], json_out, "item_feedback"),
+        (api(item_details), [text_in], json_out, "item_details"),
         (api(rate_chat), [text_in], text_out, "rate_chat"),
         (api(my_data), [], json_out, "my_data"),
         (api_erase, [], json_out, "erase"),

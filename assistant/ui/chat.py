@@ -76,12 +76,38 @@ def card_markdown(card: dict[str, object], progress: dict[str, int] | None = Non
     return "\n".join(lines)
 
 
+def shown_name(item: dict[str, object]) -> str:
+    """A product's name as a person reads it (the catalog's ALL CAPS in title case)."""
+    name = str(item.get("name", ""))
+    return name.title() if name.isupper() else name
+
+
+def _price(item: dict[str, object]) -> str:
+    price = item.get("price")
+    return f"£{price:.2f}" if isinstance(price, int | float) else ""
+
+
 def rec_markdown(item: dict[str, object]) -> str:
     """One recommendation card: name, price, why."""
-    name = str(item.get("name", "")).title() if str(item.get("name", "")).isupper() \
-        else str(item.get("name", ""))
-    price = item.get("price")
-    shown = f" · £{price:.2f}" if isinstance(price, int | float) else ""
+    name, price = shown_name(item), _price(item)
+    shown = f" · {price}" if price else ""
     reasons = item.get("reasons") or []
     why = "; ".join(str(r) for r in reasons[:2]) if isinstance(reasons, list) else ""
     return f"**{name}**{shown}  \n<small>{why}</small>"
+
+
+def item_markdown(details: dict[str, object]) -> str:
+    """A card's "Show me": the product's name, typical price, group, how many customers
+    bought it, and what is often bought with it."""
+    group = str(details.get("group") or "").replace("_", " ")
+    customers = details.get("customers")
+    facts = [f"typical price {_price(details)}" if _price(details) else "",
+             f"in {group}" if group else "",
+             f"bought by {customers:,} customers" if isinstance(customers, int) else ""]
+    text = f"### {shown_name(details)}\n\n" + " · ".join(f for f in facts if f)
+    raw = details.get("bought_with")
+    also = [o for o in raw if isinstance(o, dict)] if isinstance(raw, list) else []
+    if also:
+        text += "\n\n**Often bought with it:**\n" + "\n".join(
+            f"- {shown_name(o)}" + (f" · {_price(o)}" if _price(o) else "") for o in also)
+    return text

@@ -1,7 +1,8 @@
-"""The Segments tab (ops): plots of the built segments, the classifier's scores, a customer
-lookup and "rebuild from a file" with a progress bar. Figures are plotly; no business logic.
-The callbacks are module-level functions taking the service (the builder binds it), so tests
-call them without a browser; the service checks the ops role."""
+"""The Segments tab (ops): plots of the built segments (customers in 2-D coloured by segment,
+predicted value or churn risk), the classifier's scores, a customer lookup and "rebuild from
+a file" with a progress bar. Figures are plotly; no business logic. The callbacks are
+module-level functions taking the service (the builder binds it), so tests call them without
+a browser; the service checks the ops role."""
 
 from __future__ import annotations
 
@@ -113,13 +114,86 @@ def rfm_figure(data: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def projection_figure(data: dict[str, Any]) -> go.Figure:
+# the "Colour customers by" choices: (label, value); value -> the projection's column
+COLOUR_CHOICES = [("segment", "segment"), ("predicted value (next 90 days, £)", "value"),
+                  ("churn risk", "churn risk")]
+COLOUR_COLUMNS = {"value": "expected_value", "churn risk": "churn_risk"}
+VALUE_CLIP = 0.95  # the value scale tops out at this quantile (a few big accounts)
+PROJECTION_TITLE = "Customers in 2-D (PCA of the clustering features)"
+
+
+def colour_problem(data: dict[str, Any], colour: str) -> str | None:
+    """Why the projection cannot be coloured by ``colour`` (None: it can): the predicted
+    values are missing, or no plotted customer has one."""
+    column = COLOUR_COLUMNS.get(colour)
+    if column is None:
+        return None if colour == "segment" else f"There is no colouring '{colour}'."
+    proj = data["projection"]
+    if column not in proj or proj[column].isna().all():
+        return data.get("value_note") or "No customer in the plot has a predicted value."
+    return None
+
+
+def projection_figure(data: dict[str, Any], colour: str = "segment") -> go.Figure:
+    """The customers in 2-D, coloured by RFM segment, or on a continuous scale by
+    predicted value or churn risk (by segment when those are missing: ``colour_problem``)."""
+    if colour == "segment" or colour_problem(data, colour):
+        return _segment_projection(data)
+    return _scaled_projection(data, colour)
+
+
+def _segment_projection(data: dict[str, Any]) -> go.Figure:
     proj = data["projection"].reset_index()
     fig = px.scatter(proj, x="x", y="y", color="segment", hover_data=["customer", "cluster"],
                      category_orders={"segment": data["segment_order"]}, opacity=0.7,
-                     title="Customers in 2-D (PCA of the clustering features)")
+                     title=PROJECTION_TITLE)
     fig.update_traces(marker={"size": 5})
     fig.update_layout(height=480, margin={"t": 50, "b": 10})
+    return fig
+
+
+def _colour_scale(data: dict[str, Any], colour: str, values: pd.Series
+                  ) -> tuple[dict[str, Any], str]:
+    """(the marker's colour range and colour bar, the hover text's value) for ``colour``:
+    value from its lowest to its ``VALUE_CLIP`` quantile (above: the top colour, said in
+    the colour bar), churn risk from 0 to 1."""
+    if colour == "value":
+        days = data.get("value_horizon_days", 90)
+        top = float(values.quantile(VALUE_CLIP))
+        title = (f"£, next {days:g} days<br>(scale clipped at the<br>"
+                 f"{VALUE_CLIP * 100:g}th percentile, £{top:,.0f})")
+        return ({"cmin": float(values.min()), "cmax": top, "colorbar": {"title": title}},
+                "predicted value £%{customdata[2]:,.2f}")
+    title = "churn risk (0-1)<br>one-time buyers: 0"
+    return ({"cmin": 0.0, "cmax": 1.0, "colorbar": {"title": title}},
+            "churn risk %{customdata[2]:.1%}")
+
+
+def _scaled_projection(data: dict[str, Any], colour: str) -> go.Figure:
+    """The customers in 2-D on a continuous colour scale; those without a prediction in
+    grey. Hover: customer, segment and the value or risk."""
+    column = COLOUR_COLUMNS[colour]
+    proj = data["projection"].reset_index()
+    known, unknown = proj[proj[column].notna()], proj[proj[column].isna()]
+    values = known[column].astype(float)
+    scale, shown = _colour_scale(data, colour, values)
+    hover = "customer %{customdata[0]}<br>%{customdata[1]}<br>"
+    fig = go.Figure()
+    if len(unknown):
+        fig.add_trace(go.Scattergl(
+            x=unknown["x"], y=unknown["y"], mode="markers", name="no prediction",
+            marker={"size": 5, "color": "lightgrey"},
+            customdata=unknown[["customer", "segment"]].to_numpy(dtype=object),
+            hovertemplate=hover + "no prediction<extra></extra>"))
+    fig.add_trace(go.Scattergl(
+        x=known["x"], y=known["y"], mode="markers", name=colour, showlegend=False,
+        marker={"size": 5, "opacity": 0.8, "color": values.to_numpy(),
+                "colorscale": "Viridis", "showscale": True, **scale},
+        customdata=known[["customer", "segment", column]].to_numpy(dtype=object),
+        hovertemplate=hover + shown + "<extra></extra>"))
+    label = {v: k for k, v in COLOUR_CHOICES}[colour]
+    fig.update_layout(title=f"{PROJECTION_TITLE}, by {label}", height=480,
+                      margin={"t": 50, "b": 10}, legend={"orientation": "h", "y": -0.05})
     return fig
 
 
@@ -150,9 +224,20 @@ def clusters_table(data: dict[str, Any]) -> pd.DataFrame:
 # them without a browser. The service checks the role (ops) of ``request.username``.
 
 
+def coloured_projection(data: dict[str, Any], colour: str) -> go.Figure:
+    """``projection_figure``, with a warning when ``colour`` falls back to segment."""
+    problem = colour_problem(data, colour)
+    if problem:
+        gr.Warning(f"{problem} The customers are coloured by segment instead.")
+    return projection_figure(data, colour)
+
+
 @guarded
-def load(service: AssistantService, mode: str, request: gr.Request) -> tuple:
-    """The dashboard: summary, figures and tables (the confusion matrix for ``mode``)."""
+def load(service: AssistantService, mode: str, request: gr.Request,
+         colour: str = "segment") -> tuple:
+    """The dashboard: summary, figures and tables (the confusion matrix for ``mode``, the
+    projection coloured by ``colour``: after ``request`` so callers without it still work;
+    Gradio passes it the colour radio's value)."""
     try:
         data = service.segments_dashboard(request.username)
     except AssistantError as err:
@@ -163,28 +248,41 @@ def load(service: AssistantService, mode: str, request: gr.Request) -> tuple:
                 empty, pd.DataFrame(), pd.DataFrame(), empty)
     return (summary_markdown(data["summary"]) + weights_markdown(data.get("recommender")),
             sizes_figure(data), rfm_figure(data),
-            projection_figure(data), medians_table(data), clusters_table(data),
+            coloured_projection(data, colour), medians_table(data), clusters_table(data),
             confusion_figure(data, mode))
+
+
+@guarded
+def recolour(service: AssistantService, colour: str, request: gr.Request) -> go.Figure:
+    """"Colour customers by": the projection alone, redrawn (segment, value or churn
+    risk)."""
+    try:
+        data = service.segments_dashboard(request.username)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    return coloured_projection(data, colour)
 
 
 @guarded
 def rebuild(service: AssistantService, file: str | None, mapping_text: str, mode: str,
             request: gr.Request,
-            progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 - gradio's idiom
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
+            colour: str = "segment") -> tuple:
     """Rebuild from an uploaded orders file with an optional column mapping; on any error
-    the segments in use stay. Returns the dashboard."""
+    the segments in use stay. Returns the dashboard (projection coloured by ``colour``)."""
     if not file:
         gr.Warning("Upload an orders file (CSV, CSV.gz or Parquet) first.")
-        return load(service, mode, request)
+        return load(service, mode, request, colour)
     try:
         service.staff_rebuild_segments(
             request.username, file, parse_map_options(mapping_items(mapping_text), option=""),
             progress=lambda stage, done: progress(done, desc=stage))
     except AssistantError as err:
         gr.Warning(err.for_user() + " — the segments in use are unchanged.")
-        return load(service, mode, request)
+        return load(service, mode, request, colour)
     gr.Info("Segments rebuilt.")
-    return load(service, mode, request)
+    return load(service, mode, request, colour)
 
 
 @guarded
@@ -222,7 +320,10 @@ def build_segments_tab(service: AssistantService) -> tuple[Callable[..., Any], l
     summary = gr.Markdown(EMPTY)
     with gr.Row():
         sizes = gr.Plot(label="Segment sizes")
-        projection = gr.Plot(label="2-D projection")
+        with gr.Column():
+            colour = gr.Radio(COLOUR_CHOICES, value="segment", label="Colour customers by",
+                              elem_id="tailor-projection-colour")
+            projection = gr.Plot(label="2-D projection")
     rfm = gr.Plot(label="RFM distributions")
     medians = gr.Dataframe(label="Per-segment medians", interactive=False, wrap=True)
     clusters = gr.Dataframe(label="Clusters: size, feature medians, nearest RFM segment",
@@ -252,10 +353,12 @@ def build_segments_tab(service: AssistantService) -> tuple[Callable[..., Any], l
 
     outputs = [summary, sizes, rfm, projection, medians, clusters, confusion]
     dashboard = bind(load, service)
-    gr.on([mode.change], dashboard, [mode], outputs, api_name="segments_dashboard")
-    rebuild_btn.click(bind(rebuild, service), [upload, mapping, mode], outputs,
+    gr.on([mode.change], dashboard, [mode, colour], outputs, api_name="segments_dashboard")
+    colour.change(bind(recolour, service), [colour], [projection],
+                  api_name="segments_projection")
+    rebuild_btn.click(bind(rebuild, service), [upload, mapping, mode, colour], outputs,
                       api_name="segments_rebuild")
     lookup_btn.click(bind(lookup, service), [cust], [result], api_name="segment_of_customer")
     answers_btn.click(bind(from_answers, service), [answers, cust], [result],
                       api_name="segment_from_answers")
-    return dashboard, [mode], outputs
+    return dashboard, [mode, colour], outputs
