@@ -586,7 +586,7 @@ def _print_experiment(status: dict[str, Any], as_json: bool) -> None:
         return
     exp, verdict, unit = status["experiment"], status["verdict"], status["unit"]
     on = f" on {exp['segment']}" if exp.get("segment") else ""
-    typer.echo(f"{exp['name']} ({exp['kind']}{on}, {exp['status']}, since "
+    typer.echo(f"{exp['name']} ({exp['status']}, {exp['kind']}{on}, since "
                f"{exp['started_at'][:16]}; primary metric {exp['metric']}; "
                f"{verdict['planned_per_arm']:,} {unit} per arm planned)")
     for arm in status["arms"]:

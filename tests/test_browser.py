@@ -228,7 +228,7 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         tab.locator(".sankey").first.wait_for(timeout=60_000)
         shot(page, tmp_path / "insights.png", "insights")
         # an experiment between two recommender variants, then simulated traffic
-        page.get_by_text("Experiment between recommender variants").click()
+        page.get_by_text("Experiment: recommender variants or support policies").click()
         page.get_by_label("Name").fill("browser-test")
         page.get_by_role("button", name="Start", exact=True).click()
         note = page.locator("#tailor-experiment")
@@ -239,6 +239,16 @@ def test_segments_tab_empty_state_then_rebuild_with_plots(browser, tmp_path):
         assert "40 of these sessions are SIMULATED" in note.inner_text()
         page.get_by_role("button", name="Stop", exact=True).click()
         note.get_by_text("(stopped").wait_for(timeout=60_000)
+        # a policy experiment: picking the kind fills in a working example
+        page.get_by_label("policy", exact=True).check()
+        segment = page.get_by_label("Segment (policy)")
+        _wait_for(lambda: segment.input_value() == "At Risk", timeout=20)
+        page.get_by_label("Name").fill("browser-policy")
+        page.get_by_role("button", name="Start", exact=True).click()
+        note.get_by_text("(running, policy on At Risk").wait_for(timeout=60_000)
+        assert "drafts sent" in note.inner_text()  # the policy table's columns
+        page.get_by_role("button", name="Stop", exact=True).click()
+        note.get_by_text("(stopped, policy on At Risk").wait_for(timeout=60_000)
         page.close()
 
 
@@ -320,6 +330,12 @@ def test_guided_questionnaire_quick_replies_free_text_correction_resume(browser,
         cards.first.get_by_role("button", name="Not for me").click()
         _wait_for(lambda: cards.count() >= 3 and cards.first.inner_text() != first, timeout=30)
         assert all(first.splitlines()[0] not in c for c in cards.all_inner_texts())
+        # "Show me": the product's details under the cards (logged as a click)
+        name = cards.first.inner_text().splitlines()[0].split(" · ")[0]
+        cards.first.get_by_role("button", name="Show me").click()
+        details = page.locator("#tailor-item-details")
+        _wait_for(lambda: name in details.inner_text(), timeout=30)
+        assert "customers" in details.inner_text()
         shot(page, tmp_path / "questionnaire.png", "chat")
         page.close()
 

@@ -172,7 +172,7 @@ def test_cli(shop, monkeypatch) -> None:
     assert json.loads(started.output[started.output.index("{"):])["experiment"]["started_by"] \
         .startswith("cli:")
     status = runner.invoke(app, ["experiments", "status"])
-    assert status.exit_code == 0 and "cli-test (recommender, running" in status.output
+    assert status.exit_code == 0 and "cli-test (running, recommender" in status.output
     assert runner.invoke(app, ["experiments", "stop", "cli-test"]).exit_code == 0
     again = runner.invoke(app, ["experiments", "stop", "cli-test"])
     assert again.exit_code != 0 and "stopped already" in again.output
@@ -189,7 +189,8 @@ def test_the_tab_starts_reads_and_stops_an_experiment(svc) -> None:
     ops, agent = SimpleNamespace(username="olivia"), SimpleNamespace(username="alex")
     note, fig = tab.experiment_action(svc, "start", "tab-test", "served", "served,segment=0.5",
                                       "ctr", 0.1, 0.05, ops)
-    assert "**tab-test** (running" in note and [t.type for t in fig.data] == ["bar", "bar"]
+    assert "**tab-test** (running, recommender" in note
+    assert [t.type for t in fig.data] == ["bar", "bar"]
     note, _ = tab.experiment_action(svc, "status", "", "", "", "ctr", None, None, ops)
     assert "**early**" in note
     refused, _ = tab.experiment_action(svc, "stop", "tab-test", "", "", "ctr", None, None, agent)
@@ -262,7 +263,7 @@ def test_the_tab_simulates_traffic_for_the_running_experiment(svc) -> None:
     svc.experiment_start("olivia", "tab-sim", {"A": "served", "B": "served,popularity=2"},
                          base_rate=0.1, mde=0.05)
     note, fig = tab.simulate(svc, 40, "", ops)  # the short history: the cut is its middle
-    assert "40 simulated sessions written" in note and "**tab-sim** (running" in note
+    assert "40 simulated sessions written" in note and "**tab-sim** (running, recommender" in note
     assert "40 of these sessions are SIMULATED" in note and fig.data
     refused, _ = tab.simulate(svc, 40, "", agent)
     assert "needs ops" in refused
@@ -425,7 +426,7 @@ def test_cli_policy_experiment(shop, monkeypatch) -> None:
                                   "--arm", "B=at-risk-10", "--base-rate", "0.3",
                                   "--mde", "0.1"])
     assert started.exit_code == 0, started.output
-    assert "cli-pol (policy on At Risk, running" in started.output
+    assert "cli-pol (running, policy on At Risk" in started.output
     simulated = runner.invoke(app, ["insights", "simulate", "--policy", "--customers", "50",
                                     "--json"])
     assert simulated.exit_code == 0, simulated.output
@@ -437,3 +438,28 @@ def test_cli_policy_experiment(shop, monkeypatch) -> None:
                               "A=served", "--arm", "B=served", "--base-rate", "0.1",
                               "--mde", "0.02"])
     assert bad.exit_code != 0 and "Unknown experiment kind" in bad.output
+
+
+def test_the_tab_runs_a_policy_experiment(svc) -> None:
+    from types import SimpleNamespace
+
+    from assistant.ui import insights as tab
+
+    ops = SimpleNamespace(username="olivia")
+    arm_b, segment, metric = tab.kind_defaults("policy")
+    assert (arm_b["value"], segment["value"], metric["value"]) == \
+        ("at-risk-10", "At Risk", "conversion")
+    assert tab.kind_defaults("recommender")[1]["interactive"] is False
+    refused, _ = tab.experiment_action(svc, "start", "tab-pol", "served", "at-risk-10",
+                                       "conversion", 0.3, 0.1, ops, "policy", "")
+    assert "needs a segment" in refused
+    note, fig = tab.experiment_action(svc, "start", "tab-pol", "served", "at-risk-10",
+                                      "conversion", 0.3, 0.1, ops, "policy", "At Risk")
+    assert "**tab-pol** (running, policy on At Risk" in note and "| customers |" in note
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    note, _ = tab.simulate(svc, 60, "", ops, lambda *a, **k: None, "policy")
+    assert "customers in At Risk" in note and "are SIMULATED" in note and "A/A" in note
+    status = svc.experiment_status("olivia", "tab-pol")
+    assert status["simulated_customers"] > 0
+    note, _ = tab.experiment_action(svc, "stop", "tab-pol", "", "", "", None, None, ops)
+    assert "(stopped, policy on At Risk" in note

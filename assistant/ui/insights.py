@@ -250,80 +250,134 @@ def migrate(service: AssistantService, start: str, end: str, request: gr.Request
     return migration_figure(report), ""
 
 
-def experiment_markdown(status: dict[str, Any]) -> str:
-    """An experiment's traffic per arm, its metrics and the verdict."""
-    exp, verdict = status["experiment"], status["verdict"]
-    rows = "\n".join(
+def _mean_cell(m: dict[str, Any], fmt: str = "{:.2f}") -> str:
+    return "–" if m["mean"] is None else fmt.format(m["mean"])
+
+
+def _arms_table(status: dict[str, Any]) -> str:
+    """One row per arm: the units and the kind's metrics."""
+    unit = status["unit"]
+    if unit == "customers":  # a policy experiment
+        head = ("| arm | policy | customers | conversion | revenue / customer | drafts sent "
+                "| liked |\n|---|---|---|---|---|---|---|\n")
+        return head + "\n".join(
+            f"| {html.escape(a['arm'])} | `{html.escape(a['spec'])}` | {a['customers']:,} | "
+            f"{_pct(a['conversion']['rate'])} | "
+            f"{_mean_cell(a['revenue_per_customer'], '£{:,.2f}')} | "
+            f"{_pct(a['sent']['rate'])} (n={a['sent']['n']:,}) | "
+            f"{_mean_cell(a['liked'], '{:.0%}')} |" for a in status["arms"])
+    head = "| arm | weights | sessions | CTR | conversion | rating |\n|---|---|---|---|---|---|\n"
+    return head + "\n".join(
         f"| {html.escape(a['arm'])} | `{html.escape(a['spec'])}` | {a['sessions']:,} | "
         f"{_pct(a['ctr']['rate'])} | {_pct(a['conversion']['rate'])} "
-        f"(n={a['conversion']['n']:,}) | "
-        + ("–" if a["satisfaction"]["mean"] is None else f"{a['satisfaction']['mean']:.2f}")
-        + " |" for a in status["arms"])
+        f"(n={a['conversion']['n']:,}) | {_mean_cell(a['satisfaction'])} |"
+        for a in status["arms"])
+
+
+def experiment_markdown(status: dict[str, Any]) -> str:
+    """An experiment's traffic per arm, its metrics and the verdict."""
+    exp, verdict, unit = status["experiment"], status["verdict"], status["unit"]
     tests = "\n".join(
         f"| {html.escape(c['metric'])} | "
         + ("–" if c["difference"] is None else f"{c['difference']:+.4g}") + " | "
         + ("–" if c["p_adjusted"] is None else f"{c['p_adjusted']:.3g}") + " |"
         for c in verdict["comparisons"])
-    return (f"**{html.escape(exp['name'])}** ({exp['status']}, started "
+    on = f" on {html.escape(exp['segment'])}" if exp.get("segment") else ""
+    simulated = status.get(f"simulated_{unit}") or 0
+    return (f"**{html.escape(exp['name'])}** ({exp['status']}, {exp['kind']}{on}, started "
             f"{exp['started_at'][:16]} by {html.escape(exp['started_by'])}; primary metric "
-            f"{exp['metric']}, {verdict['planned_per_arm']:,} sessions per arm planned)\n\n"
-            "| arm | weights | sessions | CTR | conversion | rating |\n|---|---|---|---|---|---|\n"
-            + rows + "\n\n| B vs A | difference | Holm p |\n|---|---|---|\n" + tests
+            f"{exp['metric']}, {verdict['planned_per_arm']:,} {unit} per arm planned)\n\n"
+            + _arms_table(status)
+            + "\n\n| B vs A | difference | Holm p |\n|---|---|---|\n" + tests
             + f"\n\n**{verdict['state']}**: {html.escape(verdict['note'])}"
-            + (f"\n\n*{status['simulated_sessions']:,} of these sessions are SIMULATED "
-               "(assistant insights simulate).*" if status.get("simulated_sessions") else ""))
+            + (f"\n\n*{simulated:,} of these {unit} are SIMULATED (assistant insights "
+               "simulate)" + (": an arm cannot change a real customer's past orders, so a "
+                              "simulated policy experiment is an A/A check of the machinery"
+                              if unit == "customers" else "") + ".*" if simulated else ""))
 
 
 def experiment_figure(status: dict[str, Any]) -> go.Figure:
-    """CTR and conversion per arm, 95 % intervals."""
+    """Per arm with 95 % intervals: CTR and conversion (recommender), or conversion and
+    drafts sent (policy)."""
     arms = status["arms"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("CTR (sessions engaged)",
-                                                        "Conversion (linked sessions)"))
+    pairs = ((("Conversion (ordered within 30 days)", "conversion"),
+              ("Drafts sent (customers with a draft)", "sent"))
+             if status["unit"] == "customers" else
+             (("CTR (sessions engaged)", "ctr"), ("Conversion (linked sessions)", "conversion")))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _ in pairs])
     names = [a["arm"] for a in arms]
-    _interval_bars(fig, names, [a["ctr"] for a in arms], col=1, label=_rate_label)
-    _interval_bars(fig, names, [a["conversion"] for a in arms], col=2, label=_rate_label)
+    for col, (_, key) in enumerate(pairs, start=1):
+        _interval_bars(fig, names, [a[key] for a in arms], col=col, label=_rate_label)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig.update_layout(showlegend=False, height=360)
+
+
+#: what the arm, segment and metric boxes hold when the kind is picked
+KIND_DEFAULTS = {"recommender": ("served,segment=0.5", "", "ctr"),
+                 "policy": ("at-risk-10", "At Risk", "conversion")}
+
+
+def kind_defaults(kind: str) -> tuple[Any, Any, Any]:
+    """Picking a kind fills arm B, the segment and the metric with a working example."""
+    arm_b, segment, metric = KIND_DEFAULTS.get(kind, KIND_DEFAULTS["recommender"])
+    return (gr.update(value=arm_b), gr.update(value=segment, interactive=kind == "policy"),
+            gr.update(value=metric))
+
+
+def _error(err: AssistantError) -> tuple[str, Any]:
+    return (f"**{html.escape(err.message, quote=False)}** "
+            f"{html.escape(err.hint, quote=False)}", gr.update())
 
 
 @guarded
 def experiment_action(service: AssistantService, action: str, name: str, arm_a: str,
                       arm_b: str, metric: str, base_rate: float | None, mde: float | None,
-                      request: gr.Request) -> tuple[str, Any]:
+                      request: gr.Request, kind: str = "recommender",
+                      segment: str = "") -> tuple[str, Any]:
     """Start, read or stop an experiment from the tab (the role is checked by the
-    service); an error is shown with its hint and changes nothing."""
+    service); an error is shown with its hint and changes nothing. ``kind`` and
+    ``segment`` come after ``request`` so older callers keep working."""
     who, name = request.username, (name or "").strip()
     try:
         if action == "start":
             status = service.experiment_start(
                 who, name, {"A": (arm_a or "").strip(), "B": (arm_b or "").strip()},
-                metric=metric or "ctr", base_rate=float(base_rate or 0), mde=float(mde or 0))
+                metric=metric or None, base_rate=float(base_rate or 0), mde=float(mde or 0),
+                kind=kind or "recommender", segment=(segment or "").strip() or None)
         elif action == "stop":
             status = service.experiment_stop(who, name)
         else:
             status = service.experiment_status(who, name or None)
     except AssistantError as err:
-        return (f"**{html.escape(err.message, quote=False)}** "
-                f"{html.escape(err.hint, quote=False)}", gr.update())
+        return _error(err)
     return experiment_markdown(status), experiment_figure(status)
 
 
 @guarded
 def simulate(service: AssistantService, sessions: float | None, name: str,
              request: gr.Request,
-             progress: gr.Progress = gr.Progress()) -> tuple[str, Any]:  # noqa: B008 - gradio's idiom
-    """Simulated traffic (``assistant insights simulate``) with a progress bar; then the
-    experiment's status (the running one, or the named one)."""
+             progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
+             kind: str = "recommender") -> tuple[str, Any]:
+    """Simulated traffic (``assistant insights simulate``, with ``--policy`` for a policy
+    experiment: that many customers exposed) with a progress bar; then the experiment's
+    status (the running one of the kind, or the named one)."""
     who = request.username
+    report = lambda stage, done: progress(done, desc=stage)  # noqa: E731
     try:
-        out = service.simulate_traffic(who, sessions=int(sessions or 0),
-                                       progress=lambda stage, done: progress(done, desc=stage))
+        if kind == "policy":
+            out = service.simulate_exposures(who, customers=int(sessions or 0),
+                                             progress=report)
+            done = (f"*{out['customers']:,} of the {out['in_segment']:,} customers in "
+                    f"{out['segment']} on {out['start']} exposed (simulated, run "
+                    f"{out['run']}).*")
+            name = name or out["experiment"]
+        else:
+            out = service.simulate_traffic(who, sessions=int(sessions or 0), progress=report)
+            done = f"*{out['sessions']:,} simulated sessions written (run {out['run']}).*"
         status = service.experiment_status(who, (name or "").strip() or None)
     except AssistantError as err:
-        return (f"**{html.escape(err.message, quote=False)}** "
-                f"{html.escape(err.hint, quote=False)}", gr.update())
-    return (f"*{out['sessions']:,} simulated sessions written (run {out['run']}).*\n\n"
-            + experiment_markdown(status), experiment_figure(status))
+        return _error(err)
+    return done + "\n\n" + experiment_markdown(status), experiment_figure(status)
 
 
 @guarded
@@ -376,17 +430,25 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
         go_btn = gr.Button("Show migration")
     migration_note = gr.Markdown()
     migration = gr.Plot(label="Segment migration")
-    with gr.Accordion("Experiment between recommender variants", open=False):
-        gr.Markdown("Arm A is the control. An arm is `served` (the weights in use) with "
-                    "changes: `without:als`, `segment=0.5`. The sample size per arm comes "
-                    "from today's rate of the metric and the smallest change worth knowing; "
-                    "the result is read as *early* until both arms reach it.")
+    with gr.Accordion("Experiment: recommender variants or support policies", open=False):
+        gr.Markdown("Arm A is the control. **Recommender**: an arm is `served` (the weights "
+                    "in use) with changes: `without:als`, `segment=0.5`; sessions are "
+                    "assigned. **Policy**: one segment's support policy (`served`) against a "
+                    "variant from `data/policies.yaml` (`at-risk-10`: At Risk with a 10 % "
+                    "discount instead of 15 %); customers are assigned, and every desk draft "
+                    "for them follows their arm. The sample size per arm comes from today's "
+                    "rate of the metric and the smallest change worth knowing; the result is "
+                    "read as *early* until both arms reach it.")
         with gr.Row():
+            exp_kind = gr.Radio(["recommender", "policy"], value="recommender", label="Kind")
+            exp_segment = gr.Textbox(label="Segment (policy)", placeholder="At Risk",
+                                     interactive=False)
             exp_name = gr.Textbox(label="Name", placeholder="segment-boost")
             arm_a = gr.Textbox(label="Arm A", value="served")
             arm_b = gr.Textbox(label="Arm B", value="served,segment=0.5")
         with gr.Row():
-            exp_metric = gr.Radio(["ctr", "conversion"], value="ctr", label="Primary metric")
+            exp_metric = gr.Radio(["ctr", "conversion", "sent"], value="ctr",
+                                  label="Primary metric (sent: policy only)")
             base_rate = gr.Number(label="Today's rate", value=0.1, minimum=0, maximum=1)
             mde = gr.Number(label="Smallest change worth knowing", value=0.02)
         with gr.Row():
@@ -394,8 +456,8 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
             status_btn = gr.Button("Status")
             stop_btn = gr.Button("Stop", variant="stop")
         with gr.Row():
-            sim_sessions = gr.Number(label="Simulated sessions", value=1000, precision=0,
-                                     minimum=1, maximum=100_000)
+            sim_sessions = gr.Number(label="Simulated sessions (customers for a policy)",
+                                     value=1000, precision=0, minimum=1, maximum=100_000)
             sim_btn = gr.Button("Simulate traffic (real customers, marked SIMULATED)")
         exp_note = gr.Markdown(elem_id="tailor-experiment")
         exp_plot = gr.Plot(label="Arms")
@@ -408,12 +470,14 @@ def build_insights_tab(service: AssistantService) -> tuple[Callable[..., Any], l
     go_btn.click(bind(migrate, service), [start, end], [migration, migration_note],
                  api_name="insights_migration")
     act = bind(experiment_action, service)
-    exp_inputs = [exp_name, arm_a, arm_b, exp_metric, base_rate, mde]
+    exp_inputs = [exp_name, arm_a, arm_b, exp_metric, base_rate, mde, exp_kind, exp_segment]
     for btn, action in ((start_btn, "start"), (status_btn, "status"), (stop_btn, "stop")):
         btn.click(act, [gr.State(action), *exp_inputs], [exp_note, exp_plot],
                   api_name=f"experiment_{action}")
-    sim_btn.click(bind(simulate, service), [sim_sessions, exp_name], [exp_note, exp_plot],
-                  api_name="insights_simulate")
+    exp_kind.change(kind_defaults, [exp_kind], [arm_b, exp_segment, exp_metric],
+                    api_visibility="undocumented")
+    sim_btn.click(bind(simulate, service), [sim_sessions, exp_name, exp_kind],
+                  [exp_note, exp_plot], api_name="insights_simulate")
     kind_in, options_in, json_out = (gr.Textbox(visible=False), gr.Textbox(visible=False),
                                      gr.JSON(visible=False))
     gr.Button(visible=False).click(bind(api_insights, service), [kind_in, options_in],
