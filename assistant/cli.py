@@ -598,6 +598,8 @@ def _print_experiment(status: dict[str, Any], as_json: bool) -> None:
         diff = "-" if c["difference"] is None else f"{c['difference']:+.4g}"
         typer.echo(f"  {c['metric']:<40} difference {diff:>9}  Holm p {p}")
     typer.echo(f"{verdict['state']}: {verdict['note']}")
+    if status.get("capacity_note"):
+        typer.echo(f"too small: {status['capacity_note']}")
 
 
 ArmOption = Annotated[list[str], typer.Option(

@@ -356,6 +356,13 @@ def test_a_policy_experiment_serves_each_arm_its_policy_and_counts_customers(svc
                                   kind="policy", segment="At Risk", base_rate=0.3, mde=0.1)
     assert status["experiment"]["kind"] == "policy" and status["unit"] == "customers"
     assert status["experiment"]["metric"] == "conversion"
+    size = len(_in_segment(svc, "At Risk", 100_000))
+    assert status["segment_customers"] == size
+    needed = 2 * status["verdict"]["planned_per_arm"]
+    assert (status["capacity_note"] is None) == (size >= needed)
+    if size < needed:
+        assert f"holds {size:,} customers and the plan needs {needed:,}" in \
+            status["capacity_note"]
     # a recommender experiment may run beside it (one of each kind)
     svc.experiment_start("olivia", "rec", {"A": "served", "B": "served,segment=0.5"},
                          base_rate=0.1, mde=0.05)

@@ -2,9 +2,8 @@
 
 - **shown**: distinct (session, item) pairs among the impressions (a card shown again in
   the same session counts once), with the first time it was shown.
-- **engaged**: shown pairs the person then marked "more like this" in that session (cards
-  have no product link yet, so a click is not measured; ``click`` events count too once
-  they exist). CTR = engaged / shown.
+- **engaged**: shown pairs the person then marked "more like this" or opened with "Show
+  me" (a ``click``) in that session. CTR = engaged / shown.
 - **bought**: shown pairs whose session was linked to a customer who ordered the item
   within ``window_days`` after it was first shown (the order file's lines). Conversion =
   bought / shown to linked customers (an anonymous visitor's purchase cannot be seen).

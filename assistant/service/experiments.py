@@ -267,13 +267,29 @@ class Experiments:
             arms, comparisons = _recommender_arms(exp, units)
         simulated = int(units["session_id"].map(is_simulated).sum())
         unit = UNITS[exp["kind"]]
+        extra = self._capacity(exp) if exp["kind"] == "policy" else {}
         return {"experiment": {k: exp[k] for k in ("name", "kind", "segment", "status",
                                                    "metric", "base_rate", "mde", "share",
                                                    "started_at", "started_by",
                                                    "stopped_at", "stopped_by")},
-                "unit": unit, "arms": arms, f"simulated_{unit}": simulated,
+                "unit": unit, "arms": arms, f"simulated_{unit}": simulated, **extra,
                 "verdict": verdict(comparisons, planned=int(exp["planned"]),
                                    smallest=min(a[unit] for a in arms), unit=unit)}
+
+    def _capacity(self, exp: dict[str, Any]) -> dict[str, Any]:
+        """How many customers the segment holds today (segments in use), and a warning
+        when that is fewer than the plan needs: the experiment could then never reach its
+        sample size."""
+        model = self.parts.segments_or_none()
+        if model is None:
+            return {"segment_customers": None, "capacity_note": None}
+        size = int((model.customers["rfm_segment"] == exp["segment"]).sum())
+        needed = int(exp["planned"]) * len(exp["arms"])
+        note = None if size >= needed else (
+            f"{exp['segment']} holds {size:,} customers and the plan needs {needed:,}: the "
+            "experiment cannot reach its sample size. Accept a larger smallest change, "
+            "fewer arms, or read it as exploratory.")
+        return {"segment_customers": size, "capacity_note": note}
 
 
 def _recommender_arms(exp: dict[str, Any], sessions: pd.DataFrame

@@ -89,7 +89,7 @@ class Parts:
 
     @cached_property
     def events(self) -> EventLog:
-        """The event log (impressions, reactions, chat ratings)."""
+        """The event log (impressions, reactions, clicks, chat ratings, exposures)."""
         return EventLog(self.store)
 
     # -- segments -------------------------------------------------------------------

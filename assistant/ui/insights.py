@@ -290,6 +290,8 @@ def experiment_markdown(status: dict[str, Any]) -> str:
             + _arms_table(status)
             + "\n\n| B vs A | difference | Holm p |\n|---|---|---|\n" + tests
             + f"\n\n**{verdict['state']}**: {html.escape(verdict['note'])}"
+            + (f"\n\n**Too small:** {html.escape(status['capacity_note'])}"
+               if status.get("capacity_note") else "")
             + (f"\n\n*{simulated:,} of these {unit} are SIMULATED (assistant insights "
                "simulate)" + (": an arm cannot change a real customer's past orders, so a "
                               "simulated policy experiment is an A/A check of the machinery"
