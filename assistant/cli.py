@@ -406,12 +406,13 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"next {report['horizon_days']:.0f} days, predicted (BG/NBD + Gamma-Gamma)")
         for r in report["segments"]:
             typer.echo(f"{r['segment']:<22}{r['customers']:>7,} customers  "
-                       f"{r['expected_purchases']:>9,.0f} orders  £{r['expected_value']:>12,.0f}"
+                       f"{r['expected_purchases']:>9,.0f} purchase days  "
+                       f"£{r['expected_value']:>12,.0f}"
                        f"  churn risk {_mean(r['churn_risk'])}")
         check = report.get("validation") or {}
         if "purchases" in check:
             typer.echo(f"error on the last {check['horizon_days']} days "
-                       f"(model / carrying the last period forward): purchases MAE "
+                       f"(model / carrying the last period forward): purchase days MAE "
                        f"{check['purchases']['ratio']['mae']:.3f}, revenue MAE "
                        f"{check['revenue']['ratio']['mae']:.3f}")
         elif check:

@@ -51,10 +51,10 @@ def sidebar_markdown(c: dict[str, Any]) -> str:
     value = c.get("value")
     if value:
         lines.append(f"\n**Next {value['horizon_days']:.0f} days (predicted)** "
-                     f"{value['expected_purchases']:.1f} orders · "
+                     f"{value['expected_purchases']:.1f} days with an order · "
                      f"£{value['expected_value']:,.0f} · churn risk "
                      + (f"{value['churn_risk']:.0%}" if value.get("repeat_buyer")
-                        else "not estimated (one order so far)"))
+                        else "not estimated (no repeat purchase yet)"))
     orders = c.get("recent_orders") or []
     if orders:
         lines.append("\n**Recent orders**\n\n| order | date | items | amount |\n|---|---|---|---|")

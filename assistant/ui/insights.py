@@ -192,7 +192,8 @@ def validation_markdown(report: dict[str, Any]) -> str:
         return ""
     n, r = check["purchases"], check["revenue"]
     return (f"**Value model check** (fitted without the last {check['horizon_days']} days, "
-            f"{check['customers']:,} customers): mean absolute error per customer, orders "
+            f"{check['customers']:,} customers): mean absolute error per customer, days "
+            f"with an order "
             f"{n['model']['mae']:.2f} vs {n['baseline']['mae']:.2f} for carrying the last "
             f"period forward ({n['ratio']['mae']:.2f}x); revenue £{r['model']['mae']:,.0f} "
             f"vs £{r['baseline']['mae']:,.0f} ({r['ratio']['mae']:.2f}x).")
