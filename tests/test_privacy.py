@@ -117,11 +117,17 @@ def test_retention_purges_idle_sessions_only(svc: AssistantService) -> None:
     with svc.store.connect() as conn:
         conn.execute("UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000+00:00' "
                      "WHERE id = ?", (old,))
+    # desk exposures of a policy experiment have no session: their own time counts
+    svc.store.add_events([
+        {"kind": "exposure", "customer_id": "17850", "variant": "p/A",
+         "at": "2020-01-01T00:00:00.000+00:00"},
+        {"kind": "exposure", "customer_id": "12583", "variant": "p/B"}])
     assert svc.apply_retention() is None  # no retention set
     svc.settings.retention_days = 30
     counts = svc.apply_retention()
-    assert counts["sessions"] == 1
+    assert counts["sessions"] == 1 and counts["events"] >= 1
     assert svc.store.get_session(old) is None and svc.store.get_session(recent)
+    assert [e["customer_id"] for e in svc.store.events(kinds=("exposure",))] == ["12583"]
     assert svc.store.privacy_audit()[0]["action"] == "purge"
 
 

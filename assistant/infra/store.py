@@ -723,6 +723,13 @@ class Store:
             return conn.execute("DELETE FROM events WHERE customer_id = ?",
                                 (customer_id,)).rowcount
 
+    def erase_events_before(self, cutoff: str) -> int:
+        """Events of no session (desk exposures of policy experiments) logged before
+        ``cutoff`` (ISO time): the retention purge's share of the event log."""
+        with self.connect() as conn:
+            return conn.execute("DELETE FROM events WHERE session_id IS NULL AND at < ?",
+                                (cutoff,)).rowcount
+
     def sessions_idle_since(self, cutoff: str) -> list[str]:
         """Sessions not touched since ``cutoff`` (ISO time)."""
         with self.connect() as conn:

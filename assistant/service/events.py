@@ -7,10 +7,10 @@ template version, segment, the linked customer), ``reaction`` (a card's "more li
 "less like this" / "not for me"), ``click`` (a card's "Show me": the person opened the
 product's details), ``satisfaction`` (1-5 after a chat), ``exposure`` (a desk draft for a
 customer written under a policy experiment's arm: customer, segment, ``experiment/arm``;
-no session, so it goes when the customer is erased). The desk's outcomes (a draft sent as
-written, edited, discarded, rated) are not copied here: the ``drafts`` table records each
-draft's status, edit diff and rating already. Logging never fails the request that logs: a
-store error is logged and the event is lost.
+no session, so it goes when the customer is erased or retention passes its time). The
+desk's outcomes (a draft sent as written, edited, discarded, rated) are not copied here:
+the ``drafts`` table records each draft's status, edit diff and rating already. Logging
+never fails the request that logs: a store error is logged and the event is lost.
 """
 from __future__ import annotations
 

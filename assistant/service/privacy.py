@@ -99,7 +99,8 @@ class Privacy:
         return counts
 
     def purge(self, older_than_days: float, *, actor: str = "retention") -> dict[str, int]:
-        """Erase every session not touched for ``older_than_days`` days."""
+        """Erase every session not touched for ``older_than_days`` days, and the events of
+        no session (desk exposures) logged before then."""
         if older_than_days <= 0:
             raise InputError("The age must be more than 0 days.",
                              "For example: assistant privacy purge --older-than 365")
@@ -107,7 +108,10 @@ class Privacy:
             timespec="milliseconds")
         sessions = self.store.sessions_idle_since(cutoff)
         counts = self._erase_sessions(sessions) if sessions else {"sessions": 0}
-        if sessions:
+        exposures = self.store.erase_events_before(cutoff)
+        if exposures:
+            counts["events"] = counts.get("events", 0) + exposures
+        if sessions or exposures:
             self._finish(actor, f"sessions idle for {older_than_days:g} days", counts,
                          action="purge")
         return counts
