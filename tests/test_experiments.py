@@ -397,6 +397,18 @@ def test_a_policy_experiment_serves_each_arm_its_policy_and_counts_customers(svc
     assert status["verdict"]["state"] == "early" and "customers per arm" in \
         status["verdict"]["note"]
     json.dumps(status)
+    # the variant taken out of data/policies.yaml mid-experiment: drafts go on under the
+    # segment's own policy (unmarked, so no exposure is counted for them)
+    import dataclasses
+
+    b_customer = next(c for c in at_risk if arms[c] == "B")
+    shipped = svc.parts.policies
+    svc.parts.__dict__["policies"] = dataclasses.replace(shipped, variants={})
+    try:
+        side = svc.desk_customer("alex", b_customer)["policy"]
+        assert "variant" not in side and side["promises"]["discount"] == 15
+    finally:
+        svc.parts.__dict__["policies"] = shipped
     svc.experiment_stop("olivia", "pol")
     svc.experiment_stop("olivia", "rec")
     assert "variant" not in svc.desk_customer("alex", at_risk[0])["policy"]

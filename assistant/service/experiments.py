@@ -22,6 +22,7 @@ An arm is ``served`` (the segment's policy) or the name of a variant for that se
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -49,6 +50,8 @@ from assistant.support.policies import Policy
 
 if TYPE_CHECKING:  # Parts builds Experiments: a type-only import avoids the cycle
     from assistant.service.parts import Parts
+
+log = logging.getLogger(__name__)
 
 KINDS = ("recommender", "policy")
 #: the primary metrics each kind can plan for (the first is the default)
@@ -143,7 +146,13 @@ class Experiments:
         if arm is None:
             return policies.for_segment(segment)
         spec = exp["arms"][arm]
-        policy = policies.for_segment(segment) if spec == "served" else policies.variant(spec)
+        try:
+            policy = (policies.for_segment(segment) if spec == "served"
+                      else policies.variant(spec))
+        except InputError as err:  # the variant left data/policies.yaml: drafts go on
+            log.warning("policy experiment %s: arm %s (%s) falls back to the segment's "
+                        "policy: %s", exp["name"], arm, spec, err.message)
+            return policies.for_segment(segment)
         return replace(policy, variant=f"{exp['name']}/{arm}")
 
     def _check_policy_arms(self, segment: str | None, arms: dict[str, str]) -> str:

@@ -320,6 +320,7 @@ KIND_DEFAULTS = {"recommender": ("served,segment=0.5", "", "ctr"),
                  "policy": ("at-risk-10", "At Risk", "conversion")}
 
 
+@guarded
 def kind_defaults(kind: str) -> tuple[Any, Any, Any]:
     """Picking a kind fills arm B, the segment and the metric with a working example."""
     arm_b, segment, metric = KIND_DEFAULTS.get(kind, KIND_DEFAULTS["recommender"])
