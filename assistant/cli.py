@@ -255,6 +255,8 @@ def _print_build(summary: dict[str, Any]) -> None:
                f"used {summary['rows_used']:,}, returns {summary['returns']:,})")
     typer.echo("rejected rows: " + (", ".join(f"{k} {v:,}" for k, v in
                                               summary["rejected"].items()) or "none"))
+    if summary.get("engine_reason"):
+        typer.echo(f"engine: {summary['engine_reason']}")
     typer.echo("segments: " + ", ".join(f"{k} {v:,}" for k, v in summary["segments"].items()))
     best = next(r for r in summary["clusters"]["scores"] if r["k"] == summary["clusters"]["k"])
     typer.echo(f"clusters: k={summary['clusters']['k']} (silhouette {best['silhouette']:.3f}, "
@@ -280,6 +282,10 @@ def segments_build(
     return_prefix: Annotated[str, typer.Option(
         help="Order ids starting with this are returns ('' to rely on negative quantities).")
     ] = "C",
+    engine: Annotated[str, typer.Option(
+        help="What reads the orders and computes the features: pandas, duckdb (out of core, "
+             "for files larger than memory allows pandas comfortably; same features) or auto "
+             "(by the file's size and the memory available).")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest orders, compute features, discover segments, train the segment classifier.
@@ -293,7 +299,8 @@ def segments_build(
         summary = build_segment_model(orders, settings.artifacts_dir,
                                       mapping=parse_map_options(map_),
                                       return_prefix=return_prefix,
-                                      reference_date=reference_date, progress=bar)
+                                      reference_date=reference_date, progress=bar,
+                                      engine=engine)
     finally:
         bar.close()
     if as_json:

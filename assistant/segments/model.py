@@ -48,6 +48,7 @@ from assistant.core.errors import InputError
 from assistant.infra.artifacts import load_bundle, save_bundle
 from assistant.orders.catalog import assign_groups, build_catalog, load_group_rules
 from assistant.orders.features import build_features
+from assistant.orders.features_duckdb import build_features_duckdb, choose_engine
 from assistant.orders.ingest import load_orders
 from assistant.segments.answers import (
     ANSWER_COLUMNS,
@@ -529,20 +530,43 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
                         mapping: dict[str, str] | None = None, return_prefix: str = "C",
                         reference_date: str | None = None,
                         k_range: range = K_RANGE, folds: int = 5,
-                        progress: Progress = None) -> dict[str, Any]:
+                        progress: Progress = None, engine: str = "auto") -> dict[str, Any]:
     """Ingest -> features -> RFM + clusters -> classifier (evaluated, then fitted on all)
-    -> a new artefact bundle. Returns the summary; nothing is replaced if a step fails."""
+    -> a new artefact bundle. Returns the summary; nothing is replaced if a step fails.
+
+    ``engine``: what reads the orders and computes the features: ``pandas`` (``load_orders``
+    + ``build_features``), ``duckdb`` (``build_features_duckdb``: out of core, same
+    features) or ``auto`` (``choose_engine``: by the file's size and the memory available).
+    Everything after the features needs only one row per customer, and the product
+    catalog, which each engine makes."""
     progress = progress or _noop
+    engine_used, engine_why = choose_engine(Path(orders_path), engine)
     progress("reading orders", 0.0)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    ingest = load_orders(Path(orders_path), mapping, return_prefix=return_prefix,
-                         rejects_path=artifacts_dir / "last-rejects.csv")
-    orders = ingest.orders
     rules = load_group_rules()
-    orders["group"] = assign_groups(orders["description"], rules)
-    progress("computing features", 0.15)
-    features = build_features(orders, groups=sorted(rules.names),
-                              reference_date=reference_date)
+    rejects_path = artifacts_dir / "last-rejects.csv"
+    if engine_used == "duckdb":
+        progress("computing features (duckdb)", 0.05)
+        features, info = build_features_duckdb(
+            Path(orders_path), mapping=mapping, return_prefix=return_prefix,
+            reference_date=reference_date, groups=sorted(rules.names), rules=rules,
+            rejects_path=rejects_path, catalog=True)
+        catalog = info["catalog"]
+        counts = {k: info[k] for k in ("rows_read", "rows_used", "returns", "rejected")}
+        source_hash = info["source_hash"]
+    else:
+        ingest = load_orders(Path(orders_path), mapping, return_prefix=return_prefix,
+                             rejects_path=rejects_path)
+        orders = ingest.orders
+        orders["group"] = assign_groups(orders["description"], rules)
+        progress("computing features", 0.15)
+        features = build_features(orders, groups=sorted(rules.names),
+                                  reference_date=reference_date)
+        catalog = build_catalog(orders, rules)
+        counts = {"rows_read": ingest.rows_read, "rows_used": ingest.rows_used,
+                  "returns": ingest.returns, "rejected": ingest.rejected}
+        source_hash = ingest.source_hash
+        del orders, ingest  # the later steps need one row per customer only
     if len(features) < 20:
         raise InputError(f"Only {len(features)} customers have purchases; segments need 20+.",
                          "Use an orders file with more customers.")
@@ -571,10 +595,12 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
         "source": str(orders_path),
         "reference_date": str(features.attrs.get("reference_date", ""))[:10],
         "customers": int(len(features)),
-        "rows_read": int(ingest.rows_read),
-        "rows_used": int(ingest.rows_used),
-        "returns": int(ingest.returns),
-        "rejected": {k: int(v) for k, v in ingest.rejected.items()},
+        "rows_read": int(counts["rows_read"]),
+        "rows_used": int(counts["rows_used"]),
+        "returns": int(counts["returns"]),
+        "rejected": {k: int(v) for k, v in counts["rejected"].items()},
+        "engine": engine_used,
+        "engine_reason": engine_why,
         "segments": {s: int(sizes.get(s, 0)) for s in SEGMENTS if sizes.get(s, 0)},
         "clusters": {"k": clusters.k, "scores": clusters.scores.to_dict(orient="records"),
                      "names": clusters.profiles["name"].tolist()},
@@ -588,9 +614,9 @@ def build_segment_model(orders_path: Path, artifacts_dir: Path, *,
         artifacts_dir, SEGMENTS_KIND,
         models={"classifier": classifier, "clusters": clusters.pipeline},
         tables={"customers": customers.reset_index(), "cluster_profiles": clusters.profiles,
-                "catalog": build_catalog(orders, rules),
+                "catalog": catalog,
                 "answer_likelihoods": answer_likelihoods(rows)},
-        manifest={"data_hash": ingest.source_hash, "summary": summary},
+        manifest={"data_hash": source_hash, "summary": summary},
     )
     summary["artifacts"] = str(path)
     progress("done", 1.0)
