@@ -593,8 +593,16 @@ def test_download_and_erase_my_data(browser, tmp_path):
             link.click()
         exported = json.loads(Path(got.value.path()).read_text())
         assert any("Plimberly" in m["content"] for m in exported["messages"])
+        # a product's details are on screen: they go with the chat
+        page.locator("#tailor-suggest").click()
+        cards = page.locator(".tailor-rec")
+        _wait_for(lambda: cards.count() >= 1, timeout=120)
+        cards.first.get_by_role("button", name="Show me").click()
+        details = page.locator("#tailor-item-details")
+        _wait_for(lambda: "customers" in details.inner_text(), timeout=30)
         page.get_by_role("button", name="Erase my data").click()
         page.get_by_text("Erased:").first.wait_for(timeout=30_000)
+        _wait_for(lambda: details.inner_text().strip() == "", timeout=20)
         _wait_for(lambda: "Plimberly" not in " ".join(bot_texts(page))
                   and "Plimberly" not in page.locator("#tailor-chat").inner_text(), timeout=20)
         holding = [p for p in data.rglob("*") if p.is_file() and b"Plimberly" in p.read_bytes()]

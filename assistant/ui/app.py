@@ -289,6 +289,11 @@ def erase_data(service: AssistantService, sid: str | None):
     return *fresh_chat(service), gr.update(value=None, visible=False)
 
 
+def no_details() -> str:
+    """After the bin or "Erase my data": the last product's details go with the chat."""
+    return ""
+
+
 def like(service: AssistantService, sid: str | None, data: gr.LikeData):
     if not sid or not isinstance(data.liked, bool) or not isinstance(data.index, int):
         return
@@ -558,7 +563,8 @@ def _side_column(service: AssistantService, session: gr.State, recs: gr.State
     return {"card": card, "cust_id": cust_id, "proof": proof, "link_btn": link_btn,
             "download_btn": download_btn, "erase_btn": erase_btn, "export": export,
             "fact_q": fact_q,
-            "fact_v": fact_v, "fact_btn": fact_btn, "suggest_btn": suggest_btn}
+            "fact_v": fact_v, "fact_btn": fact_btn, "suggest_btn": suggest_btn,
+            "details": details}
 
 
 def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any],
@@ -580,8 +586,8 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
     runs.append(chatbot.retry(bind(retry, service), [session, chatbot], [chatbot],
                               api_name="retry", **hidden))
     chat["stop"].click(None, None, None, cancels=runs, api_name="stop", **hidden)
-    chatbot.clear(bind(clear, service), [session], [session, saved, chatbot, card, recs],
-                  api_name="clear", **hidden)
+    cleared = chatbot.clear(bind(clear, service), [session],
+                            [session, saved, chatbot, card, recs], api_name="clear", **hidden)
     chatbot.option_select(bind(pick, service), [session, chatbot], [chatbot, card, recs],
                           api_name="pick", **hidden)
     side["suggest_btn"].click(bind(suggest_now, service), [session, chatbot], [chatbot, recs],
@@ -595,9 +601,12 @@ def _wire_chat(service: AssistantService, demo: gr.Blocks, state: dict[str, Any]
                          api_name="rate", **hidden)
     side["download_btn"].click(bind(download_data, service), [session], [side["export"]],
                                api_name="download_data", **hidden)
-    side["erase_btn"].click(bind(erase_data, service), [session],
-                            [session, saved, chatbot, card, recs, side["export"]],
-                            api_name="erase_data", **hidden)
+    erased = side["erase_btn"].click(bind(erase_data, service), [session],
+                                     [session, saved, chatbot, card, recs, side["export"]],
+                                     api_name="erase_data", **hidden)
+    for name, event in (("clear", cleared), ("erase_data", erased)):  # a new chat
+        event.then(bind(no_details), None, [side["details"]], api_name=f"{name}_details",
+                   **hidden)
 
 
 def _wire_api(service: AssistantService, sid: gr.State) -> None:
