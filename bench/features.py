@@ -246,13 +246,7 @@ def run_child(arm: str, source: Path, result: Path, duckdb_threads: int | None,
         import assistant.orders.features  # noqa: F401
 
         threads = 1
-    release_free_memory()
-    base = _rss_mb("VmRSS")
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
-        peak_of = "VmHWM"
-    except OSError:
-        peak_of = "ru_maxrss"
+    base, peak_of = _measure_start()
     print(json.dumps({"ready": True}), flush=True)
     out = None
     for line in sys.stdin:
@@ -263,10 +257,7 @@ def run_child(arm: str, source: Path, result: Path, duckdb_threads: int | None,
         t0 = time.perf_counter()
         out = ARMS[arm](orders)
         print(json.dumps({"time": time.perf_counter() - t0}), flush=True)
-    if peak_of == "VmHWM":
-        peak = _rss_mb("VmHWM")
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mb(peak_of)
     if out is not None:
         out.to_pickle(result)
     print(json.dumps({"peak_mb": peak - base, "base_mb": base, "peak_of": peak_of,

@@ -45,7 +45,11 @@ import pyarrow.parquet as pq
 from assistant.core.errors import InputError
 from assistant.orders.catalog import CATALOG_COLUMNS, GroupRules, assign_groups, load_group_rules
 from assistant.orders.features import SHARE_PREFIX, _date, _reference_day
-from assistant.orders.ingest import REJECT_REASONS, _raise_no_purchases, _resolve_columns
+from assistant.orders.ingest import (
+    _raise_no_purchases,
+    _resolve_columns,
+    summarise_rejects,
+)
 from assistant.orders.tables import (
     _declared_delimiter,
     _guess_encoding,
@@ -60,13 +64,15 @@ from assistant.orders.tables import (
 from assistant.orders.values import (
     _DATE_SAMPLE,
     _EPOCH_RANGE,
-    DATE_FORMATS,
     DATE_MAX,
     DATE_MIN,
     _as_us,
     _epoch_unit,
+    best_date_format,
+    check_readable_dates,
     clean_strings,
     collapse_spaces,
+    in_date_range,
     to_dt,
     to_number,
 )
@@ -761,15 +767,11 @@ class _Build:
             GROUP BY ALL""", "aggregate").df()
         reasons = per.groupby("reason", dropna=True)["n_rows"].sum()
         kept = per[per["reason"].isna()]
-        rejected = {str(r): int(n) for r, n in reasons.items()}
-        rejected = {r: rejected[r] for r in REJECT_REASONS if rejected.get(r)}
+        rejected, reject_notes = summarise_rejects({str(r): int(n)
+                                                    for r, n in reasons.items()})
         rows_used = int(kept["n_rows"].sum())
         n_returns = int(kept["n_returns"].sum())
-        notes = list(self.notes)
-        if rejected.get("date_out_of_range"):
-            notes.append(f"dates before {DATE_MIN:%Y-%m-%d} or after {DATE_MAX:%Y-%m-%d} are "
-                         "rejected as date_out_of_range (placeholders such as 1900-01-01 or "
-                         "2999-01-01)")
+        notes = list(self.notes) + reject_notes
         if rejects_path is not None:
             rejects_path = Path(rejects_path)
             self._write_rejects(rejects_path)
@@ -923,30 +925,14 @@ def _text_dates(values: pd.Series, counts: np.ndarray, column: str) -> pd.DataFr
         out = _as_us(pd.to_datetime(numbers.where(numbers.between(low, high)), unit=unit,
                                     utc=True))
     else:
-        best, best_ok = None, -1
-        for fmt in DATE_FORMATS:
-            ok = int(to_dt(sample, fmt).notna().sum())
-            if ok > best_ok:
-                best, best_ok = fmt, ok
-            if ok == len(sample):
-                break
+        best = best_date_format(sample)
         out = _as_us(to_dt(uniq, best))
         if best != "ISO8601" and out.isna().any():
             failed = out.isna()
             out[failed] = _as_us(to_dt(uniq[failed], "ISO8601"))
         failed = out.isna().to_numpy()
-        bad_rows, rows = int(counts[failed].sum()), int(counts.sum())
-        if bad_rows > rows / 2:
-            examples = ", ".join(repr(v) for v in uniq[failed].head(3))
-            raise InputError(
-                f"Column {column!r} (used as timestamp) has dates Tailor cannot read: "
-                f"{bad_rows:,} of {rows:,} values fail, e.g. {examples}.",
-                f"If another column holds the order date, pass --map timestamp=COLUMN; "
-                f"otherwise reformat {column!r} as YYYY-MM-DD HH:MM:SS (ISO 8601).",
-            )
-    out = _as_us(out)
-    in_range = (out >= DATE_MIN) & (out <= DATE_MAX)
-    oor = (out.notna() & ~in_range).astype(bool)
-    ts = out.where(in_range).dt.tz_localize(None)
+        check_readable_dates(column, int(counts[failed].sum()), int(counts.sum()),
+                             uniq[failed])
+    ts, oor = in_date_range(out)
     return pd.DataFrame({"t": uniq, "ts": ts.astype("datetime64[us]"), "oor": oor})
 

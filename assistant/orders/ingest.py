@@ -223,12 +223,8 @@ def load_orders(
     }
     if malformed:
         rejected["malformed_line"] = len(malformed)
-    rejected = {r: rejected[r] for r in REJECT_REASONS if rejected.get(r)}
-    notes = read_notes + notes
-    if rejected.get("date_out_of_range"):
-        notes.append(f"dates before {DATE_MIN:%Y-%m-%d} or after {DATE_MAX:%Y-%m-%d} are "
-                     "rejected as date_out_of_range (placeholders such as 1900-01-01 or "
-                     "2999-01-01)")
+    rejected, reject_notes = summarise_rejects(rejected)
+    notes = read_notes + notes + reject_notes
 
     if rejects_path is not None:
         rejects_path = Path(rejects_path)
@@ -578,6 +574,18 @@ def _write_rejects(
             f"Could not write the rejected rows to {target}: {short_error(exc)}",
             "Choose a rejects path in a writable directory.",
         ) from None
+
+
+def summarise_rejects(counts: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """The reject counts in ``REJECT_REASONS`` order (zeros left out), and the notes they
+    call for."""
+    rejected = {r: int(counts[r]) for r in REJECT_REASONS if counts.get(r)}
+    notes = []
+    if rejected.get("date_out_of_range"):
+        notes.append(f"dates before {DATE_MIN:%Y-%m-%d} or after {DATE_MAX:%Y-%m-%d} are "
+                     "rejected as date_out_of_range (placeholders such as 1900-01-01 or "
+                     "2999-01-01)")
+    return rejected, notes
 
 
 def _raise_no_purchases(

@@ -136,13 +136,7 @@ def parse_dates_checked(s: pd.Series, column: str) -> tuple[pd.Series, pd.Series
                 pd.to_datetime(numbers.where(in_range), unit=unit, utc=True))
             present = present.iloc[:0]
         if len(present):
-            best, best_ok = None, -1
-            for fmt in DATE_FORMATS:
-                ok = int(to_dt(sample, fmt).notna().sum())
-                if ok > best_ok:
-                    best, best_ok = fmt, ok
-                if ok == len(sample):
-                    break
+            best = best_date_format(sample)
             parsed = to_dt(present, best)
             parsed = _as_us(parsed)
             if best != "ISO8601" and parsed.isna().any():
@@ -150,19 +144,44 @@ def parse_dates_checked(s: pd.Series, column: str) -> tuple[pd.Series, pd.Series
                 parsed[failed] = _as_us(to_dt(present[failed], "ISO8601"))
             out[present.index] = parsed
             bad = present[out[present.index].isna()]
-            if len(bad) > len(present) / 2:
-                examples = ", ".join(repr(v) for v in bad.drop_duplicates().head(3))
-                raise InputError(
-                    f"Column {column!r} (used as timestamp) has dates Tailor cannot read: "
-                    f"{len(bad):,} of {len(present):,} values fail, e.g. {examples}.",
-                    f"If another column holds the order date, pass --map timestamp=COLUMN; "
-                    f"otherwise reformat {column!r} as YYYY-MM-DD HH:MM:SS (ISO 8601).",
-                )
-    out = _as_us(out)
+            check_readable_dates(column, len(bad), len(present), bad.drop_duplicates())
+    out, out_of_range = in_date_range(out)
+    return out.astype("datetime64[ns]"), out_of_range
+
+
+def best_date_format(sample: pd.Series) -> str:
+    """The format of ``DATE_FORMATS`` that reads the most of ``sample`` (the first that
+    reads all of it)."""
+    best, best_ok = DATE_FORMATS[0], -1
+    for fmt in DATE_FORMATS:
+        ok = int(to_dt(sample, fmt).notna().sum())
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+        if ok == len(sample):
+            break
+    return best
+
+
+def check_readable_dates(column: str, bad: int, total: int, failed: pd.Series) -> None:
+    """An ``InputError`` when more than half of ``total`` date values (rows) cannot be
+    read; ``failed``: some of the unreadable values, for the message."""
+    if bad > total / 2:
+        examples = ", ".join(repr(v) for v in failed.head(3))
+        raise InputError(
+            f"Column {column!r} (used as timestamp) has dates Tailor cannot read: "
+            f"{bad:,} of {total:,} values fail, e.g. {examples}.",
+            f"If another column holds the order date, pass --map timestamp=COLUMN; "
+            f"otherwise reformat {column!r} as YYYY-MM-DD HH:MM:SS (ISO 8601).",
+        )
+
+
+def in_date_range(parsed: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(the dates, tz-naive at microseconds, NaT outside ``DATE_MIN``..``DATE_MAX``; the
+    mask of the values that are dates but outside that range)."""
+    out = _as_us(parsed)
     in_range = (out >= DATE_MIN) & (out <= DATE_MAX)
     out_of_range = (out.notna() & ~in_range).astype(bool)
-    out = out.where(in_range)
-    return out.dt.tz_localize(None).astype("datetime64[ns]"), out_of_range
+    return out.where(in_range).dt.tz_localize(None), out_of_range
 
 
 def _as_us(values: pd.Series) -> pd.Series:
