@@ -106,13 +106,19 @@ fresh_check() {
   say "test: passed in $((SECONDS - t0)) s (clone kept in $dir)"
 }
 
-ensure_chromium() {
-  command -v chromium >/dev/null 2>&1 && return
+# Debian packages the tests need beside the Python ones: chromium (the browser tests) and
+# the PostgreSQL server (the store's second engine and the two-process test, which start a
+# throwaway cluster of their own; the package's default cluster is not used)
+ensure_test_packages() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  [[ ${#missing[@]} == 0 ]] && return
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    say "installing Debian ${missing[*]} for the tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    say "chromium is missing: install it (sudo apt-get install chromium); browser tests skip locally, fail under CI"
+    say "${missing[*]} missing: install with sudo apt-get install ${missing[*]}; their tests skip locally, fail under CI"
   fi
 }
 
@@ -127,7 +133,7 @@ case $cmd in
   test)
     ensure_venv
     install test
-    ensure_chromium
+    ensure_test_packages
     "$VENV/bin/ruff" check .
     # one pytest worker per core, at most 4 (each holds the local model and a built shop);
     # whole files go to one worker, so module fixtures are built once

@@ -208,7 +208,7 @@ def calls(limit: Annotated[int, typer.Option(min=1, help="How many, newest first
     """Show the LLM call log (latency, time to first token, tokens, outcome)."""
     from assistant.infra.store import Store  # lazy: CLI start-up, +12 ms
 
-    rows = Store(_settings().db_path).llm_calls(limit)
+    rows = Store.from_settings(_settings()).llm_calls(limit)
     typer.echo(json.dumps([r.model_dump() for r in rows], indent=2))
 
 
@@ -1227,7 +1227,7 @@ def prompts_metrics(
         version_metrics,
     )
 
-    store = Store(_settings().db_path)
+    store = Store.from_settings(_settings())
     per_version = version_metrics(store, name, since=since)
     comparison = None
     if compare_with:

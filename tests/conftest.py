@@ -34,6 +34,37 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedding_cache:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for this worker's tests (Debian's binaries; skipped
+    locally when they are missing, a failure under CI: ./tailor.sh test installs them)."""
+    import shutil
+    import tempfile
+
+    from tests.pgcluster import PgCluster, server_bin
+
+    if server_bin() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is missing under CI: ./tailor.sh test installs it with apt")
+        pytest.skip("PostgreSQL server binaries are missing (apt-get install postgresql)")
+    # not under pytest's basetemp: that is private to root, and the server may run as
+    # Debian's postgres user
+    root = Path(tempfile.mkdtemp(prefix="tailor-pg-"))
+    root.chmod(0o755)
+    cluster = PgCluster(root / "cluster")
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A new empty database in the test cluster."""
+    return pg_cluster.create_database()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(data_dir=tmp_path / "data", llm_provider="scripted")

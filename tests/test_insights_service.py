@@ -4,7 +4,6 @@ a direct count in pandas, roles are checked, bad input gets a message and a hint
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.core.errors import InputError
+from assistant.core.errors import InputError, StoreError
 from assistant.service.assistant import AssistantService
 from assistant.ui import desk
 from assistant.ui import insights as tab
@@ -186,15 +185,13 @@ def test_chat_rating_is_validated_logged_exported_and_erased(svc) -> None:
     report = svc.insights_report("olivia", "satisfaction")
     assert report["by_segment"][0]["n"] >= 1
     assert [e["kind"] for e in svc.my_data(sid)["events"]] == ["satisfaction"]
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"), \
-            svc.store.connect() as conn:
-        conn.execute("UPDATE events SET value = '5' WHERE session_id = ?", (sid,))
+    with pytest.raises(StoreError, match="append-only"), svc.store.connect() as conn:
+        conn.exec_driver_sql("UPDATE events SET value = '5' WHERE session_id = ?", (sid,))
     svc.erase(sid)
     assert [e for e in svc.store.events() if e["session_id"] == sid] == []
 
 
 def test_a_store_failure_loses_the_event_not_the_request(svc, monkeypatch, caplog) -> None:
-    from assistant.core.errors import StoreError
 
     def full(_events):
         raise StoreError("Cannot log 1 event(s): database or disk is full", "Free space.")

@@ -115,8 +115,8 @@ def test_a_verified_customer_erases_what_the_app_stored_about_them(
 def test_retention_purges_idle_sessions_only(svc: AssistantService) -> None:
     old, recent = talk(svc, MARK), talk(svc, SECRET)
     with svc.store.connect() as conn:
-        conn.execute("UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000+00:00' "
-                     "WHERE id = ?", (old,))
+        conn.exec_driver_sql("UPDATE sessions SET updated_at = "
+                             "'2020-01-01T00:00:00.000+00:00' WHERE id = ?", (old,))
     # desk exposures of a policy experiment have no session: their own time counts
     svc.store.add_events([
         {"kind": "exposure", "customer_id": "17850", "variant": "p/A",
@@ -162,7 +162,8 @@ def test_sessions_nobody_wrote_in_expire(svc: AssistantService) -> None:
     svc.guided_view(empty[0])  # the first question shown, nothing answered
     used = talk(svc, MARK)
     with svc.store.connect() as conn:
-        conn.execute("UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000+00:00'")
+        conn.exec_driver_sql("UPDATE sessions SET updated_at = "
+                             "'2020-01-01T00:00:00.000+00:00'")
     assert svc.expire_sessions() == 3
     assert all(svc.store.get_session(s) is None for s in empty)
     assert svc.store.get_session(used) and svc.my_data(used)["messages"]

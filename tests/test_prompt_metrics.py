@@ -31,8 +31,8 @@ class Clock:
         self.t = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
         self.step = timedelta(seconds=1)
 
-    def __call__(self) -> str:
-        now = self.t.isoformat(timespec="milliseconds")
+    def __call__(self, *, precise: bool = False) -> str:
+        now = self.t.isoformat(timespec="microseconds" if precise else "milliseconds")
         self.t += self.step
         return now
 

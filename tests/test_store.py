@@ -4,17 +4,19 @@ import pytest
 
 from assistant.core.errors import StoreError
 from assistant.core.schemas import LLMCall
-from assistant.infra.store import MIGRATIONS, Store
+from assistant.infra.migrations import legacy
+from assistant.infra.store import Store, head_revision
 
 
 def test_migrations_run_once_and_are_recorded(tmp_path):
     db = tmp_path / "t.sqlite3"
     store = Store(db)
-    assert store.schema_version() == len(MIGRATIONS)
+    assert store.revision() == head_revision()
     assert store.migrate() == 0  # second run: nothing pending
     tables = {r[0] for r in sqlite3.connect(db).execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"sessions", "messages", "llm_calls", "feedback", "schema_migrations"} <= tables
+    assert {"sessions", "messages", "llm_calls", "feedback", "alembic_version"} <= tables
+    assert "schema_migrations" not in tables  # the legacy table is only in old files
 
 
 def test_data_survives_reopen(tmp_path):
@@ -39,7 +41,7 @@ def test_superseded_messages_are_hidden_not_deleted(tmp_path):
     store.supersede(old.id)
     assert [m.content for m in store.messages(sid)] == ["hi"]
     with store.connect() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 2
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM messages").scalar() == 2
 
 
 def test_llm_call_log_roundtrip(tmp_path):
@@ -55,10 +57,19 @@ def test_newer_schema_is_refused(tmp_path):
     db = tmp_path / "t.sqlite3"
     Store(db)
     with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (999, 'x')")
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreError) as exc:
         Store(db)
     assert "newer" in exc.value.message and exc.value.hint
+
+
+def test_newer_legacy_schema_is_refused(tmp_path):
+    db = tmp_path / "t.sqlite3"
+    legacy.upgrade_legacy(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'x')")
+    with pytest.raises(StoreError, match="newer"):
+        Store(db)
 
 
 def test_garbage_file_is_a_clear_error(tmp_path):
@@ -73,22 +84,21 @@ def test_migration_11_keeps_events_and_experiments(tmp_path, monkeypatch):
     """A file at schema 10 (experiments and events written by that code) upgrades to the
     policy-experiment schema with its rows, its append-only trigger and one running
     experiment per kind."""
-    import assistant.infra.store as store_module
-
     db = tmp_path / "t.sqlite3"
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:10])
-    old = Store(db)
-    assert old.schema_version() == 10
-    old.add_events([{"kind": "impression", "session_id": "s", "item": "i", "position": 1,
-                     "variant": "e/A"}])
-    with sqlite3.connect(db) as conn:  # as schema 10's code wrote it
+    monkeypatch.setattr(legacy, "STEPS", legacy.STEPS[:10])
+    legacy.upgrade_legacy(db)
+    monkeypatch.undo()
+    assert legacy.legacy_step(db) == 10
+    with sqlite3.connect(db) as conn:  # as schema 10's code wrote them
+        conn.execute("INSERT INTO events (at, kind, session_id, item, position, variant) "
+                     "VALUES ('2026-01-01T00:00:00.000+00:00', 'impression', 's', 'i', 1, "
+                     "'e/A')")
         conn.execute("INSERT INTO experiments (name, arms, metric, base_rate, mde, planned, "
                      "share, status, started_at, started_by) VALUES ('e', "
                      "'{\"A\": \"served\", \"B\": \"served\"}', 'ctr', 0.1, 0.05, 100, 1.0, "
                      "'running', '2026-01-01T00:00:00', 'olivia')")
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
     new = Store(db)
-    assert new.schema_version() == len(MIGRATIONS)
+    assert new.revision() == head_revision() and legacy.legacy_step(db) is None
     assert [(e["kind"], e["variant"]) for e in new.events()] == [("impression", "e/A")]
     assert new.running_experiment()["name"] == "e"
     assert new.experiment("e")["kind"] == "recommender"

@@ -270,7 +270,7 @@ def test_bad_tickets_get_a_clear_message(parts: Parts, tmp_path: Path, ticket: s
         assert "Nothing was saved" in info.value.hint
     assert model.calls == [] and desk.store.llm_calls() == []
     with desk.store.connect() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM drafts").fetchone()[0] == 0
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM drafts").scalar() == 0
 
 
 def test_bad_agent_tone_and_revision(parts: Parts, tmp_path: Path) -> None:

@@ -37,6 +37,17 @@ class Settings(BaseSettings):
         description="All state: SQLite file, Chroma directory, model artefacts.",
     )
     prompts_dir: Path = Field(REPO_ROOT / "prompts", description="Template files (YAML).")
+    database_url: SecretStr | None = Field(
+        None,
+        description="The store's database: a postgresql:// URL (psycopg 3) for several app "
+        "processes; unset: the embedded SQLite file in TAILOR_DATA_DIR. Kept secret: "
+        "never printed with its password.",
+    )
+    database_connect_timeout: float = Field(
+        60.0, gt=0,
+        description="Seconds to keep retrying (with backoff) when the database is down at "
+        "start, before giving up with a clear message.",
+    )
 
     llm_provider: Provider = Field(
         "auto",
@@ -194,6 +205,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "tailor.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """What ``Store`` opens: the database URL when set, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url else self.db_path
 
     @property
     def chroma_dir(self) -> Path:

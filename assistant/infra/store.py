@@ -1,441 +1,345 @@
-"""SQLite store: chat sessions and messages, the LLM call log, feedback.
+"""The store: chat sessions and messages, the LLM call log, feedback, drafts, template
+versions, events, experiments, on SQLAlchemy Core.
 
-Forward-only migrations: each entry of ``MIGRATIONS`` runs once, in order, and its index is
-recorded in ``schema_migrations``. Never edit a shipped migration; append a new one.
-A connection per operation keeps the store safe to use from Gradio's worker threads.
+Two engines: the embedded SQLite file (the default) and PostgreSQL (psycopg 3) when
+``TAILOR_DATABASE_URL`` is set, for several app processes. The schema is made and upgraded
+by Alembic (``assistant/infra/migrations``) when a ``Store`` opens: forward-only, in one
+transaction under one lock (SQLite's write lock, a PostgreSQL advisory lock), so two
+processes starting at once migrate once and an interrupted upgrade leaves nothing half done.
+An SQLite file of an earlier Tailor is first brought up by its own frozen steps
+(``migrations/legacy.py``). The tables are described in ``tables.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from assistant.core.errors import StoreError
 from assistant.core.schemas import ChatMessage, LLMCall, Session
+from assistant.infra import tables as t
+from assistant.infra.migrations import legacy
 
-MIGRATIONS: list[str] = [
-    # 1: sessions, messages, LLM call log, feedback
-    """
-    CREATE TABLE sessions (
-        id TEXT PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL REFERENCES sessions(id),
-        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-        content TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'ok',
-        superseded INTEGER NOT NULL DEFAULT 0,
-        llm_call_id INTEGER REFERENCES llm_calls(id),
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX messages_session ON messages(session_id, id);
-    CREATE TABLE llm_calls (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at TEXT NOT NULL,
-        session_id TEXT,
-        template_name TEXT,
-        template_version TEXT,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        latency_ms REAL,
-        ttft_ms REAL,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        outcome TEXT NOT NULL,
-        error TEXT
-    );
-    CREATE TABLE feedback (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        message_id INTEGER NOT NULL REFERENCES messages(id),
-        value INTEGER NOT NULL CHECK (value IN (-1, 1)),
-        created_at TEXT NOT NULL
-    );
-    """,
-    # 2: the guided questionnaire's state per chat session (saved after every answer)
-    """
-    CREATE TABLE questionnaire_states (
-        session_id TEXT PRIMARY KEY REFERENCES sessions(id),
-        state TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    """,
-    # 3: profiles (the structured part beside the Chroma embedding), reactions to
-    #    recommended items, and grounding failures of generated texts
-    """
-    CREATE TABLE profiles (
-        session_id TEXT PRIMARY KEY REFERENCES sessions(id),
-        customer_id TEXT,
-        segment TEXT,
-        document TEXT NOT NULL,
-        facts TEXT NOT NULL,
-        behaviour TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE item_feedback (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL REFERENCES sessions(id),
-        item TEXT NOT NULL,
-        value TEXT NOT NULL CHECK (value IN ('like', 'dislike', 'not_for_me')),
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX item_feedback_session ON item_feedback(session_id, id);
-    ALTER TABLE llm_calls ADD COLUMN grounding TEXT;
-    """,
-    # 4: support-reply drafts of the Agent desk (assistant/support/desk.py): the ticket, the
-    #    context's template version and model, the draft with its flags and citations, the
-    #    agent's final text with a unified diff of their edits, feedback
-    """
-    CREATE TABLE drafts (
-        id TEXT PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        agent TEXT NOT NULL,
-        customer_id TEXT,
-        ticket TEXT NOT NULL,
-        intent TEXT,
-        intent_confidence REAL,
-        tone TEXT,
-        template_name TEXT NOT NULL,
-        template_version TEXT NOT NULL,
-        model TEXT NOT NULL,
-        llm_call_id INTEGER REFERENCES llm_calls(id),
-        draft TEXT NOT NULL,
-        flags TEXT NOT NULL DEFAULT '[]',
-        citations TEXT NOT NULL DEFAULT '[]',
-        injection TEXT NOT NULL DEFAULT '[]',
-        status TEXT NOT NULL CHECK (status IN ('clean', 'flagged', 'discarded', 'final')),
-        final_text TEXT,
-        final_agent TEXT,
-        edit_diff TEXT,
-        feedback INTEGER CHECK (feedback IN (-1, 1)),
-        feedback_reason TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX drafts_customer ON drafts(customer_id, created_at);
-    CREATE INDEX profiles_customer ON profiles(customer_id);
-    """,
-    # 5: the prompt studio (assistant/prompts/versions.py): immutable template versions
-    #    (never updated or deleted: triggers refuse it), labels pointing at versions (with a
-    #    traffic share and an optional segment for staged rollout), the audit log of every
-    #    label move, test cases per template and their runs per version
-    """
-    CREATE TABLE template_versions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL CHECK (version >= 1),
-        body TEXT NOT NULL,
-        sha TEXT NOT NULL,
-        author TEXT NOT NULL,
-        note TEXT NOT NULL CHECK (trim(note) <> ''),
-        created_at TEXT NOT NULL,
-        base_version INTEGER,
-        UNIQUE (name, version)
-    );
-    CREATE TRIGGER template_versions_no_update BEFORE UPDATE ON template_versions
-    BEGIN SELECT RAISE(ABORT, 'template versions are immutable'); END;
-    CREATE TRIGGER template_versions_no_delete BEFORE DELETE ON template_versions
-    BEGIN SELECT RAISE(ABORT, 'template versions are immutable'); END;
-    CREATE TABLE template_labels (
-        name TEXT NOT NULL,
-        label TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        share REAL NOT NULL DEFAULT 1.0 CHECK (share >= 0 AND share <= 1),
-        segment TEXT,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (name, label),
-        FOREIGN KEY (name, version) REFERENCES template_versions (name, version)
-    );
-    CREATE TABLE template_label_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        label TEXT NOT NULL,
-        from_version INTEGER,
-        to_version INTEGER,
-        actor TEXT NOT NULL,
-        reason TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL CHECK (kind IN ('seed', 'set', 'rollback', 'remove', 'sync')),
-        override INTEGER NOT NULL DEFAULT 0,
-        share REAL,
-        segment TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX template_label_events_name ON template_label_events(name, label, id);
-    CREATE TRIGGER template_label_events_no_update BEFORE UPDATE ON template_label_events
-    BEGIN SELECT RAISE(ABORT, 'the label audit log is append-only'); END;
-    CREATE TRIGGER template_label_events_no_delete BEFORE DELETE ON template_label_events
-    BEGIN SELECT RAISE(ABORT, 'the label audit log is append-only'); END;
-    CREATE TABLE template_tests (
-        name TEXT PRIMARY KEY,
-        cases TEXT NOT NULL,
-        sha TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        author TEXT NOT NULL
-    );
-    CREATE TABLE template_test_runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        cases_sha TEXT NOT NULL,
-        model TEXT NOT NULL,
-        results TEXT NOT NULL,
-        pass_rate REAL,
-        created_at TEXT NOT NULL,
-        actor TEXT NOT NULL
-    );
-    CREATE INDEX template_test_runs_version ON template_test_runs(name, version, id);
-    """,
-    # 6: failed attempts (linking a customer, logging in) for rate limits and lockouts, and
-    # the one-time codes sent to verify an email (hashed)
-    """
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        at REAL NOT NULL
-    );
-    CREATE INDEX attempts_key ON attempts(key, at);
-    CREATE TABLE link_codes (
-        session_id TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        email_hash TEXT NOT NULL,
-        code_hash TEXT NOT NULL,
-        expires REAL NOT NULL
-    );
-    """,
-    # 7: exports and erasures of personal data, who and when (never what was erased)
-    """
-    CREATE TABLE privacy_audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('export', 'erase', 'purge')),
-        subject TEXT NOT NULL,
-        details TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE TRIGGER privacy_audit_no_update BEFORE UPDATE ON privacy_audit
-    BEGIN SELECT RAISE(ABORT, 'the privacy audit log is append-only'); END;
-    CREATE TRIGGER privacy_audit_no_delete BEFORE DELETE ON privacy_audit
-    BEGIN SELECT RAISE(ABORT, 'the privacy audit log is append-only'); END;
-    """,
-    # 8: how many personal values a call replaced by placeholders (never the values)
-    """
-    ALTER TABLE llm_calls ADD COLUMN redactions INTEGER;
-    """,
-    # 9: the event log: what the app showed and what people did (service/events.py).
-    #    Append-only (an update is refused); rows go only with their session (erase,
-    #    retention purge)
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('impression', 'reaction', 'click',
-                                           'satisfaction')),
-        session_id TEXT,
-        customer_id TEXT,
-        segment TEXT,
-        item TEXT,
-        position INTEGER,
-        variant TEXT,
-        template_version TEXT,
-        value TEXT
-    );
-    CREATE INDEX events_kind_at ON events(kind, at);
-    CREATE INDEX events_session ON events(session_id, id);
-    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    """,
-    # 10: experiments between recommender variants (service/experiments.py); at most one
-    #     running (a partial unique index)
-    """
-    CREATE TABLE experiments (
-        name TEXT PRIMARY KEY,
-        kind TEXT NOT NULL DEFAULT 'recommender' CHECK (kind IN ('recommender')),
-        arms TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        base_rate REAL NOT NULL,
-        mde REAL NOT NULL,
-        planned INTEGER NOT NULL,
-        share REAL NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'stopped')),
-        started_at TEXT NOT NULL,
-        started_by TEXT NOT NULL,
-        stopped_at TEXT,
-        stopped_by TEXT,
-        reason TEXT
-    );
-    CREATE UNIQUE INDEX experiments_one_running ON experiments(status)
-        WHERE status = 'running';
-    """,
-    # 11: policy experiments (a segment's support policy against a variant): experiments
-    #     get a kind 'policy' and a segment, one may run per kind; the event log gets
-    #     'exposure' (a customer's draft written under an experiment's policy). SQLite
-    #     cannot change a CHECK, so both tables are rebuilt with their rows.
-    """
-    CREATE TABLE experiments_new (
-        name TEXT PRIMARY KEY,
-        kind TEXT NOT NULL DEFAULT 'recommender' CHECK (kind IN ('recommender', 'policy')),
-        segment TEXT CHECK ((kind = 'policy') = (segment IS NOT NULL)),
-        arms TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        base_rate REAL NOT NULL,
-        mde REAL NOT NULL,
-        planned INTEGER NOT NULL,
-        share REAL NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'stopped')),
-        started_at TEXT NOT NULL,
-        started_by TEXT NOT NULL,
-        stopped_at TEXT,
-        stopped_by TEXT,
-        reason TEXT
-    );
-    INSERT INTO experiments_new (name, kind, arms, metric, base_rate, mde, planned, share,
-                                 status, started_at, started_by, stopped_at, stopped_by,
-                                 reason)
-        SELECT name, kind, arms, metric, base_rate, mde, planned, share, status, started_at,
-               started_by, stopped_at, stopped_by, reason FROM experiments;
-    DROP TABLE experiments;
-    ALTER TABLE experiments_new RENAME TO experiments;
-    CREATE UNIQUE INDEX experiments_one_running ON experiments(kind)
-        WHERE status = 'running';
-    CREATE TABLE events_new (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('impression', 'reaction', 'click',
-                                           'satisfaction', 'exposure')),
-        session_id TEXT,
-        customer_id TEXT,
-        segment TEXT,
-        item TEXT,
-        position INTEGER,
-        variant TEXT,
-        template_version TEXT,
-        value TEXT
-    );
-    INSERT INTO events_new SELECT * FROM events;
-    DROP TABLE events;
-    ALTER TABLE events_new RENAME TO events;
-    CREATE INDEX events_kind_at ON events(kind, at);
-    CREATE INDEX events_session ON events(session_id, id);
-    CREATE INDEX events_customer ON events(customer_id);
-    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    """,
-]
+if TYPE_CHECKING:
+    from assistant.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: the PostgreSQL advisory lock held while migrating (any constant; "tailor" in ASCII)
+MIGRATION_LOCK = 0x7461696C6F72
 
 #: the event log's columns after ``id`` (``add_events`` takes dicts with these keys)
 EVENT_COLUMNS = ("at", "kind", "session_id", "customer_id", "segment", "item", "position",
                  "variant", "template_version", "value")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def _now(*, precise: bool = False) -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds" if precise else "milliseconds")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+@cache
+def head_revision() -> str:
+    """The newest migration this Tailor has."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _lock_key(name: str) -> int:
+    """A PostgreSQL advisory-lock key (signed 64 bits) for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def database_url(location: Path | str) -> URL:
+    """The SQLAlchemy URL of a store location: a path (an SQLite file), or a
+    ``postgresql://`` / ``sqlite:///`` URL. Raises ``StoreError`` naming
+    ``TAILOR_DATABASE_URL`` (never with its password) when it is not usable."""
+    if isinstance(location, Path) or "://" not in location:
+        return URL.create("sqlite+pysqlite", database=str(location))
+    hint = ("Set TAILOR_DATABASE_URL to postgresql://USER:PASSWORD@HOST:5432/DATABASE, or "
+            "unset it to use the embedded SQLite file.")
+    try:
+        url = make_url(location)
+    except (ArgumentError, ValueError):
+        scheme = location.split("://", 1)[0]
+        raise StoreError(f"TAILOR_DATABASE_URL is not a database URL (it starts with "
+                         f"'{scheme}://' but the rest cannot be read).", hint) from None
+    if url.get_backend_name() in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.set(drivername="sqlite+pysqlite")
+    raise StoreError(f"TAILOR_DATABASE_URL names '{url.drivername}', which Tailor does not "
+                     "support (PostgreSQL or SQLite only).", hint)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own message, first line, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 class Store:
-    """All SQLite access. ``Store(path)`` creates the file and applies pending migrations."""
+    """All relational access. ``Store(location)`` opens an SQLite file (a path) or a
+    database URL, and brings the schema up to date."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()  # this thread's connection (``connect``)
+    def __init__(self, location: Path | str, *, connect_timeout: float = 60.0) -> None:
+        self.url = database_url(location)
+        self.sqlite = self.url.get_backend_name() == "sqlite"
+        #: the SQLite file (None on PostgreSQL)
+        self.path: Path | None = Path(self.url.database) if self.sqlite else None
+        #: where the data is, safe to print (no password)
+        self.where = str(self.path) if self.sqlite else self.url.render_as_string(
+            hide_password=True)
+        self.engine = self._create_engine()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.migrate()
-            # held open, never used: while one connection stays open, closing another
-            # (``_immediate``'s) does not checkpoint and delete the WAL each time
-            self._keeper = sqlite3.connect(self.path, check_same_thread=False)
-        except sqlite3.DatabaseError as exc:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open(connect_timeout)
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.database, connect_timeout=settings.database_connect_timeout)
+
+    def _create_engine(self) -> Engine:
+        if not self.sqlite:
+            # pre-ping: a connection the server dropped (restart, failover) is replaced
+            # before use instead of failing the request
+            return create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                                 pool_recycle=1800)
+        engine = create_engine(self.url, pool_size=20, max_overflow=-1,
+                               connect_args={"timeout": 10, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _setup(dbapi_connection: Any, _record: Any) -> None:
+            # transactions are begun by the "begin" hook below, so a write transaction can
+            # take the write lock at its start (BEGIN IMMEDIATE)
+            dbapi_connection.isolation_level = None
+            for pragma in ("foreign_keys = ON",
+                           # WAL (set in _open) with NORMAL sync: a commit survives a killed
+                           # process; a power cut may lose the last commits
+                           "synchronous = NORMAL",
+                           # deleted rows are overwritten with zeros: an erased conversation
+                           # is not left in free pages of the file
+                           "secure_delete = ON"):
+                dbapi_connection.execute(f"PRAGMA {pragma}")
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def _open(self, timeout: float) -> None:
+        """Migrate, retrying with backoff while the database server is unreachable."""
+        if self.sqlite:
+            try:
+                self.migrate()
+            except (DBAPIError, sqlite3.DatabaseError) as exc:
+                raise StoreError(
+                    f"Cannot open the database {self.path}: {_reason(exc)}",
+                    "Check that TAILOR_DATA_DIR is writable and the file is a Tailor SQLite "
+                    "database (move a damaged file aside; a new one is created).") from exc
+            return
+        try:
+            for attempt in Retrying(
+                    stop=stop_after_delay(timeout), reraise=True,
+                    wait=wait_exponential(multiplier=0.5, max=8),
+                    retry=retry_if_exception_type(OperationalError),
+                    before_sleep=self._log_retry):
+                with attempt:
+                    self.migrate()
+        except OperationalError as exc:
             raise StoreError(
-                f"Cannot open the database {self.path}: {exc}",
-                "Check that TAILOR_DATA_DIR is writable and the file is a Tailor SQLite "
-                "database (move a damaged file aside; a new one is created).",
-            ) from exc
+                f"Cannot reach the database TAILOR_DATABASE_URL={self.where} after "
+                f"{timeout:.0f} s: {_reason(exc)}",
+                "Check that the server is running and that the host, port, user, password "
+                "and database name in TAILOR_DATABASE_URL are right.") from exc
+        except DBAPIError as exc:
+            raise StoreError(f"The database TAILOR_DATABASE_URL={self.where} refused Tailor: "
+                             f"{_reason(exc)}",
+                             "Check the user's rights on that database.") from exc
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("the database %s is not reachable (%s); retrying in %.1f s", self.where,
+                    _reason(exc) if exc else "?", state.upcoming_sleep)
 
     def close(self) -> None:
-        """Close the connections this object keeps (the keeper and this thread's; the next
-        call opens this thread's again). Other threads' connections close with the object."""
-        self._keeper.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the pooled connections (the next call opens new ones)."""
+        self.engine.dispose()
 
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """One transaction (committed at the end, rolled back on an error) on this thread's
-        connection: opened once per thread and kept, because opening one and setting it up
-        cost more than most queries under concurrent chats. Store methods never nest it."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=True)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            # WAL (set in migrate) with NORMAL sync: a commit survives a killed process;
-            # only a power cut may lose the last commits (the WAL is synced at checkpoints)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # deleted rows are overwritten with zeros, so an erased conversation is not
-            # left in free pages of the file
-            conn.execute("PRAGMA secure_delete = ON")
-            self._local.conn = conn
-        with conn:
-            yield conn
+    def connect(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """One transaction, committed at the end and rolled back on an error. A database
+        that fails (down, lost mid-request) raises ``StoreError``: nothing is half
+        written. ``immediate``: on SQLite, take the write lock at the start."""
+        try:
+            with self.engine.connect() as conn:
+                if immediate:
+                    conn.execution_options(immediate=True)
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            if isinstance(exc, IntegrityError):
+                raise StoreError(f"The database refused a change: {_reason(exc)}",
+                                 "Nothing was saved; this is a bug if it repeats.") from exc
+            raise StoreError(
+                f"The database is not available ({_reason(exc)}); nothing was saved.",
+                "Try again in a moment. If it lasts, check the database server "
+                "(TAILOR_DATABASE_URL) or the disk holding TAILOR_DATA_DIR.") from exc
 
     # -- migrations ---------------------------------------------------------------
-    def schema_version(self) -> int:
+    def revision(self) -> str | None:
+        """The schema's migration revision (None: not made yet)."""
         with self.connect() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-        return row[0] or 0
+            return MigrationContext.configure(conn).get_current_revision()
 
     def migrate(self) -> int:
-        """Apply pending migrations; return how many ran."""
-        current = self.schema_version()
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"The database {self.path} has schema version {current}, newer than this "
-                f"Tailor ({len(MIGRATIONS)}).",
-                "Upgrade Tailor, or point TAILOR_DATA_DIR at another directory.",
-            )
-        with self.connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            conn = sqlite3.connect(self.path)
+        """Bring the schema to the newest revision; return how many steps ran (legacy
+        SQLite steps included). Safe to run from several processes at once: one migrates
+        while the others wait, then find nothing to do."""
+        ran = 0
+        legacy_step = legacy.legacy_step(self.path) if self.path is not None else None
+        if legacy_step is not None:
+            if legacy_step > len(legacy.STEPS):
+                raise self._too_new(f"legacy schema version {legacy_step}")
+            ran += legacy.upgrade_legacy(self.path)
+        if self.sqlite:
+            raw = self.engine.raw_connection()
             try:
-                conn.executescript(
-                    "BEGIN;\n"
-                    + MIGRATIONS[version - 1]
-                    + f"\nINSERT INTO schema_migrations VALUES ({version}, '{_now()}');\nCOMMIT;"
-                )
-            except sqlite3.Error:
-                conn.rollback()
-                raise
+                raw.driver_connection.execute("PRAGMA journal_mode = WAL")
             finally:
-                conn.close()
-        return len(MIGRATIONS) - current
+                raw.close()
+        with self.engine.connect() as conn:
+            conn.execution_options(immediate=True)
+            with conn.begin():
+                if not self.sqlite:  # the other processes wait here
+                    conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current == head_revision():
+                    return ran
+                cfg = _alembic_config()
+                cfg.attributes["connection"] = conn
+                if current is None and inspect(conn).has_table("schema_migrations"):
+                    command.stamp(cfg, "0001")  # a legacy file at step 11 is the baseline
+                    current = "0001"
+                script = ScriptDirectory.from_config(cfg)
+                try:
+                    pending = list(script.iterate_revisions(head_revision(), current))
+                except (CommandError, RevisionError) as exc:
+                    raise self._too_new(f"revision {current}") from exc
+                command.upgrade(cfg, "head")
+        return ran + len(pending)
+
+    def _too_new(self, what: str) -> StoreError:
+        return StoreError(f"The database {self.where} has {what}, newer than this Tailor "
+                          f"({head_revision()}).",
+                          "Upgrade Tailor, or point TAILOR_DATA_DIR / TAILOR_DATABASE_URL "
+                          "at another database.")
+
+    def _upsert(self, conn: Connection, table: Any, values: dict[str, Any],
+                keys: tuple[str, ...]) -> None:
+        """Insert a row, or update every other column of the row with the same keys."""
+        build = sqlite_insert if self.sqlite else postgresql_insert
+        stmt = build(table).values(**values)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c: stmt.excluded[c] for c in values if c not in keys}))
+
+    @contextmanager
+    def _read(self, timeout: float) -> Iterator[Connection]:
+        """A read with its own wait limit (the running app reads with a short one, so a
+        locked database never stalls a reply)."""
+        with self.connect() as conn:
+            millis = int(timeout * 1000)
+            if self.sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {millis}")
+                try:
+                    yield conn
+                finally:
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 10000")
+            else:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {millis}")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(millis, 1000)}")
+                yield conn
+
+    @contextmanager
+    def _exclusive(self, name: str) -> Iterator[Connection]:
+        """One write transaction that no other writer of ``name`` interleaves with
+        (read-check-write sequences): SQLite's write lock from the start, a PostgreSQL
+        advisory lock on the name."""
+        with self.connect(immediate=True) as conn:
+            if not self.sqlite:
+                conn.execute(select(func.pg_advisory_xact_lock(_lock_key(name))))
+            yield conn
 
     # -- sessions and messages ----------------------------------------------------
     def create_session(self) -> Session:
         sid = uuid.uuid4().hex
         now = _now()
         with self.connect() as conn:
-            conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (sid, now, now))
+            conn.execute(insert(t.sessions).values(id=sid, created_at=now, updated_at=now))
         return Session(id=sid, created_at=now, updated_at=now)
 
     def get_session(self, session_id: str) -> Session | None:
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return Session(**dict(row)) if row else None
+            row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)
+                               ).mappings().first()
+        return Session(**row) if row else None
 
     def add_message(
         self,
@@ -448,84 +352,88 @@ class Store:
     ) -> ChatMessage:
         now = _now()
         with self.connect() as conn:
-            cur = conn.execute(
-                "INSERT INTO messages (session_id, role, content, status, llm_call_id, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, role, content, status, llm_call_id, now),
-            )
-            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
-            mid = cur.lastrowid
+            mid = conn.execute(insert(t.messages).values(
+                session_id=session_id, role=role, content=content, status=status,
+                llm_call_id=llm_call_id, created_at=now)).inserted_primary_key[0]
+            conn.execute(update(t.sessions).where(t.sessions.c.id == session_id)
+                         .values(updated_at=now))
         return ChatMessage(
             id=mid, session_id=session_id, role=role, content=content, status=status,
             created_at=now,
         )
 
+    @staticmethod
+    def _latest_vote(message_id: Any) -> Any:
+        """The latest thumbs value of a message (a correlated scalar subquery)."""
+        f = t.feedback
+        return (select(f.c.value).where(f.c.message_id == message_id)
+                .order_by(f.c.id.desc()).limit(1).scalar_subquery())
+
     def messages(self, session_id: str) -> list[ChatMessage]:
         """The visible conversation: superseded replies (regenerated) are left out."""
+        m = t.messages
+        stmt = (select(m.c.id, m.c.session_id, m.c.role, m.c.content, m.c.status,
+                       m.c.created_at, self._latest_vote(m.c.id).label("feedback"))
+                .where(m.c.session_id == session_id, m.c.superseded == 0).order_by(m.c.id))
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT m.id, m.session_id, m.role, m.content, m.status, m.created_at, "
-                "(SELECT value FROM feedback f WHERE f.message_id = m.id "
-                " ORDER BY f.id DESC LIMIT 1) AS feedback "
-                "FROM messages m WHERE session_id = ? AND superseded = 0 ORDER BY id",
-                (session_id,),
-            ).fetchall()
-        return [ChatMessage(**dict(r)) for r in rows]
+            rows = conn.execute(stmt).mappings().all()
+        return [ChatMessage(**r) for r in rows]
 
     def supersede(self, message_id: int) -> None:
         with self.connect() as conn:
-            conn.execute("UPDATE messages SET superseded = 1 WHERE id = ?", (message_id,))
+            conn.execute(update(t.messages).where(t.messages.c.id == message_id)
+                         .values(superseded=1))
 
     # -- questionnaire --------------------------------------------------------------
     def load_questionnaire(self, session_id: str) -> str | None:
+        q = t.questionnaire_states
         with self.connect() as conn:
-            row = conn.execute("SELECT state FROM questionnaire_states WHERE session_id = ?",
-                               (session_id,)).fetchone()
-        return row[0] if row else None
+            return conn.execute(select(q.c.state).where(q.c.session_id == session_id)
+                                ).scalar_one_or_none()
 
     def save_questionnaire(self, session_id: str, state_json: str) -> None:
         with self.connect() as conn:
-            conn.execute(
-                "INSERT INTO questionnaire_states VALUES (?, ?, ?) ON CONFLICT(session_id) "
-                "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                (session_id, state_json, _now()))
+            self._upsert(conn, t.questionnaire_states,
+                         {"session_id": session_id, "state": state_json,
+                          "updated_at": _now()}, ("session_id",))
 
     # -- profiles -------------------------------------------------------------------
     def save_profile(self, session_id: str, *, document: str, facts: dict,
                      customer_id: str | None, segment: str | None,
                      behaviour: dict | None) -> None:
         with self.connect() as conn:
-            conn.execute(
-                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) "
-                "DO UPDATE SET customer_id = excluded.customer_id, segment = excluded.segment, "
-                "document = excluded.document, facts = excluded.facts, "
-                "behaviour = excluded.behaviour, updated_at = excluded.updated_at",
-                (session_id, customer_id, segment, document, json.dumps(facts, default=str),
-                 json.dumps(behaviour, default=str) if behaviour is not None else None,
-                 _now()))
+            self._upsert(conn, t.profiles, {
+                "session_id": session_id, "customer_id": customer_id, "segment": segment,
+                "document": document, "facts": json.dumps(facts, default=str),
+                "behaviour": (json.dumps(behaviour, default=str)
+                              if behaviour is not None else None),
+                "updated_at": _now()}, ("session_id",))
 
-    def load_profile(self, session_id: str) -> dict | None:
-        with self.connect() as conn:
-            row = conn.execute("SELECT * FROM profiles WHERE session_id = ?",
-                               (session_id,)).fetchone()
-        if row is None:
-            return None
+    @staticmethod
+    def _profile(row: Any) -> dict:
         out = dict(row)
         out["facts"] = json.loads(out["facts"])
         out["behaviour"] = json.loads(out["behaviour"]) if out["behaviour"] else None
         return out
 
+    def load_profile(self, session_id: str) -> dict | None:
+        with self.connect() as conn:
+            row = conn.execute(select(t.profiles).where(t.profiles.c.session_id == session_id)
+                               ).mappings().first()
+        return self._profile(row) if row else None
+
     def add_item_feedback(self, session_id: str, item: str, value: str) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT INTO item_feedback (session_id, item, value, created_at) "
-                         "VALUES (?, ?, ?, ?)", (session_id, item, value, _now()))
+            conn.execute(insert(t.item_feedback).values(
+                session_id=session_id, item=item, value=value, created_at=_now()))
 
     def item_feedback(self, session_id: str) -> dict[str, str]:
         """The latest reaction per item of a session."""
+        i = t.item_feedback
         with self.connect() as conn:
-            rows = conn.execute("SELECT item, value FROM item_feedback WHERE session_id = ? "
-                                "ORDER BY id", (session_id,)).fetchall()
-        return {r["item"]: r["value"] for r in rows}
+            rows = conn.execute(select(i.c.item, i.c.value).where(i.c.session_id == session_id)
+                                .order_by(i.c.id)).all()
+        return {item: value for item, value in rows}
 
     # -- the event log (service/events.py) ---------------------------------------------
     def add_events(self, events: list[dict[str, Any]]) -> None:
@@ -533,39 +441,34 @@ class Store:
         if not events:
             return
         now = _now()
-        rows = [tuple(e.get(c, now if c == "at" else None) for c in EVENT_COLUMNS)
+        rows = [{c: e.get(c, now if c == "at" else None) for c in EVENT_COLUMNS}
                 for e in events]
-        marks = ", ".join("?" * len(EVENT_COLUMNS))
         try:
             with self.connect() as conn:
-                conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                                 f"VALUES ({marks})", rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot log {len(rows)} event(s): {exc}",
-                             "Check that the disk holding TAILOR_DATA_DIR has room.") from exc
+                conn.execute(insert(t.events), rows)
+        except StoreError as exc:
+            raise StoreError(f"Cannot log {len(rows)} event(s): {exc.message}",
+                             "Check that the disk holding TAILOR_DATA_DIR has room, or the "
+                             "database server (TAILOR_DATABASE_URL).") from exc
 
     def events(self, *, kinds: tuple[str, ...] = (), since: str | None = None,
                until: str | None = None) -> list[dict[str, Any]]:
         """Events in the order they were logged, of these kinds (all when empty), logged
         at or after ``since`` and before ``until`` (ISO times)."""
-        where, args = ["1 = 1"], []
+        e = t.events
+        stmt = select(e).order_by(e.c.id)
         if kinds:
-            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
-            args += list(kinds)
+            stmt = stmt.where(e.c.kind.in_(kinds))
         if since:
-            where.append("at >= ?")
-            args.append(since)
+            stmt = stmt.where(e.c.at >= since)
         if until:
-            where.append("at < ?")
-            args.append(until)
+            stmt = stmt.where(e.c.at < until)
         with self.connect() as conn:
-            rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} "
-                                "ORDER BY id", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     # -- experiments (service/experiments.py) -------------------------------------------
     @staticmethod
-    def _experiment(row: sqlite3.Row) -> dict[str, Any]:
+    def _experiment(row: Any) -> dict[str, Any]:
         out = dict(row)
         out["arms"] = json.loads(out["arms"])
         return out
@@ -574,189 +477,206 @@ class Store:
                        base_rate: float, mde: float, planned: int, share: float,
                        actor: str, kind: str = "recommender",
                        segment: str | None = None) -> None:
-        try:
-            with self.connect() as conn:
-                conn.execute(
-                    "INSERT INTO experiments (name, kind, segment, arms, metric, base_rate, "
-                    "mde, planned, share, status, started_at, started_by) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                    (name, kind, segment, json.dumps(arms), metric, base_rate, mde, planned,
-                     share, _now(), actor))
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"The experiment '{name}' cannot start: {exc}.",
-                             "Another experiment of this kind is running, or the name was "
-                             "used.") from exc
+        x = t.experiments
+        with self.connect() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(x).values(
+                        name=name, kind=kind, segment=segment, arms=json.dumps(arms),
+                        metric=metric, base_rate=base_rate, mde=mde, planned=planned,
+                        share=share, status="running", started_at=_now(), started_by=actor))
+            except IntegrityError as exc:
+                raise StoreError(f"The experiment '{name}' cannot start: {_reason(exc)}.",
+                                 "Another experiment of this kind is running, or the name "
+                                 "was used.") from exc
 
     def stop_experiment(self, name: str, *, actor: str, reason: str = "") -> bool:
         """Stop a running experiment; False when it was not running."""
+        x = t.experiments
         with self.connect() as conn:
             return conn.execute(
-                "UPDATE experiments SET status = 'stopped', stopped_at = ?, stopped_by = ?, "
-                "reason = ? WHERE name = ? AND status = 'running'",
-                (_now(), actor, reason or None, name)).rowcount == 1
+                update(x).where(x.c.name == name, x.c.status == "running")
+                .values(status="stopped", stopped_at=_now(), stopped_by=actor,
+                        reason=reason or None)).rowcount == 1
 
     def experiment(self, name: str) -> dict[str, Any] | None:
+        x = t.experiments
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(select(x).where(x.c.name == name)).mappings().first()
         return self._experiment(row) if row else None
 
     def running_experiment(self, kind: str = "recommender") -> dict[str, Any] | None:
+        x = t.experiments
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM experiments WHERE status = 'running' "
-                               "AND kind = ?", (kind,)).fetchone()
+            row = conn.execute(select(x).where(x.c.status == "running", x.c.kind == kind)
+                               ).mappings().first()
         return self._experiment(row) if row else None
 
     def experiments(self) -> list[dict[str, Any]]:
         """Every experiment, the newest first."""
+        x = t.experiments
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM experiments ORDER BY started_at DESC").fetchall()
+            rows = conn.execute(select(x).order_by(x.c.started_at.desc())).mappings().all()
         return [self._experiment(r) for r in rows]
 
     def set_grounding(self, call_id: int, verdict: str) -> None:
         with self.connect() as conn:
-            conn.execute("UPDATE llm_calls SET grounding = ? WHERE id = ?", (verdict, call_id))
+            conn.execute(update(t.llm_calls).where(t.llm_calls.c.id == call_id)
+                         .values(grounding=verdict))
 
     # -- attempts and one-time codes (service/limits.py, service/identity.py) ----------
     def add_attempt(self, key: str, at: float) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT INTO attempts (key, at) VALUES (?, ?)", (key, at))
+            conn.execute(insert(t.attempts).values(key=key, at=at))
 
     def attempt_times(self, key: str, since: float) -> list[float]:
         """When the attempts under ``key`` since ``since`` happened, oldest first."""
+        a = t.attempts
         with self.connect() as conn:
-            rows = conn.execute("SELECT at FROM attempts WHERE key = ? AND at >= ? ORDER BY at",
-                                (key, since)).fetchall()
-        return [r["at"] for r in rows]
+            return list(conn.execute(select(a.c.at).where(a.c.key == key, a.c.at >= since)
+                                     .order_by(a.c.at)).scalars())
 
     def clear_attempts(self, key: str) -> None:
         with self.connect() as conn:
-            conn.execute("DELETE FROM attempts WHERE key = ?", (key,))
+            conn.execute(delete(t.attempts).where(t.attempts.c.key == key))
 
     def forget_attempts(self, before: float) -> int:
         with self.connect() as conn:
-            return conn.execute("DELETE FROM attempts WHERE at < ?", (before,)).rowcount
+            return conn.execute(delete(t.attempts).where(t.attempts.c.at < before)).rowcount
 
     def save_link_code(self, session_id: str, *, customer_id: str, email_hash: str,
                        code_hash: str, expires: float) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT OR REPLACE INTO link_codes VALUES (?, ?, ?, ?, ?)",
-                         (session_id, customer_id, email_hash, code_hash, expires))
+            self._upsert(conn, t.link_codes, {
+                "session_id": session_id, "customer_id": customer_id,
+                "email_hash": email_hash, "code_hash": code_hash, "expires": expires},
+                ("session_id",))
 
     def link_code(self, session_id: str) -> dict | None:
+        c = t.link_codes
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM link_codes WHERE session_id = ?",
-                               (session_id,)).fetchone()
+            row = conn.execute(select(c).where(c.c.session_id == session_id)).mappings().first()
         return dict(row) if row else None
 
     def drop_link_code(self, session_id: str) -> None:
         with self.connect() as conn:
-            conn.execute("DELETE FROM link_codes WHERE session_id = ?", (session_id,))
+            conn.execute(delete(t.link_codes).where(t.link_codes.c.session_id == session_id))
 
     # -- personal data: export, erase, retention (service/privacy.py) -------------------
     def session_data(self, session_id: str) -> dict[str, Any] | None:
         """Everything stored for one chat session (None: no such session)."""
+        m, f, i, c, e = t.messages, t.feedback, t.item_feedback, t.llm_calls, t.events
+        queries = {
+            "messages": select(m.c.id, m.c.role, m.c.content, m.c.status, m.c.superseded,
+                               m.c.created_at).where(m.c.session_id == session_id)
+            .order_by(m.c.id),
+            "feedback": select(f.c.message_id, f.c.value, f.c.created_at)
+            .join_from(f, m, m.c.id == f.c.message_id).where(m.c.session_id == session_id)
+            .order_by(f.c.id),
+            "reactions": select(i.c.item, i.c.value, i.c.created_at)
+            .where(i.c.session_id == session_id).order_by(i.c.id),
+            "model_calls": select(c.c.created_at, c.c.template_name, c.c.template_version,
+                                  c.c.provider, c.c.model, c.c.latency_ms, c.c.outcome)
+            .where(c.c.session_id == session_id).order_by(c.c.id),
+            "events": select(e.c.at, e.c.kind, e.c.item, e.c.position, e.c.segment,
+                             e.c.variant, e.c.value).where(e.c.session_id == session_id)
+            .order_by(e.c.id),
+        }
         with self.connect() as conn:
-            session = conn.execute("SELECT * FROM sessions WHERE id = ?",
-                                   (session_id,)).fetchone()
+            session = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)
+                                   ).mappings().first()
             if session is None:
                 return None
-            q = conn.execute("SELECT state FROM questionnaire_states WHERE session_id = ?",
-                             (session_id,)).fetchone()
-            rows = {
-                "messages": "SELECT id, role, content, status, superseded, created_at "
-                            "FROM messages WHERE session_id = ? ORDER BY id",
-                "feedback": "SELECT f.message_id, f.value, f.created_at FROM feedback f "
-                            "JOIN messages m ON m.id = f.message_id WHERE m.session_id = ? "
-                            "ORDER BY f.id",
-                "reactions": "SELECT item, value, created_at FROM item_feedback "
-                             "WHERE session_id = ? ORDER BY id",
-                "model_calls": "SELECT created_at, template_name, template_version, provider, "
-                               "model, latency_ms, outcome FROM llm_calls "
-                               "WHERE session_id = ? ORDER BY id",
-                "events": "SELECT at, kind, item, position, segment, variant, value "
-                          "FROM events WHERE session_id = ? ORDER BY id",
-            }
             out: dict[str, Any] = {"session": dict(session)}
-            for key, sql in rows.items():
-                out[key] = [dict(r) for r in conn.execute(sql, (session_id,)).fetchall()]
-        out["questionnaire"] = json.loads(q["state"]) if q else None
+            for key, stmt in queries.items():
+                out[key] = [dict(r) for r in conn.execute(stmt).mappings()]
+        state = self.load_questionnaire(session_id)
+        out["questionnaire"] = json.loads(state) if state else None
         out["profile"] = self.load_profile(session_id)
         return out
 
     def erase_session(self, session_id: str) -> dict[str, int]:
-        """Delete a session and everything stored for it (rows overwritten with zeros: see
-        ``connect``); the model-call log keeps its metrics, unlinked and without error text.
+        """Delete a session and everything stored for it (on SQLite, rows overwritten with
+        zeros); the model-call log keeps its metrics, unlinked and without error text.
         Returns the rows removed per kind."""
         counts: dict[str, int] = {}
+        m = t.messages
         with self.connect() as conn:
-            ids = "SELECT id FROM messages WHERE session_id = ?"
+            ids = select(m.c.id).where(m.c.session_id == session_id)
             counts["feedback"] = conn.execute(
-                f"DELETE FROM feedback WHERE message_id IN ({ids})", (session_id,)).rowcount
+                delete(t.feedback).where(t.feedback.c.message_id.in_(ids))).rowcount
             counts["messages"] = conn.execute(
-                "DELETE FROM messages WHERE session_id = ?", (session_id,)).rowcount
-            for table, kind in (("questionnaire_states", "questionnaire"),
-                                ("profiles", "profile"), ("item_feedback", "reactions"),
-                                ("link_codes", "codes"), ("events", "events")):
-                counts[kind] = conn.execute(f"DELETE FROM {table} WHERE session_id = ?",
-                                            (session_id,)).rowcount
+                delete(m).where(m.c.session_id == session_id)).rowcount
+            for table, kind in ((t.questionnaire_states, "questionnaire"),
+                                (t.profiles, "profile"), (t.item_feedback, "reactions"),
+                                (t.link_codes, "codes"), (t.events, "events")):
+                counts[kind] = conn.execute(
+                    delete(table).where(table.c.session_id == session_id)).rowcount
             counts["model_calls_unlinked"] = conn.execute(
-                "UPDATE llm_calls SET session_id = NULL, error = NULL WHERE session_id = ?",
-                (session_id,)).rowcount
-            counts["session"] = conn.execute("DELETE FROM sessions WHERE id = ?",
-                                             (session_id,)).rowcount
+                update(t.llm_calls).where(t.llm_calls.c.session_id == session_id)
+                .values(session_id=None, error=None)).rowcount
+            counts["session"] = conn.execute(
+                delete(t.sessions).where(t.sessions.c.id == session_id)).rowcount
         return counts
 
     def sessions_of_customer(self, customer_id: str) -> list[str]:
+        p = t.profiles
         with self.connect() as conn:
-            rows = conn.execute("SELECT session_id FROM profiles WHERE customer_id = ?",
-                                (customer_id,)).fetchall()
-        return [r["session_id"] for r in rows]
+            return list(conn.execute(select(p.c.session_id).where(p.c.customer_id ==
+                                                                  customer_id)).scalars())
 
     def erase_drafts_of(self, customer_id: str) -> int:
         with self.connect() as conn:
-            return conn.execute("DELETE FROM drafts WHERE customer_id = ?",
-                                (customer_id,)).rowcount
+            return conn.execute(delete(t.drafts).where(t.drafts.c.customer_id == customer_id)
+                                ).rowcount
 
     def erase_events_of(self, customer_id: str) -> int:
         """Events under a customer's id (those of their sessions go with the sessions)."""
         with self.connect() as conn:
-            return conn.execute("DELETE FROM events WHERE customer_id = ?",
-                                (customer_id,)).rowcount
+            return conn.execute(delete(t.events).where(t.events.c.customer_id == customer_id)
+                                ).rowcount
 
     def erase_events_before(self, cutoff: str) -> int:
         """Events of no session (desk exposures of policy experiments) logged before
         ``cutoff`` (ISO time): the retention purge's share of the event log."""
+        e = t.events
         with self.connect() as conn:
-            return conn.execute("DELETE FROM events WHERE session_id IS NULL AND at < ?",
-                                (cutoff,)).rowcount
+            return conn.execute(delete(e).where(e.c.session_id.is_(None), e.c.at < cutoff)
+                                ).rowcount
 
     def sessions_idle_since(self, cutoff: str) -> list[str]:
         """Sessions not touched since ``cutoff`` (ISO time)."""
+        s = t.sessions
         with self.connect() as conn:
-            rows = conn.execute("SELECT id FROM sessions WHERE updated_at < ? ORDER BY "
-                                "updated_at", (cutoff,)).fetchall()
-        return [r["id"] for r in rows]
+            return list(conn.execute(select(s.c.id).where(s.c.updated_at < cutoff)
+                                     .order_by(s.c.updated_at)).scalars())
 
     def empty_sessions(self, cutoff: str) -> list[str]:
         """Sessions the person said nothing in (no message of theirs, no answer, no
         reaction), untouched since ``cutoff``: a page load or an API client makes one, and
         most are never used."""
+        s, q, m, i = t.sessions, t.questionnaire_states, t.messages, t.item_feedback
+        stmt = (select(s.c.id).select_from(s.outerjoin(q, q.c.session_id == s.c.id))
+                .where(s.c.updated_at < cutoff,
+                       or_(q.c.state.is_(None), q.c.state.like('%"answers":{}%')),
+                       ~exists().where(m.c.session_id == s.c.id, m.c.role == "user"),
+                       ~exists().where(i.c.session_id == s.c.id)))
         with self.connect() as conn:
-            return [r["id"] for r in conn.execute(
-                "SELECT s.id FROM sessions s LEFT JOIN questionnaire_states q "
-                "ON q.session_id = s.id WHERE s.updated_at < ? "
-                "AND (q.state IS NULL OR q.state LIKE '%\"answers\":{}%') "
-                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id "
-                "AND m.role = 'user') "
-                "AND NOT EXISTS (SELECT 1 FROM item_feedback i WHERE i.session_id = s.id)",
-                (cutoff,)).fetchall()]
+            return list(conn.execute(stmt).scalars())
 
     def scrub(self) -> bool:
-        """After an erase: copy the write-ahead log into the file and empty it, so no copy
-        of erased rows stays in it. False when a reader kept it busy (tried a few times)."""
+        """After an erase on SQLite: copy the write-ahead log into the file and empty it,
+        so no copy of erased rows stays in it. False when a reader kept it busy (tried a
+        few times). PostgreSQL reclaims deleted rows itself (autovacuum): True."""
+        if not self.sqlite:
+            return True
         for _ in range(20):
-            with self.connect() as conn:
-                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            raw = self.engine.raw_connection()
+            try:
+                busy, _, _ = raw.driver_connection.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                raw.close()
             if not busy:
                 return True
             time.sleep(0.05)
@@ -765,41 +685,35 @@ class Store:
     def audit_privacy(self, *, actor: str, action: str, subject: str,
                       details: dict[str, Any]) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT INTO privacy_audit (at, actor, action, subject, details) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (_now(), actor, action, subject, json.dumps(details)))
+            conn.execute(insert(t.privacy_audit).values(
+                at=_now(), actor=actor, action=action, subject=subject,
+                details=json.dumps(details)))
 
     def privacy_audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        a = t.privacy_audit
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM privacy_audit ORDER BY id DESC LIMIT ?",
-                                (limit,)).fetchall()
-        return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+            rows = conn.execute(select(a).order_by(a.c.id.desc()).limit(limit)).mappings()
+            return [{**r, "details": json.loads(r["details"])} for r in rows]
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:
         with self.connect() as conn:
-            conn.execute(
-                "INSERT INTO feedback (message_id, value, created_at) VALUES (?, ?, ?)",
-                (message_id, value, _now()),
-            )
+            conn.execute(insert(t.feedback).values(message_id=message_id, value=value,
+                                                   created_at=_now()))
 
     # -- LLM call log -------------------------------------------------------------
     def log_llm_call(self, call: LLMCall) -> int:
         data = call.model_dump(exclude={"id"})
         data["created_at"] = data.get("created_at") or _now()
-        cols = ", ".join(data)
-        marks = ", ".join("?" for _ in data)
         with self.connect() as conn:
-            sql = f"INSERT INTO llm_calls ({cols}) VALUES ({marks})"
-            cur = conn.execute(sql, list(data.values()))
-        return int(cur.lastrowid)
+            return int(conn.execute(insert(t.llm_calls).values(**data)
+                                    ).inserted_primary_key[0])
 
     def llm_calls(self, limit: int = 50) -> list[LLMCall]:
+        c = t.llm_calls
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [LLMCall(**dict(r)) for r in rows]
+            rows = conn.execute(select(c).order_by(c.c.id.desc()).limit(limit)).mappings()
+            return [LLMCall(**r) for r in rows]
 
     # -- support drafts (assistant/support/desk.py) ---------------------------------------
     _DRAFT_JSON = ("flags", "citations", "injection")
@@ -812,19 +726,18 @@ class Store:
                   intent_confidence: float | None = None, tone: str | None = None,
                   llm_call_id: int | None = None, flags: list | None = None,
                   citations: list | None = None, injection: list | None = None) -> str:
-        """Save a new draft; returns its id (random, not guessable)."""
+        """Save a new draft; returns its id (random, not guessable). Its creation time
+        has microseconds, so drafts keep their order on both engines."""
         draft_id = uuid.uuid4().hex
-        now = _now()
+        now = _now(precise=True)
         with self.connect() as conn:
-            conn.execute(
-                "INSERT INTO drafts (id, created_at, agent, customer_id, ticket, intent, "
-                "intent_confidence, tone, template_name, template_version, model, "
-                "llm_call_id, draft, flags, citations, injection, status, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (draft_id, now, agent, customer_id, ticket, intent, intent_confidence, tone,
-                 template_name, template_version, model, llm_call_id, draft,
-                 json.dumps(flags or []), json.dumps(citations or []),
-                 json.dumps(injection or []), status, now))
+            conn.execute(insert(t.drafts).values(
+                id=draft_id, created_at=now, agent=agent, customer_id=customer_id,
+                ticket=ticket, intent=intent, intent_confidence=intent_confidence, tone=tone,
+                template_name=template_name, template_version=template_version, model=model,
+                llm_call_id=llm_call_id, draft=draft, flags=json.dumps(flags or []),
+                citations=json.dumps(citations or []),
+                injection=json.dumps(injection or []), status=status, updated_at=now))
         return draft_id
 
     def update_draft(self, draft_id: str, **fields: object) -> None:
@@ -833,12 +746,11 @@ class Store:
             raise ValueError(f"drafts: cannot update {', '.join(sorted(unknown))}")
         if not fields:
             return
-        sets = ", ".join(f"{k} = ?" for k in fields)
         with self.connect() as conn:
-            conn.execute(f"UPDATE drafts SET {sets}, updated_at = ? WHERE id = ?",
-                         [*fields.values(), _now(), draft_id])
+            conn.execute(update(t.drafts).where(t.drafts.c.id == draft_id)
+                         .values(**fields, updated_at=_now()))
 
-    def _draft_row(self, row: sqlite3.Row) -> dict:
+    def _draft_row(self, row: Any) -> dict:
         out = dict(row)
         for key in self._DRAFT_JSON:
             out[key] = json.loads(out[key]) if out[key] else []
@@ -846,80 +758,45 @@ class Store:
 
     def draft(self, draft_id: str) -> dict | None:
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            row = conn.execute(select(t.drafts).where(t.drafts.c.id == draft_id)
+                               ).mappings().first()
         return self._draft_row(row) if row else None
 
     def drafts_for(self, customer_id: str, limit: int = 20) -> list[dict]:
         """A customer's drafts, newest first."""
+        d = t.drafts
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM drafts WHERE customer_id = ? ORDER BY created_at DESC, rowid DESC "
-                "LIMIT ?", (customer_id, limit)).fetchall()
-        return [self._draft_row(r) for r in rows]
+            rows = conn.execute(select(d).where(d.c.customer_id == customer_id)
+                                .order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit)
+                                ).mappings()
+            return [self._draft_row(r) for r in rows]
 
     def profiles_of_customer(self, customer_id: str) -> list[dict]:
         """Profiles of the chat sessions linked to a customer, newest first."""
+        p = t.profiles
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM profiles WHERE customer_id = ? "
-                                "ORDER BY updated_at DESC", (customer_id,)).fetchall()
-        out = []
-        for row in rows:
-            item = dict(row)
-            item["facts"] = json.loads(item["facts"])
-            item["behaviour"] = json.loads(item["behaviour"]) if item["behaviour"] else None
-            out.append(item)
-        return out
+            rows = conn.execute(select(p).where(p.c.customer_id == customer_id)
+                                .order_by(p.c.updated_at.desc())).mappings()
+            return [self._profile(r) for r in rows]
 
-    # -- prompt studio: template versions, labels, audit log, tests (migration 5) ------
-    # Plain SQL only; the rules (validation, conflicts, promotion gates) live in
+    # -- prompt studio: template versions, labels, audit log, tests -------------------
+    # Queries only; the rules (validation, conflicts, promotion gates) live in
     # assistant/prompts/versions.py.
-    @contextmanager
-    def _read(self, timeout: float) -> Iterator[sqlite3.Connection]:
-        """A read connection with its own busy timeout (the running app reads with a short
-        one, so a locked database never stalls a reply)."""
-        conn = sqlite3.connect(self.path, timeout=timeout)
-        conn.row_factory = sqlite3.Row
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding the write lock from its start (BEGIN IMMEDIATE):
-        read-check-write sequences in it cannot interleave with another writer's."""
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    @staticmethod
+    def _latest_template_version(conn: Connection, name: str) -> int:
+        v = t.template_versions
+        return int(conn.execute(select(func.max(v.c.version)).where(v.c.name == name)
+                                ).scalar() or 0)
 
     @staticmethod
-    def _latest_template_version(conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT MAX(version) FROM template_versions WHERE name = ?",
-                           (name,)).fetchone()
-        return int(row[0] or 0)
-
-    @staticmethod
-    def _insert_label_event(conn: sqlite3.Connection, name: str, label: str,
+    def _insert_label_event(conn: Connection, name: str, label: str,
                             from_version: int | None, to_version: int | None, *, actor: str,
                             reason: str, kind: str, override: bool, share: float | None,
                             segment: str | None, now: str) -> int:
-        cur = conn.execute(
-            "INSERT INTO template_label_events (name, label, from_version, to_version, actor, "
-            "reason, kind, override, share, segment, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, label, from_version, to_version, actor, reason, kind, int(override), share,
-             segment, now))
-        return int(cur.lastrowid)
+        return int(conn.execute(insert(t.template_label_events).values(
+            name=name, label=label, from_version=from_version, to_version=to_version,
+            actor=actor, reason=reason, kind=kind, override=int(override), share=share,
+            segment=segment, created_at=now)).inserted_primary_key[0])
 
     def add_template_version(self, name: str, body: str, *, sha: str, author: str, note: str,
                              base_version: int | None, label: str | None = None,
@@ -928,17 +805,17 @@ class Store:
         version yet); None when it is not (a conflict). With ``label``, the label moves to
         the new version in the same transaction (with its audit event)."""
         now = _now()
-        with self._immediate() as conn:
+        with self._exclusive(f"template:{name}") as conn:
             latest = self._latest_template_version(conn, name)
             if latest != (base_version or 0):
                 return None
             version = latest + 1
             try:
-                conn.execute(
-                    "INSERT INTO template_versions (name, version, body, sha, author, note, "
-                    "created_at, base_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, version, body, sha, author, note, now, base_version or None))
-            except sqlite3.IntegrityError:
+                with conn.begin_nested():
+                    conn.execute(insert(t.template_versions).values(
+                        name=name, version=version, body=body, sha=sha, author=author,
+                        note=note, created_at=now, base_version=base_version or None))
+            except IntegrityError:
                 return None
             if label:
                 self._upsert_label(conn, name, label, version, share=1.0, segment=None, now=now)
@@ -947,15 +824,11 @@ class Store:
                                          share=1.0, segment=None, now=now)
         return version
 
-    @staticmethod
-    def _upsert_label(conn: sqlite3.Connection, name: str, label: str, version: int, *,
+    def _upsert_label(self, conn: Connection, name: str, label: str, version: int, *,
                       share: float, segment: str | None, now: str) -> None:
-        conn.execute(
-            "INSERT INTO template_labels (name, label, version, share, segment, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name, label) DO UPDATE SET "
-            "version = excluded.version, share = excluded.share, segment = excluded.segment, "
-            "updated_at = excluded.updated_at",
-            (name, label, version, share, segment, now))
+        self._upsert(conn, t.template_labels, {
+            "name": name, "label": label, "version": version, "share": share,
+            "segment": segment, "updated_at": now}, ("name", "label"))
 
     def move_template_label(self, name: str, label: str, version: int | None, *, actor: str,
                             reason: str, kind: str, override: bool = False,
@@ -966,15 +839,14 @@ class Store:
         event, in one transaction. With ``check_from``, nothing happens unless the label
         still points at ``expected_from``. Returns (moved, the version it pointed at)."""
         now = _now()
-        with self._immediate() as conn:
-            row = conn.execute("SELECT version FROM template_labels WHERE name = ? AND "
-                               "label = ?", (name, label)).fetchone()
-            current = int(row[0]) if row else None
+        lb = t.template_labels
+        this = and_(lb.c.name == name, lb.c.label == label)
+        with self._exclusive(f"template:{name}") as conn:
+            current = conn.execute(select(lb.c.version).where(this)).scalar_one_or_none()
             if check_from and current != expected_from:
                 return False, current
             if version is None:
-                conn.execute("DELETE FROM template_labels WHERE name = ? AND label = ?",
-                             (name, label))
+                conn.execute(delete(lb).where(this))
             else:
                 self._upsert_label(conn, name, label, version, share=share, segment=segment,
                                    now=now)
@@ -985,10 +857,9 @@ class Store:
         return True, current
 
     def template_names(self) -> list[str]:
+        v = t.template_versions
         with self.connect() as conn:
-            rows = conn.execute("SELECT DISTINCT name FROM template_versions ORDER BY name"
-                                ).fetchall()
-        return [r[0] for r in rows]
+            return list(conn.execute(select(v.c.name).distinct().order_by(v.c.name)).scalars())
 
     def latest_template_version(self, name: str) -> int:
         """0 when the template has no version."""
@@ -997,131 +868,121 @@ class Store:
 
     def template_version(self, name: str, version: int, *,
                          timeout: float = 10) -> dict | None:
+        v = t.template_versions
         with self._read(timeout) as conn:
-            row = conn.execute("SELECT * FROM template_versions WHERE name = ? AND version = ?",
-                               (name, version)).fetchone()
+            row = conn.execute(select(v).where(v.c.name == name, v.c.version == version)
+                               ).mappings().first()
         return dict(row) if row else None
 
     def template_versions(self, name: str) -> list[dict]:
         """Every version of a template, oldest first (with bodies)."""
+        v = t.template_versions
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM template_versions WHERE name = ? "
-                                "ORDER BY version", (name,)).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(
+                select(v).where(v.c.name == name).order_by(v.c.version)).mappings()]
 
     def template_labels(self, name: str | None = None, *, labels: tuple[str, ...] = (),
                         timeout: float = 10) -> list[dict]:
         """Labels (of one template, or all), each with the sha of the version it points at."""
-        sql = ("SELECT l.name, l.label, l.version, l.share, l.segment, l.updated_at, v.sha "
-               "FROM template_labels l LEFT JOIN template_versions v "
-               "ON v.name = l.name AND v.version = l.version WHERE 1 = 1")
-        args: list[object] = []
+        lb, v = t.template_labels, t.template_versions
+        stmt = (select(lb.c.name, lb.c.label, lb.c.version, lb.c.share, lb.c.segment,
+                       lb.c.updated_at, v.c.sha)
+                .select_from(lb.outerjoin(v, and_(v.c.name == lb.c.name,
+                                                  v.c.version == lb.c.version)))
+                .order_by(lb.c.name, lb.c.label))
         if name is not None:
-            sql += " AND l.name = ?"
-            args.append(name)
+            stmt = stmt.where(lb.c.name == name)
         if labels:
-            sql += f" AND l.label IN ({', '.join('?' for _ in labels)})"
-            args += list(labels)
+            stmt = stmt.where(lb.c.label.in_(labels))
         with self._read(timeout) as conn:
-            rows = conn.execute(sql + " ORDER BY l.name, l.label", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def template_label_events(self, name: str, label: str | None = None) -> list[dict]:
         """The audit log of a template's label moves, oldest first."""
-        sql = "SELECT * FROM template_label_events WHERE name = ?"
-        args: list[object] = [name]
+        ev = t.template_label_events
+        stmt = select(ev).where(ev.c.name == name).order_by(ev.c.id)
         if label is not None:
-            sql += " AND label = ?"
-            args.append(label)
+            stmt = stmt.where(ev.c.label == label)
         with self.connect() as conn:
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def set_template_tests(self, name: str, cases_json: str, *, sha: str, author: str) -> None:
         with self.connect() as conn:
-            conn.execute(
-                "INSERT INTO template_tests VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
-                "SET cases = excluded.cases, sha = excluded.sha, "
-                "updated_at = excluded.updated_at, author = excluded.author",
-                (name, cases_json, sha, _now(), author))
+            self._upsert(conn, t.template_tests, {
+                "name": name, "cases": cases_json, "sha": sha, "updated_at": _now(),
+                "author": author}, ("name",))
 
     def template_tests(self, name: str) -> dict | None:
+        tt = t.template_tests
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM template_tests WHERE name = ?",
-                               (name,)).fetchone()
+            row = conn.execute(select(tt).where(tt.c.name == name)).mappings().first()
         return dict(row) if row else None
 
     def add_template_test_run(self, name: str, version: int, *, cases_sha: str, model: str,
                               results_json: str, pass_rate: float | None,
                               actor: str) -> dict:
-        now = _now()
+        runs = t.template_test_runs
         with self.connect() as conn:
-            cur = conn.execute(
-                "INSERT INTO template_test_runs (name, version, cases_sha, model, results, "
-                "pass_rate, created_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, version, cases_sha, model, results_json, pass_rate, now, actor))
-            row = conn.execute("SELECT * FROM template_test_runs WHERE id = ?",
-                               (cur.lastrowid,)).fetchone()
-        return dict(row)
+            run_id = conn.execute(insert(runs).values(
+                name=name, version=version, cases_sha=cases_sha, model=model,
+                results=results_json, pass_rate=pass_rate, created_at=_now(), actor=actor)
+            ).inserted_primary_key[0]
+            return dict(conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one())
 
     def last_template_test_run(self, name: str, version: int) -> dict | None:
+        runs = t.template_test_runs
         with self.connect() as conn:
-            row = conn.execute("SELECT * FROM template_test_runs WHERE name = ? AND version = ? "
-                               "ORDER BY id DESC LIMIT 1", (name, version)).fetchone()
+            row = conn.execute(select(runs).where(runs.c.name == name, runs.c.version == version)
+                               .order_by(runs.c.id.desc()).limit(1)).mappings().first()
         return dict(row) if row else None
 
     # -- prompt studio metrics (assistant/prompts/metrics.py) --
-    # Read-only; the metrics and tests live in assistant/prompts/metrics.py. Every query keeps
-    # the calls of one template (``name``) made at/after ``since`` (when given) and outside
+    # Read-only; the metrics live in assistant/prompts/metrics.py. Every query keeps the
+    # calls of one template (``name``) made at/after ``since`` (when given) and outside
     # ``exclude_sessions`` (calls without a session are kept).
     @staticmethod
-    def _template_call_filter(alias: str, name: str, since: str | None,
-                              exclude_sessions: tuple[str, ...], segment: str | None = None
-                              ) -> tuple[str, list[object]]:
-        sql = f"{alias}.template_name = ?"
-        args: list[object] = [name]
+    def _template_call_filter(c: Any, name: str, since: str | None,
+                              exclude_sessions: tuple[str, ...],
+                              segment: str | None = None) -> list[Any]:
+        where = [c.c.template_name == name]
         if segment is not None:  # sessions whose saved profile is in that segment
-            sql += (f" AND {alias}.session_id IN (SELECT session_id FROM profiles "
-                    "WHERE segment = ?)")
-            args.append(segment)
+            p = t.profiles
+            where.append(c.c.session_id.in_(select(p.c.session_id)
+                                            .where(p.c.segment == segment)))
         if since is not None:
-            sql += f" AND {alias}.created_at >= ?"
-            args.append(since)
+            where.append(c.c.created_at >= since)
         if exclude_sessions:
-            marks = ", ".join("?" for _ in exclude_sessions)
-            sql += f" AND ({alias}.session_id IS NULL OR {alias}.session_id NOT IN ({marks}))"
-            args += list(exclude_sessions)
-        return sql, args
+            where.append(or_(c.c.session_id.is_(None),
+                             c.c.session_id.not_in(exclude_sessions)))
+        return where
 
     def template_calls(self, name: str, *, since: str | None = None,
                        exclude_sessions: tuple[str, ...] = (),
                        segment: str | None = None) -> list[dict]:
         """The logged calls of a template, oldest first."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions,
-                                                 segment)
+        c = t.llm_calls
+        stmt = (select(c.c.id, c.c.created_at, c.c.session_id, c.c.template_version,
+                       c.c.latency_ms, c.c.ttft_ms, c.c.prompt_tokens, c.c.completion_tokens,
+                       c.c.outcome, c.c.grounding)
+                .where(*self._template_call_filter(c, name, since, exclude_sessions, segment))
+                .order_by(c.c.id))
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT c.id, c.created_at, c.session_id, c.template_version, c.latency_ms, "
-                "c.ttft_ms, c.prompt_tokens, c.completion_tokens, c.outcome, c.grounding "
-                f"FROM llm_calls c WHERE {where} ORDER BY c.id", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def template_call_feedback(self, name: str, *, since: str | None = None,
                                exclude_sessions: tuple[str, ...] = (),
                                segment: str | None = None) -> list[dict]:
         """Thumbs on the messages written by a template's calls: the latest vote per
         message (call_id, template_version, message_id, value)."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions,
-                                                 segment)
+        c, m, f = t.llm_calls, t.messages, t.feedback
+        stmt = (select(c.c.id.label("call_id"), c.c.template_version,
+                       m.c.id.label("message_id"), self._latest_vote(m.c.id).label("value"))
+                .join_from(c, m, m.c.llm_call_id == c.c.id)
+                .where(*self._template_call_filter(c, name, since, exclude_sessions, segment),
+                       exists().where(f.c.message_id == m.c.id))
+                .order_by(m.c.id))
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT c.id AS call_id, c.template_version, m.id AS message_id, "
-                "(SELECT f.value FROM feedback f WHERE f.message_id = m.id "
-                " ORDER BY f.id DESC LIMIT 1) AS value "
-                "FROM llm_calls c JOIN messages m ON m.llm_call_id = c.id "
-                f"WHERE {where} AND EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = m.id) "
-                "ORDER BY m.id", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def template_item_feedback(self, name: str, *, since: str | None = None,
                                exclude_sessions: tuple[str, ...] = (),
@@ -1129,34 +990,34 @@ class Store:
         """Reactions to recommended items, each attributed to the latest call of the
         template in the same session made at or before it (ties on time: the highest id);
         reactions without such a call are left out. ``since`` applies to that call."""
-        where, args = self._template_call_filter("c", name, since, exclude_sessions,
-                                                 segment)
+        r, c = t.item_feedback, t.llm_calls
+        p = t.llm_calls.alias("p")
+        call_id = (select(p.c.id)
+                   .where(p.c.session_id == r.c.session_id, p.c.template_name == name,
+                          p.c.created_at <= r.c.created_at)
+                   .order_by(p.c.created_at.desc(), p.c.id.desc()).limit(1)
+                   .scalar_subquery())
+        a = select(r.c.id, r.c.session_id, r.c.item, r.c.value, r.c.created_at,
+                   call_id.label("call_id")).cte("attributed")
+        stmt = (select(a.c.id, a.c.session_id, a.c.item, a.c.value, a.c.created_at,
+                       a.c.call_id, c.c.template_version)
+                .join_from(a, c, c.c.id == a.c.call_id)
+                .where(*self._template_call_filter(c, name, since, exclude_sessions, segment))
+                .order_by(a.c.id))
         with self.connect() as conn:
-            rows = conn.execute(
-                "WITH attributed AS (SELECT r.id, r.session_id, r.item, r.value, r.created_at, "
-                " (SELECT p.id FROM llm_calls p WHERE p.session_id = r.session_id "
-                "  AND p.template_name = ? AND p.created_at <= r.created_at "
-                "  ORDER BY p.created_at DESC, p.id DESC LIMIT 1) AS call_id "
-                " FROM item_feedback r) "
-                "SELECT a.id, a.session_id, a.item, a.value, a.created_at, a.call_id, "
-                "c.template_version FROM attributed a JOIN llm_calls c ON c.id = a.call_id "
-                f"WHERE {where} ORDER BY a.id", [name, *args]).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(row) for row in conn.execute(stmt).mappings()]
 
     def template_drafts(self, name: str, *, since: str | None = None,
                         exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
         """Support drafts written with a template (``since``: the draft's creation), oldest
         first; drafts whose call ran in ``exclude_sessions`` are left out."""
-        sql = ("SELECT d.* FROM drafts d "
-               "LEFT JOIN llm_calls c ON c.id = d.llm_call_id WHERE d.template_name = ?")
-        args: list[object] = [name]
+        d, c = t.drafts, t.llm_calls
+        stmt = (select(d).join_from(d, c, c.c.id == d.c.llm_call_id, isouter=True)
+                .where(d.c.template_name == name).order_by(d.c.created_at, d.c.id))
         if since is not None:
-            sql += " AND d.created_at >= ?"
-            args.append(since)
+            stmt = stmt.where(d.c.created_at >= since)
         if exclude_sessions:
-            marks = ", ".join("?" for _ in exclude_sessions)
-            sql += f" AND (c.session_id IS NULL OR c.session_id NOT IN ({marks}))"
-            args += list(exclude_sessions)
+            stmt = stmt.where(or_(c.c.session_id.is_(None),
+                                  c.c.session_id.not_in(exclude_sessions)))
         with self.connect() as conn:
-            rows = conn.execute(sql + " ORDER BY d.created_at, d.rowid", args).fetchall()
-        return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(stmt).mappings()]

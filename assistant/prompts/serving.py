@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -77,7 +76,7 @@ class ProductionTemplates:
     def from_settings(cls, settings: Any, store: Store | None = None, *,
                       refresh_seconds: float = 2.0) -> ProductionTemplates:
         """Seed the store from ``settings.prompts_dir`` (idempotent) and serve production."""
-        versions = PromptVersions(store or Store(settings.db_path), settings.prompts_dir)
+        versions = PromptVersions(store or Store.from_settings(settings), settings.prompts_dir)
         versions.seed()
         return cls(versions, refresh_seconds=refresh_seconds)
 
@@ -154,7 +153,7 @@ class ProductionTemplates:
                 served = self._load(row, serving.get(key))
                 if served is not None:
                     serving[key] = served
-        except (sqlite3.Error, OSError, AssistantError) as exc:
+        except (OSError, AssistantError) as exc:
             self._store_failed(exc)
             return False
         for key in list(serving):
@@ -163,7 +162,7 @@ class ProductionTemplates:
         self._serving = serving
         if self._failing_since is not None:
             log.warning("prompt store %s is readable again; serving: %s",
-                        self.versions.store.path, self._describe())
+                        self.versions.store.where, self._describe())
             self._failing_since = None
         return True
 
@@ -199,7 +198,7 @@ class ProductionTemplates:
         if now - self._warned_at >= self.warn_every or self._warned_at < self._failing_since:
             self._warned_at = now
             log.warning("prompt store %s is unreadable (%s); serving the last good template "
-                        "versions: %s", self.versions.store.path,
+                        "versions: %s", self.versions.store.where,
                         getattr(exc, "message", None) or exc, self._describe())
 
     def _describe(self) -> str:

@@ -101,7 +101,7 @@ class PromptVersions:
 
     @classmethod
     def from_settings(cls, settings: Any, *, seed: bool = True) -> PromptVersions:
-        versions = cls(Store(settings.db_path), settings.prompts_dir)
+        versions = cls(Store.from_settings(settings), settings.prompts_dir)
         if seed:
             versions.seed()
         return versions

@@ -74,7 +74,7 @@ class AssistantService:
         for name in (CHAT_TEMPLATE, WORDING_TEMPLATE, EXTRACTION_TEMPLATE, RECOMMEND_TEMPLATE,
                      DRAFT_TEMPLATE):
             shipped.get(name)
-        store = Store(settings.db_path)
+        store = Store.from_settings(settings)
         # what runs: the version labelled production in SQLite (seeded from the files),
         # re-checked every 2 s, the last good one kept if the store is unreadable
         templates = ProductionTemplates.from_settings(settings, store)

@@ -1,0 +1,1 @@
+"""The store's schema migrations (Alembic), forward-only; ``Store.migrate`` runs them."""
