@@ -78,8 +78,13 @@ PASSWORD = "correct-horse-42"
 
 
 def add_user(data_dir: Path, name: str, role: str, password: str = PASSWORD) -> None:
-    """A staff user in the app's users file (what `assistant users add` writes)."""
-    from assistant.infra.users import USERS_FILE, UserStore
+    """A staff user in the app's store (what `assistant users add` writes)."""
+    from assistant.infra.store import Store
+    from assistant.infra.users import UserStore
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    UserStore(data_dir / USERS_FILE).add(name, password, role)
+    store = Store(data_dir / "tailor.sqlite3")
+    try:
+        UserStore(store).add(name, password, role)
+    finally:
+        store.close()

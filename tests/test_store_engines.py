@@ -303,3 +303,24 @@ def test_a_connection_lost_mid_request_writes_nothing(pg_url: str) -> None:
     assert store.messages(sid) == []
     assert store.get_session(sid).updated_at != "x"
     store.close()
+
+
+def test_a_lease_has_one_holder_until_released_or_expired(store: Store) -> None:
+    assert store.take_lease("build", "a", 60) == "a"
+    assert store.take_lease("build", "b", 60) == "a"  # held: b waits
+    assert store.take_lease("build", "a", 60) == "a"  # the holder renews it
+    assert store.release_lease("build", "b") is False
+    assert store.release_lease("build", "a") is True
+    assert store.take_lease("build", "b", -1) == "b"  # taken, already expired
+    assert store.take_lease("build", "a", 60) == "a"  # so a may take it
+
+
+def test_rate_counts_are_shared_through_the_store(location) -> None:
+    """Two stores (as two app processes) count calls of one key together."""
+    first, second = Store(location), Store(location)
+    hits = [s.hit_rate("rate:1.2.3.4", 1000.0 + i, 3, 60) for i, s in
+            enumerate([first, second, first, second])]
+    assert hits == [True, True, True, False]
+    assert second.hit_rate("rate:1.2.3.4", 1061.5, 3, 60) is True  # the oldest left
+    first.close()
+    second.close()

@@ -1,16 +1,18 @@
-"""Users and roles: argon2 hashes in a 0600 JSON file, validation, the Gradio auth callable."""
+"""Users and roles: argon2 hashes in the store, the import of the old users.json, validation,
+the Gradio auth callable."""
 
 from __future__ import annotations
 
 import json
-import stat
+import logging
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
 from assistant.core.errors import ConfigError, InputError
-from assistant.infra.users import ROLES, User, UserStore, authenticator, has_role
+from assistant.infra.store import Store
+from assistant.infra.users import ROLES, USERS_FILE, User, UserStore, authenticator, has_role
 
 # cheap parameters keep the suite fast; one test below checks the real defaults
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -19,7 +21,14 @@ PASSWORD = "correct horse"
 
 @pytest.fixture
 def store(tmp_path: Path) -> UserStore:
-    return UserStore(tmp_path / "data" / "users.json", hasher=FAST)
+    return UserStore(Store(tmp_path / "t.sqlite3"), hasher=FAST)
+
+
+def _legacy_file(path: Path, users: list[dict[str, str]]) -> Path:
+    """A users.json in the old format (what UserStore wrote before the store held users)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "users": users}, indent=2))
+    return path
 
 
 def test_add_verify_and_list(store: UserStore) -> None:
@@ -35,32 +44,46 @@ def test_add_verify_and_list(store: UserStore) -> None:
     assert [u.name for u in store.list()] == ["alice", "bob"]
 
 
-def test_file_is_private_and_holds_only_hashes(store: UserStore) -> None:
+def test_store_holds_only_hashes(store: UserStore) -> None:
     store.add("alice", PASSWORD, "admin")
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    text = store.path.read_text()
-    assert PASSWORD not in text
-    rec = json.loads(text)["users"][0]
+    rec = store.store.users()["alice"]
+    assert PASSWORD not in json.dumps(rec)
     assert rec["password_hash"].startswith("$argon2id$")
     assert set(rec) == {"name", "role", "created_at", "password_hash"}
-    assert not list(store.path.parent.glob("*.tmp"))
+    assert not store.store.path.with_name(USERS_FILE).exists()  # no JSON file any more
 
 
 def test_real_default_hasher_salts(tmp_path: Path) -> None:
-    store = UserStore(tmp_path / "users.json")  # argon2-cffi defaults
+    store = UserStore(Store(tmp_path / "t.sqlite3"))  # argon2-cffi defaults
     store.add("a1", PASSWORD, "agent")
     store.add("a2", PASSWORD, "agent")
-    hashes = [r["password_hash"] for r in json.loads(store.path.read_text())["users"]]
+    hashes = [r["password_hash"] for r in store.store.users().values()]
     assert hashes[0] != hashes[1]  # same password, different salt
     assert store.verify("a1", PASSWORD) is not None
 
 
 def test_persisted_across_instances(store: UserStore) -> None:
     store.add("alice", PASSWORD, "ops")
-    again = UserStore(store.path, hasher=FAST)
+    again = UserStore(store.store, hasher=FAST)
     assert again.verify("alice", PASSWORD) is not None
     again.remove("alice")
-    assert store.list() == []  # the first instance re-reads the file
+    assert store.list() == []  # the first instance re-reads the table
+
+
+def test_two_stores_on_one_file_see_each_others_changes(tmp_path: Path) -> None:
+    # two processes in production: each opens the database itself
+    first = UserStore(Store(tmp_path / "t.sqlite3"), hasher=FAST)
+    second = UserStore(Store(tmp_path / "t.sqlite3"), hasher=FAST)
+    first.add("alice", PASSWORD, "agent")
+    assert second.verify("alice", PASSWORD) is not None
+    second.set_password("alice", "a new password")
+    assert first.verify("alice", "a new password") is not None
+    second.add("bob", PASSWORD, "ops")
+    assert [u.name for u in first.list()] == ["alice", "bob"]
+    first.remove("bob")
+    assert second.get("bob") is None
+    with pytest.raises(InputError, match="already exists"):
+        second.add("alice", PASSWORD, "admin")
 
 
 def test_remove(store: UserStore) -> None:
@@ -86,7 +109,7 @@ def test_bad_input(store: UserStore, name: str, password: str, role: str, match:
     with pytest.raises(InputError, match=match) as info:
         store.add(name, password, role)
     assert info.value.hint
-    assert not store.path.exists()  # nothing written
+    assert store.store.users() == {}  # nothing written
 
 
 def test_duplicate_user(store: UserStore) -> None:
@@ -127,16 +150,58 @@ def test_set_password_and_rehash(store: UserStore) -> None:
     assert store.verify("alice", PASSWORD) is None
     assert store.verify("alice", "a new password") is not None
     # stronger parameters later: the next successful login upgrades the stored hash
-    stronger = UserStore(store.path, hasher=PasswordHasher(time_cost=2, memory_cost=2048,
-                                                           parallelism=1))
-    old = json.loads(store.path.read_text())["users"][0]["password_hash"]
+    stronger = UserStore(store.store, hasher=PasswordHasher(time_cost=2, memory_cost=2048,
+                                                            parallelism=1))
+    old = store.store.users()["alice"]["password_hash"]
     assert stronger.verify("alice", "a new password") is not None
-    new = json.loads(store.path.read_text())["users"][0]["password_hash"]
+    new = store.store.users()["alice"]["password_hash"]
     assert new != old and "t=2" in new
 
 
-def test_damaged_file(store: UserStore) -> None:
-    store.path.parent.mkdir(parents=True)
-    store.path.write_text("{not json")
-    with pytest.raises(ConfigError, match="damaged"):
-        store.list()
+def test_old_users_file_is_imported_on_first_use(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    legacy = _legacy_file(tmp_path / "data" / USERS_FILE, [
+        {"name": "alice", "role": "agent", "password_hash": FAST.hash(PASSWORD),
+         "created_at": "2024-05-01T10:00:00+00:00"},
+        {"name": "root", "role": "admin", "password_hash": FAST.hash("another secret"),
+         "created_at": "2024-05-02T10:00:00+00:00"},
+    ])
+    before = legacy.read_text()
+    users = UserStore(Store(tmp_path / "t.sqlite3"), legacy_file=legacy, hasher=FAST)
+    with caplog.at_level(logging.INFO, logger="assistant.infra.users"):
+        assert users.verify("alice", PASSWORD) is not None  # the hash came along
+    assert "imported 2 user(s)" in caplog.text and str(legacy) in caplog.text
+    assert users.verify("root", "another secret").role == "admin"
+    assert users.get("alice").created_at == "2024-05-01T10:00:00+00:00"
+    assert [u.name for u in users.list()] == ["alice", "root"]
+    # the file stays as a backup, untouched, and is ignored from now on
+    users.add("bob", PASSWORD, "ops")
+    users.remove("root")
+    assert legacy.read_text() == before
+    again = UserStore(Store(tmp_path / "t.sqlite3"), legacy_file=legacy, hasher=FAST)
+    assert [u.name for u in again.list()] == ["alice", "bob"]  # root is not imported again
+
+
+def test_old_users_file_not_imported_when_the_store_has_users(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite3"
+    UserStore(Store(db), hasher=FAST).add("olga", PASSWORD, "ops")
+    legacy = _legacy_file(tmp_path / USERS_FILE, [
+        {"name": "alice", "role": "agent", "password_hash": FAST.hash(PASSWORD),
+         "created_at": "2024-05-01T10:00:00+00:00"}])
+    users = UserStore(Store(db), legacy_file=legacy, hasher=FAST)
+    assert [u.name for u in users.list()] == ["olga"]
+    assert users.verify("alice", PASSWORD) is None
+
+
+def test_damaged_file(tmp_path: Path) -> None:
+    legacy = tmp_path / "data" / USERS_FILE
+    legacy.parent.mkdir(parents=True)
+    for text in ("{not json", '{"version": 1}',
+                 '{"version": 1, "users": [{"name": "alice", "role": "boss", '
+                 '"password_hash": "x"}]}'):
+        legacy.write_text(text)
+        users = UserStore(Store(tmp_path / "t.sqlite3"), legacy_file=legacy, hasher=FAST)
+        with pytest.raises(ConfigError, match="damaged") as info:
+            users.list()
+        assert str(legacy) in str(info.value) and info.value.hint
+    assert users.store.users() == {}  # nothing imported

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.infra.store import Store
 from assistant.infra.users import UserStore
 
 runner = CliRunner()
@@ -40,7 +41,7 @@ def test_add_list_remove(data_dir: Path) -> None:
     plain = runner.invoke(app, ["users", "list"])
     assert "alice" in plain.output and "argon2" not in plain.output
 
-    store = UserStore(data_dir / "users.json")
+    store = UserStore(Store(data_dir / "tailor.sqlite3"))
     assert store.verify("alice", "s3cret-pass") is not None  # newline not part of it
 
     removed = runner.invoke(app, ["users", "remove", "alice"])
@@ -53,7 +54,8 @@ def test_prompt_asks_twice(data_dir: Path) -> None:
                            input="s3cret-pass\ns3cret-pass\n")
     assert result.exit_code == 0, result.output
     assert "s3cret-pass" not in result.output  # hidden input
-    assert UserStore(data_dir / "users.json").verify("bob", "s3cret-pass").role == "admin"
+    assert UserStore(Store(data_dir / "tailor.sqlite3")).verify("bob",
+                                                                "s3cret-pass").role == "admin"
 
 
 @pytest.mark.parametrize(("args", "stdin", "message"), [
@@ -79,6 +81,6 @@ def test_duplicate_and_passwd(data_dir: Path) -> None:
     changed = runner.invoke(app, ["users", "passwd", "alice", "--password-stdin"],
                             input="brand-new-pass\n")
     assert changed.exit_code == 0, changed.output
-    store = UserStore(data_dir / "users.json")
+    store = UserStore(Store(data_dir / "tailor.sqlite3"))
     assert store.verify("alice", "brand-new-pass") is not None
     assert store.verify("alice", "s3cret-pass") is None

@@ -18,12 +18,12 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from assistant.core.config import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: the PostgreSQL advisory lock held while migrating (any constant; "tailor" in ASCII)
@@ -120,6 +121,12 @@ def database_url(location: Path | str) -> URL:
         return url.set(drivername="sqlite+pysqlite")
     raise StoreError(f"TAILOR_DATABASE_URL names '{url.drivername}', which Tailor does not "
                      "support (PostgreSQL or SQLite only).", hint)
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A result row as a plain dict: SQLAlchemy's keys are a ``str`` subclass, which some
+    JSON encoders (orjson, under Gradio's API) refuse."""
+    return {str(k): v for k, v in row.items()}
 
 
 def _reason(exc: BaseException) -> str:
@@ -339,7 +346,7 @@ class Store:
         with self.connect() as conn:
             row = conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)
                                ).mappings().first()
-        return Session(**row) if row else None
+        return Session(**_plain(row)) if row else None
 
     def add_message(
         self,
@@ -377,7 +384,7 @@ class Store:
                 .where(m.c.session_id == session_id, m.c.superseded == 0).order_by(m.c.id))
         with self.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [ChatMessage(**r) for r in rows]
+        return [ChatMessage(**_plain(r)) for r in rows]
 
     def supersede(self, message_id: int) -> None:
         with self.connect() as conn:
@@ -411,7 +418,7 @@ class Store:
 
     @staticmethod
     def _profile(row: Any) -> dict:
-        out = dict(row)
+        out = _plain(row)
         out["facts"] = json.loads(out["facts"])
         out["behaviour"] = json.loads(out["behaviour"]) if out["behaviour"] else None
         return out
@@ -464,12 +471,12 @@ class Store:
         if until:
             stmt = stmt.where(e.c.at < until)
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
 
     # -- experiments (service/experiments.py) -------------------------------------------
     @staticmethod
     def _experiment(row: Any) -> dict[str, Any]:
-        out = dict(row)
+        out = _plain(row)
         out["arms"] = json.loads(out["arms"])
         return out
 
@@ -536,6 +543,20 @@ class Store:
             return list(conn.execute(select(a.c.at).where(a.c.key == key, a.c.at >= since)
                                      .order_by(a.c.at)).scalars())
 
+    def hit_rate(self, key: str, now: float, limit: int, window: float) -> bool:
+        """Count a call under ``key`` unless ``limit`` calls were counted in the last
+        ``window`` seconds (then False, and it is not counted): a sliding window shared by
+        every app process. Older calls of the key are dropped on the way."""
+        a = t.attempts
+        with self._exclusive(f"rate:{key}") as conn:
+            conn.execute(delete(a).where(a.c.key == key, a.c.at <= now - window))
+            used = conn.execute(select(func.count()).select_from(a).where(a.c.key == key)
+                                ).scalar_one()
+            if used >= limit:
+                return False
+            conn.execute(insert(a).values(key=key, at=now))
+        return True
+
     def clear_attempts(self, key: str) -> None:
         with self.connect() as conn:
             conn.execute(delete(t.attempts).where(t.attempts.c.key == key))
@@ -556,7 +577,7 @@ class Store:
         c = t.link_codes
         with self.connect() as conn:
             row = conn.execute(select(c).where(c.c.session_id == session_id)).mappings().first()
-        return dict(row) if row else None
+        return _plain(row) if row else None
 
     def drop_link_code(self, session_id: str) -> None:
         with self.connect() as conn:
@@ -587,9 +608,9 @@ class Store:
                                    ).mappings().first()
             if session is None:
                 return None
-            out: dict[str, Any] = {"session": dict(session)}
+            out: dict[str, Any] = {"session": _plain(session)}
             for key, stmt in queries.items():
-                out[key] = [dict(r) for r in conn.execute(stmt).mappings()]
+                out[key] = [_plain(r) for r in conn.execute(stmt).mappings()]
         state = self.load_questionnaire(session_id)
         out["questionnaire"] = json.loads(state) if state else None
         out["profile"] = self.load_profile(session_id)
@@ -693,7 +714,7 @@ class Store:
         a = t.privacy_audit
         with self.connect() as conn:
             rows = conn.execute(select(a).order_by(a.c.id.desc()).limit(limit)).mappings()
-            return [{**r, "details": json.loads(r["details"])} for r in rows]
+            return [{**_plain(r), "details": json.loads(r["details"])} for r in rows]
 
     # -- feedback -----------------------------------------------------------------
     def add_feedback(self, message_id: int, value: int) -> None:
@@ -713,7 +734,7 @@ class Store:
         c = t.llm_calls
         with self.connect() as conn:
             rows = conn.execute(select(c).order_by(c.c.id.desc()).limit(limit)).mappings()
-            return [LLMCall(**r) for r in rows]
+            return [LLMCall(**_plain(r)) for r in rows]
 
     # -- support drafts (assistant/support/desk.py) ---------------------------------------
     _DRAFT_JSON = ("flags", "citations", "injection")
@@ -751,7 +772,7 @@ class Store:
                          .values(**fields, updated_at=_now()))
 
     def _draft_row(self, row: Any) -> dict:
-        out = dict(row)
+        out = _plain(row)
         for key in self._DRAFT_JSON:
             out[key] = json.loads(out[key]) if out[key] else []
         return out
@@ -872,13 +893,13 @@ class Store:
         with self._read(timeout) as conn:
             row = conn.execute(select(v).where(v.c.name == name, v.c.version == version)
                                ).mappings().first()
-        return dict(row) if row else None
+        return _plain(row) if row else None
 
     def template_versions(self, name: str) -> list[dict]:
         """Every version of a template, oldest first (with bodies)."""
         v = t.template_versions
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(
+            return [_plain(r) for r in conn.execute(
                 select(v).where(v.c.name == name).order_by(v.c.version)).mappings()]
 
     def template_labels(self, name: str | None = None, *, labels: tuple[str, ...] = (),
@@ -895,7 +916,7 @@ class Store:
         if labels:
             stmt = stmt.where(lb.c.label.in_(labels))
         with self._read(timeout) as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
 
     def template_label_events(self, name: str, label: str | None = None) -> list[dict]:
         """The audit log of a template's label moves, oldest first."""
@@ -904,7 +925,7 @@ class Store:
         if label is not None:
             stmt = stmt.where(ev.c.label == label)
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
 
     def set_template_tests(self, name: str, cases_json: str, *, sha: str, author: str) -> None:
         with self.connect() as conn:
@@ -916,7 +937,7 @@ class Store:
         tt = t.template_tests
         with self.connect() as conn:
             row = conn.execute(select(tt).where(tt.c.name == name)).mappings().first()
-        return dict(row) if row else None
+        return _plain(row) if row else None
 
     def add_template_test_run(self, name: str, version: int, *, cases_sha: str, model: str,
                               results_json: str, pass_rate: float | None,
@@ -927,14 +948,14 @@ class Store:
                 name=name, version=version, cases_sha=cases_sha, model=model,
                 results=results_json, pass_rate=pass_rate, created_at=_now(), actor=actor)
             ).inserted_primary_key[0]
-            return dict(conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one())
+            return _plain(conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one())
 
     def last_template_test_run(self, name: str, version: int) -> dict | None:
         runs = t.template_test_runs
         with self.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.name == name, runs.c.version == version)
                                .order_by(runs.c.id.desc()).limit(1)).mappings().first()
-        return dict(row) if row else None
+        return _plain(row) if row else None
 
     # -- prompt studio metrics (assistant/prompts/metrics.py) --
     # Read-only; the metrics live in assistant/prompts/metrics.py. Every query keeps the
@@ -967,7 +988,7 @@ class Store:
                 .where(*self._template_call_filter(c, name, since, exclude_sessions, segment))
                 .order_by(c.c.id))
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
 
     def template_call_feedback(self, name: str, *, since: str | None = None,
                                exclude_sessions: tuple[str, ...] = (),
@@ -982,7 +1003,7 @@ class Store:
                        exists().where(f.c.message_id == m.c.id))
                 .order_by(m.c.id))
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
 
     def template_item_feedback(self, name: str, *, since: str | None = None,
                                exclude_sessions: tuple[str, ...] = (),
@@ -1005,7 +1026,7 @@ class Store:
                 .where(*self._template_call_filter(c, name, since, exclude_sessions, segment))
                 .order_by(a.c.id))
         with self.connect() as conn:
-            return [dict(row) for row in conn.execute(stmt).mappings()]
+            return [_plain(row) for row in conn.execute(stmt).mappings()]
 
     def template_drafts(self, name: str, *, since: str | None = None,
                         exclude_sessions: tuple[str, ...] = ()) -> list[dict]:
@@ -1020,4 +1041,50 @@ class Store:
             stmt = stmt.where(or_(c.c.session_id.is_(None),
                                   c.c.session_id.not_in(exclude_sessions)))
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [_plain(r) for r in conn.execute(stmt).mappings()]
+
+    # -- staff users (infra/users.py holds the rules; revision 0002) -------------------
+    def users(self) -> dict[str, dict[str, Any]]:
+        """Every staff user's record by name (name, role, password_hash, created_at)."""
+        u = t.users
+        with self.connect() as conn:
+            return {r["name"]: _plain(r) for r in conn.execute(select(u).order_by(u.c.name))
+                    .mappings()}
+
+    def change_users(self, change: Callable[[dict[str, dict[str, Any]]], T]) -> T:
+        """Read-modify-write of the users under one lock: ``change`` gets every record by
+        name and edits the dict in place; added, changed and removed records are written
+        in the same transaction. Returns what ``change`` returns."""
+        u = t.users
+        with self._exclusive("users") as conn:
+            before = {r["name"]: _plain(r) for r in conn.execute(select(u)).mappings()}
+            users = {name: dict(rec) for name, rec in before.items()}
+            result = change(users)
+            gone = set(before) - set(users)
+            if gone:
+                conn.execute(delete(u).where(u.c.name.in_(gone)))
+            for name, rec in users.items():
+                if before.get(name) != rec:
+                    self._upsert(conn, u, {col.name: rec[col.name] for col in u.columns}, ("name",))
+        return result
+
+    # -- leases: one process at a time does a job (service/bootstrap.py) ---------------
+    def take_lease(self, name: str, holder: str, seconds: float) -> str:
+        """Take the lease ``name`` for ``seconds`` unless another holder has it and it has
+        not expired (then nothing changes); returns the holder after the call. The holder
+        renews it by taking it again."""
+        le = t.leases
+        now = time.time()
+        with self._exclusive(f"lease:{name}") as conn:
+            row = conn.execute(select(le).where(le.c.name == name)).mappings().first()
+            if row is not None and row["holder"] != holder and row["expires"] > now:
+                return row["holder"]
+            self._upsert(conn, le, {"name": name, "holder": holder, "acquired_at": _now(),
+                                    "expires": now + seconds}, ("name",))
+        return holder
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        le = t.leases
+        with self.connect() as conn:
+            return conn.execute(delete(le).where(le.c.name == name, le.c.holder == holder)
+                                ).rowcount == 1

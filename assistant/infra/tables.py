@@ -292,3 +292,21 @@ experiments = Table(
           sqlite_where=text("status = 'running'"),
           postgresql_where=text("status = 'running'")),
 )
+
+# revision 0002: shared state of several app processes
+users = Table(
+    "users", metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    CheckConstraint("role IN ('agent', 'ops', 'admin')"),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", Text, nullable=False),
+    Column("expires", Float, nullable=False),
+)

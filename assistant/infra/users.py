@@ -1,7 +1,15 @@
 """Users of the staff tabs (Agent desk, Prompt studio) and their roles.
 
-One JSON file in the data dir (``<data dir>/users.json``, mode 0600, replaced atomically under
-a lock): ``{"version": 1, "users": [{"name", "role", "password_hash", "created_at"}]}``.
+Users live in the store's ``users`` table (``Store.users`` / ``Store.change_users``: one
+read-modify-write under a lock), so every app process and the CLI share them; columns name,
+role, password_hash, created_at.
+
+Before this, users were in a JSON file in the data dir (``<data dir>/users.json``:
+``{"version": 1, "users": [{"name", "role", "password_hash", "created_at"}]}``). On first
+use, when the store has no users yet and that file exists, its records are imported as they
+are (hashes included, so passwords keep working), once, and an INFO line says how many. The
+file is left in place as a backup; it is never written again and ignored after the import.
+
 Passwords are salted argon2id hashes from argon2-cffi's ``PasswordHasher`` (its RFC 9106
 defaults); a hash made with older parameters is upgraded at the next successful login.
 
@@ -16,13 +24,11 @@ Names are case-insensitive (stored lower-case): 1-64 characters from letters, di
 
 from __future__ import annotations
 
-import fcntl
 import json
+import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +38,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from assistant.core.errors import ConfigError, InputError
+from assistant.infra.store import Store
+
+log = logging.getLogger(__name__)
 
 Role = Literal["agent", "ops", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -39,7 +48,6 @@ USERS_FILE = "users.json"
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -89,48 +97,65 @@ def _check_password(password: str) -> None:
 
 
 class UserStore:
-    """Users in a JSON file. Every call reads the file afresh, so several processes (the app
-    and the CLI) see each other's changes; writes hold an exclusive lock."""
+    """Users in the store. Every call reads the table afresh, so several processes (the app
+    and the CLI) see each other's changes; writes are one read-modify-write under a lock.
+    ``legacy_file``: an old ``users.json`` to import on first use (see the module doc)."""
 
-    def __init__(self, path: Path | str, *, hasher: PasswordHasher | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, store: Store, *, legacy_file: Path | None = None,
+                 hasher: PasswordHasher | None = None) -> None:
+        self.store = store
+        self.legacy_file = Path(legacy_file) if legacy_file is not None else None
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        self._legacy_checked = False
 
     @classmethod
-    def from_settings(cls, settings: Any) -> UserStore:
-        return cls(Path(settings.data_dir) / USERS_FILE)
+    def from_settings(cls, settings: Any, store: Store | None = None) -> UserStore:
+        """The users of the settings' store (``store``: that store, already open)."""
+        return cls(store or Store.from_settings(settings),
+                   legacy_file=Path(settings.data_dir) / USERS_FILE)
 
     # ------------------------------------------------------------------ public API
     def add(self, name: str, password: str, role: str) -> User:
         key = normalize_name(name)
         checked_role = check_role(role)
         _check_password(password)
-        with self._locked() as users:
+        password_hash = self.hasher.hash(password)  # slow: not inside the lock
+
+        def change(users: dict[str, dict[str, Any]]) -> User:
             if key in users:
                 raise InputError(f"User '{key}' already exists.",
                                  "Pick another name, or remove the user first.")
             user = User(key, checked_role, datetime.now(UTC).isoformat(timespec="seconds"))
-            users[key] = {**user.public(), "password_hash": self.hasher.hash(password)}
-        return user
+            users[key] = {**user.public(), "password_hash": password_hash}
+            return user
+
+        return self._change(change)
 
     def remove(self, name: str) -> User:
         key = normalize_name(name)
-        with self._locked() as users:
+
+        def change(users: dict[str, dict[str, Any]]) -> User:
             if key not in users:
                 raise InputError(f"No user named '{key}'.",
                                  "See the names with: assistant users list")
             return _user(users.pop(key))
 
+        return self._change(change)
+
     def set_password(self, name: str, password: str) -> User:
         key = normalize_name(name)
         _check_password(password)
-        with self._locked() as users:
+        password_hash = self.hasher.hash(password)
+
+        def change(users: dict[str, dict[str, Any]]) -> User:
             if key not in users:
                 raise InputError(f"No user named '{key}'.",
                                  "See the names with: assistant users list")
-            users[key]["password_hash"] = self.hasher.hash(password)
+            users[key]["password_hash"] = password_hash
             return _user(users[key])
+
+        return self._change(change)
 
     def list(self) -> list[User]:
         return [_user(rec) for _, rec in sorted(self._read().items())]
@@ -169,23 +194,57 @@ class UserStore:
         return self._dummy_hash
 
     def _rehash(self, key: str, old_hash: str, password: str) -> None:
-        with self._locked() as users:
+        new_hash = self.hasher.hash(password)
+
+        def change(users: dict[str, dict[str, Any]]) -> None:
             rec = users.get(key)
             if rec and rec["password_hash"] == old_hash:  # unchanged since we verified
-                rec["password_hash"] = self.hasher.hash(password)
+                rec["password_hash"] = new_hash
+
+        self._change(change)
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        self._import_legacy()
+        return self.store.users()
+
+    def _change(self, change: Callable[[dict[str, dict[str, Any]]], Any]) -> Any:
+        """Read-modify-write in the store; an error raised by ``change`` writes nothing."""
+        self._import_legacy()
+        return self.store.change_users(change)
+
+    def _import_legacy(self) -> None:
+        """Once per object: copy the records of the old users file into the store while the
+        store has no users (the file stays, as a backup, and is ignored afterwards)."""
+        if self._legacy_checked:
+            return
+        path = self.legacy_file
+        if path is None or not path.exists() or self.store.users():
+            self._legacy_checked = True
+            return
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"Cannot read the users file {self.path}: {exc.strerror}.",
+            raise ConfigError(f"Cannot read the users file {path}: {exc.strerror}.",
                               "Check its permissions (it should be readable by the app).") from None
-        return self._parse(text)
+        records = self._parse(text)
+
+        def fill(users: dict[str, dict[str, Any]]) -> int:
+            if users:  # another process imported (or added someone) first
+                return 0
+            for name, rec in records.items():
+                users[name] = {"name": name, "role": rec["role"],
+                               "password_hash": rec["password_hash"],
+                               "created_at": str(rec.get("created_at") or "")}
+            return len(records)
+
+        imported = self.store.change_users(fill)
+        self._legacy_checked = True
+        if imported:
+            log.info("imported %d user(s) from %s into the store (the file is no longer used)",
+                     imported, path)
 
     def _parse(self, text: str) -> dict[str, dict[str, Any]]:
-        broken = ConfigError(f"The users file {self.path} is damaged.",
+        broken = ConfigError(f"The users file {self.legacy_file} is damaged.",
                              "Restore it from a backup, or move it away and add the users again "
                              "with: assistant users add NAME --role ROLE")
         try:
@@ -198,40 +257,11 @@ class UserStore:
         users: dict[str, dict[str, Any]] = {}
         for rec in rows:
             if not (isinstance(rec, dict) and {"name", "role", "password_hash"} <= rec.keys()
-                    and rec["role"] in ROLES):
+                    and rec["role"] in ROLES and isinstance(rec["name"], str)
+                    and isinstance(rec["password_hash"], str)):
                 raise broken
             users[rec["name"]] = rec
         return users
-
-    @contextmanager
-    def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Read-modify-write under an exclusive lock; the file is replaced atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            users = self._read()
-            yield users
-            self._write(users)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def _write(self, users: dict[str, dict[str, Any]]) -> None:
-        payload = {"version": _FORMAT_VERSION, "users": [users[k] for k in sorted(users)]}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                   suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _user(rec: dict[str, Any]) -> User:

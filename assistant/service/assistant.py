@@ -32,6 +32,7 @@ from assistant.service.bootstrap import Bootstrap
 from assistant.service.chat import CHAT_TEMPLATE, Chat
 from assistant.service.guided import EXTRACTION_TEMPLATE, Guided
 from assistant.service.insights import Insights
+from assistant.service.limits import RateLimiter
 from assistant.service.parts import WORDING_TEMPLATE, Parts
 from assistant.service.privacy import Privacy
 from assistant.service.results import Card, GuidedReply, QuestionView, Suggestions, TurnUpdate
@@ -66,6 +67,7 @@ class AssistantService:
         self.insights = Insights(self.parts)
         self.experiments = self.parts.experiments
         self.simulation = Simulation(self.parts)
+        self._api_calls = RateLimiter(settings.requests_per_minute, store=store)
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ChatModel | None = None) -> AssistantService:
@@ -249,6 +251,11 @@ class AssistantService:
 
     def login_failed(self, client: str | None) -> None:
         self.staff.login_failed(client)
+
+    def allow_call(self, client: str) -> bool:
+        """Count an API call of a client address; False when it is over
+        ``TAILOR_REQUESTS_PER_MINUTE`` (counted in the store: one limit for all processes)."""
+        return self._api_calls.hit(client)
 
     def require_role(self, name: str | None, role: str) -> User:
         return self.staff.require_role(name, role)

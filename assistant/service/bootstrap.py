@@ -1,10 +1,18 @@
 """What the first visitors need, built once in the background after start: segments from
 the shop's orders, the recommender with its product and profile indexes, the help base and
-the intent classifier. Each step's outcome is kept in ``status`` for the Segments tab."""
+the intent classifier. Each step's outcome is kept in ``status`` for the Segments tab.
+
+Several app processes share one store and one artefacts directory: a lease in the store
+(``first-run builds``) lets one of them build while the others wait, then find the
+results there ("not needed"). A process that dies holding it frees it when it expires."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +26,12 @@ from assistant.support.routing import train_routes
 
 log = logging.getLogger(__name__)
 
+LEASE = "first-run builds"
+#: longer than the slowest first run measured (about 2 minutes on 2 cores), renewed
+#: before every step
+LEASE_SECONDS = 15 * 60
+STEPS = ("segments", "recommendations", "help base")
+
 
 class Bootstrap:
     def __init__(self, parts: Parts, staff: Staff) -> None:
@@ -26,10 +40,36 @@ class Bootstrap:
         #: step -> "running", "ready", "not needed" or "failed: <message> <hint>"
         self.status: dict[str, str] = {}
 
-    def first_run_builds(self) -> dict[str, str]:
+    def first_run_builds(self, *, poll: float = 2.0) -> dict[str, str]:
         """Meant for a background thread: a failing step is logged (with its traceback when
         unexpected) and recorded in ``status``; the next steps still run, nothing is raised,
-        the app keeps serving."""
+        the app keeps serving. While another process holds the build lease, wait."""
+        holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+        while (owner := self._take_lease(holder)) != holder:
+            for step in STEPS:
+                self.status[step] = f"waiting: another app process ({owner}) builds it"
+            time.sleep(poll)
+        try:
+            return self._builds(holder)
+        finally:
+            self._release_lease(holder)
+
+    def _take_lease(self, holder: str) -> str:
+        """The lease's holder after trying to take (or renew) it; when the store cannot be
+        asked, this process goes ahead (the builds themselves skip what exists)."""
+        try:
+            return self.parts.store.take_lease(LEASE, holder, LEASE_SECONDS)
+        except AssistantError as err:
+            log.warning("build lease not taken (%s); building anyway", err.message)
+            return holder
+
+    def _release_lease(self, holder: str) -> None:
+        try:
+            self.parts.store.release_lease(LEASE, holder)
+        except AssistantError as err:  # it expires by itself
+            log.warning("build lease not released (%s)", err.message)
+
+    def _builds(self, holder: str) -> dict[str, str]:
 
         def segments() -> bool:
             summary = self.ensure_segments()
@@ -53,8 +93,8 @@ class Bootstrap:
                 log.info("help base and intent classifier ready: %s", sorted(built))
             return bool(built)
 
-        for step, build in (("segments", segments), ("recommendations", recommendations),
-                            ("help base", help_base)):
+        for step, build in zip(STEPS, (segments, recommendations, help_base), strict=True):
+            self._take_lease(holder)  # renew
             self.run_step(step, build)
         return dict(self.status)
 

@@ -90,7 +90,8 @@ class Chat:
         self.guided = guided
         self.shopping = shopping
         self.customer_facts = customer_facts  # a linked customer's orders (the desk's)
-        self.pace = RateLimiter(parts.settings.messages_per_minute)  # per session
+        # per session, counted in the store: shared by every app process
+        self.pace = RateLimiter(parts.settings.messages_per_minute, store=parts.store)
 
     # -- sessions ---------------------------------------------------------------------
     def new_session(self) -> str:

@@ -58,20 +58,26 @@ class AttemptLimiter:
 
 
 class RateLimiter:
-    """Calls per key in a sliding minute, in memory (per process): chat messages per
-    session, API calls per client address. ``hit`` counts a call and says whether it may
-    go on. Keys idle for a minute are forgotten, so memory stays bounded by the traffic of
-    the last minute."""
+    """Calls per key in a sliding minute: chat messages per session, API calls per client
+    address. ``hit`` counts a call and says whether it may go on. With a ``store`` the
+    calls are counted there (``rate:<key>`` rows of the attempts table), so every app
+    process shares one count; without, in memory (one process: tests, tools), where keys
+    idle for a minute are forgotten, so memory stays bounded by the last minute's traffic."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] | None = None, *,
+                 store: Store | None = None) -> None:
         self.per_minute = per_minute
-        self.clock = clock
+        self.store = store
+        # wall time when shared: several processes compare their readings
+        self.clock = clock or (time.time if store is not None else time.monotonic)
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
-        self._swept = clock()
+        self._swept = self.clock()
 
     def hit(self, key: str) -> bool:
         now = self.clock()
+        if self.store is not None:
+            return self.store.hit_rate(f"rate:{key}", now, self.per_minute, 60.0)
         with self._lock:
             if now - self._swept > 60:
                 self._calls = {k: q for k, q in self._calls.items() if q and now - q[-1] < 60}

@@ -7,6 +7,7 @@ receive this object, never the service facade, so none of them can reach another
 from __future__ import annotations
 
 import threading
+import time
 from functools import cached_property
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from assistant.core.config import Settings
 from assistant.core.errors import AssistantError, InputError
+from assistant.infra.artifacts import current_bundle_path
 from assistant.infra.embeddings import MiniLMEmbedder
 from assistant.infra.llm import LLMClient
 from assistant.infra.mail import outbox_for
@@ -29,7 +31,7 @@ from assistant.recommend.personal import Recommendations
 from assistant.recommend.profiles import ProfileIndex, ProfileWriter
 from assistant.recommend.tuning import served_weights
 from assistant.segments.meanings import SegmentMeanings, load_meanings
-from assistant.segments.model import SegmentModel
+from assistant.segments.model import SEGMENTS_KIND, SegmentModel
 from assistant.service.events import EventLog
 from assistant.service.experiments import Experiments
 from assistant.service.identity import Identity
@@ -41,6 +43,8 @@ from assistant.support.routing import Router
 
 WORDING_TEMPLATE = "questionnaire"
 VALUE_HORIZON = 90  # days the predicted customer value looks ahead
+#: how often a process looks whether another one rebuilt the segments (shared artefacts)
+FOLLOW_SECONDS = 2.0
 
 
 class Parts:
@@ -53,6 +57,8 @@ class Parts:
         self.spec = spec or load_spec()
         self._segments: SegmentModel | None = None
         self._segments_lock = threading.Lock()
+        self._segments_from: object = None  # the bundle folder loaded
+        self._segments_checked = 0.0
         self._orders: pd.DataFrame | None = None
         self._orders_sha256: str | None = None  # of the file the orders were read from
         self._recs: Recommendations | None = None
@@ -94,9 +100,13 @@ class Parts:
 
     # -- segments -------------------------------------------------------------------
     def segment_model(self) -> SegmentModel:
-        """The segments in use (loaded once; replaced after a rebuild)."""
+        """The segments in use (loaded once; replaced after a rebuild, this process's or,
+        through the shared artefacts directory, another one's)."""
+        self._follow_rebuilds()
         with self._segments_lock:
             if self._segments is None:
+                self._segments_from = current_bundle_path(self.settings.artifacts_dir,
+                                                          SEGMENTS_KIND)
                 self._segments = SegmentModel.load(self.settings.artifacts_dir)
             if self._segments is None:
                 raise InputError(
@@ -114,6 +124,21 @@ class Parts:
 
     def has_segments(self) -> bool:
         return self.segments_or_none() is not None
+
+    def _follow_rebuilds(self) -> None:
+        """When the segments pointer names another bundle than the one loaded (another app
+        process rebuilt them), drop the models so the new ones load; looked at most every
+        ``FOLLOW_SECONDS``."""
+        now = time.monotonic()
+        if self._segments is None or now - self._segments_checked < FOLLOW_SECONDS:
+            return
+        self._segments_checked = now
+        try:
+            current = current_bundle_path(self.settings.artifacts_dir, SEGMENTS_KIND)
+        except AssistantError:
+            return  # a bad pointer: keep serving what is loaded
+        if current != self._segments_from:
+            self.forget_models()
 
     def forget_models(self) -> None:
         """After a segments rebuild: load the new segments, refit the recommender on use."""

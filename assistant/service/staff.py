@@ -29,7 +29,7 @@ class Staff:
     # -- users and roles ----------------------------------------------------------------
     @cached_property
     def users(self) -> UserStore:
-        return UserStore.from_settings(self.parts.settings)
+        return UserStore.from_settings(self.parts.settings, self.parts.store)
 
     @cached_property
     def login_limiter(self) -> AttemptLimiter:

@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from assistant.service.assistant import AssistantService
-from assistant.service.limits import RateLimiter
 from assistant.ui.app import CSS, create_chat_app
 from assistant.ui.staff import create_staff_app
 from assistant.ui.studio import STUDIO_CSS
@@ -53,14 +52,12 @@ def guard_logins(app: FastAPI, service: AssistantService) -> None:
 def limit_calls(app: FastAPI, service: AssistantService) -> None:
     """API calls per client address (``TAILOR_REQUESTS_PER_MINUTE``): every POST (chat,
     buttons, uploads, sign-in) counts; more get 429 at once, before any work."""
-    calls = RateLimiter(service.settings.requests_per_minute)
-
     @app.middleware("http")
     async def per_client(request: Request, call_next: Callable[[Request], Awaitable[Any]]
                          ) -> Any:
         if request.method == "POST":
             client = request.client.host if request.client else "?"
-            if not calls.hit(client):
+            if not await asyncio.to_thread(service.allow_call, client):
                 return JSONResponse(status_code=429, content={
                     "detail": "Too many requests from your address. Please wait a minute."})
         return await call_next(request)
