@@ -64,3 +64,37 @@ def test_segments_rebuilt_by_another_process_are_followed(staff_shop, tmp_path,
     (artifacts / f"{SEGMENTS_KIND}.current").write_text(new.name)  # the other's swap
     after = svc.parts.segment_model()
     assert after is not before and svc.parts._segments_from == new
+
+
+def test_a_database_down_at_start_stops_the_command_with_a_clear_message(tmp_path,
+                                                                         monkeypatch) -> None:
+    """What `assistant serve` (or any command) prints when TAILOR_DATABASE_URL points at a
+    server that is not there: after retrying for TAILOR_DATABASE_CONNECT_TIMEOUT seconds,
+    one error and one hint naming the setting, never the password; exit code 2."""
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+    from tests.apprunner import free_port
+
+    monkeypatch.setenv("TAILOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TAILOR_DATABASE_URL",
+                       f"postgresql://tailor:hunter2@127.0.0.1:{free_port()}/tailor")
+    monkeypatch.setenv("TAILOR_DATABASE_CONNECT_TIMEOUT", "1")
+    result = CliRunner().invoke(app, ["users", "list"])
+    assert result.exit_code == 2, result.output
+    assert "TAILOR_DATABASE_URL" in result.output and "after 1 s" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_behind_a_proxy_the_forwarded_client_address_counts(service, monkeypatch) -> None:
+    """uvicorn believes X-Forwarded-For from TAILOR_TRUSTED_PROXIES only (what the rate
+    limits and lockouts then see as the client)."""
+    import uvicorn
+
+    from assistant.ui import server
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    service.settings.trusted_proxies = "10.0.0.2"
+    server.launch(service)
+    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "10.0.0.2"

@@ -166,7 +166,7 @@ def test_killing_a_mid_stream_loses_no_saved_message(pair) -> None:
     on_a.predict("first question", api_name="/chat")
     model.script([stall(after=2, seconds=60)])  # the next reply stops mid-stream
     before = len(model.requests)
-    job = on_a.submit("tell me a long story", api_name="/chat")
+    on_a.submit("tell me a long story", api_name="/chat")  # streams on A
     deadline = time.monotonic() + 30
     while not any(m.content == "tell me a long story" for m in store.messages(sid)):
         assert time.monotonic() < deadline, "the message never reached the store"
@@ -180,7 +180,6 @@ def test_killing_a_mid_stream_loses_no_saved_message(pair) -> None:
     assert saved[-1][1:] == ("user", "tell me a long story")  # no reply saved yet
     a.proc.kill()  # SIGKILL: no clean-up of any kind
     a.proc.wait(10)
-    assert not job.done() or job.status().code.name != "FINISHED"
     assert [(m.id, m.role, m.content) for m in store.messages(sid)][:len(saved)] == saved
     on_b = Client(b.url, verbose=False)
     resumed = on_b.predict(sid, api_name="/resume")

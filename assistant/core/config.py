@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     requests_per_minute: int = Field(
         300, ge=1, le=100_000, description="Calls one client address may make to the app's "
         "API (chat messages, button events, uploads) per minute; more get HTTP 429.")
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Addresses (comma-separated, or *) of the proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers are believed: behind a proxy, the "
+        "client address (rate limits, lockouts) is the one it forwards.")
     messages_per_minute: int = Field(
         20, ge=1, le=10_000, description="Chat messages one session may send per minute.")
     queue_max: int = Field(

@@ -104,4 +104,6 @@ def launch(service: AssistantService) -> None:
     logging.getLogger("uvicorn.error").addFilter(_ShutdownCancelFilter())
     uvicorn.run(build_server(service), host=service.settings.host,
                 port=service.settings.port, log_level="warning",
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                # behind a proxy: the client address is the one the proxy forwards
+                proxy_headers=True, forwarded_allow_ips=service.settings.trusted_proxies)
