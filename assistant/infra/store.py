@@ -186,7 +186,9 @@ class Store:
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
             immediate = conn.get_execution_options().get("immediate")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # on the driver's connection: a statement through SQLAlchemy costs more
+            conn.connection.driver_connection.execute(
+                "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
 
