@@ -1,41 +1,18 @@
 """TAILOR_CHROMA_URL: the same VectorStore against a real `chroma run` server on loopback."""
 
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from assistant.core.config import load_settings
 from assistant.core.errors import EmbeddingMismatchError
 from assistant.infra.embeddings import MODEL_ID
 from assistant.infra.vectors import VectorStore
-from tests.apprunner import free_port
+from tests.servers import ChromaServer
 
 
 @pytest.fixture
 def chroma_server(tmp_path):
-    port = free_port()
-    exe = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server"),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with ChromaServer(tmp_path / "server") as server:
+        yield server.url
 
 
 def test_http_client_stores_and_checks_model(chroma_server, tmp_path):
