@@ -430,7 +430,8 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
             typer.echo(f"{r['segment']:<22}{_mean(r)}")
         for r in report["drafts"]:
             typer.echo(f"drafts {r['period']}: {r['drafts']} written, liked "
-                       f"{_pct(r['liked'])}, sent as written {_pct(r['sent_as_written'])}")
+                       f"{_pct(r['liked'])}, sent as written {_pct(r['sent_as_written'])}, "
+                       f"resolved {_pct(r['resolved'])}")
     if report.get("note"):
         typer.echo(report["note"])
 

@@ -106,6 +106,19 @@ def test_an_agent_drafts_revises_saves_and_rates(svc, capsys) -> None:
     assert (record["status"], record["final_agent"], record["final_text"]) == (
         "final", "alex", "Hello Sam, your parcel is on its way.")
 
+    # the ticket: resolved once the reply is sent, and only once
+    with pytest.warns(UserWarning, match="not been sent"):
+        assert desk.resolve(svc, shorter[4], AGENT) == gr.skip()
+    resolved = desk.resolve(svc, draft_id, AGENT)
+    assert "ticket resolved by alex" in resolved
+    assert svc.store.draft(draft_id)["resolved_by"] == "alex"
+    with pytest.warns(UserWarning, match="already marked resolved by alex"):
+        assert desk.resolve(svc, draft_id, AGENT) == gr.skip()
+    with pytest.warns(UserWarning, match="has the role ops"):
+        desk.resolve(svc, draft_id, OPS)
+    week = svc.insights_report("olivia", "satisfaction")["drafts"][-1]
+    assert week["resolved"]["count"] == 1
+
     assert desk.rate(svc, False, draft_id, "too formal", AGENT) is None
     with pytest.warns(UserWarning, match="has the role ops"):
         desk.rate(svc, True, draft_id, "", OPS)  # refused: the agent's rating stays

@@ -210,7 +210,8 @@ def test_satisfaction_means_per_segment_and_week_and_draft_ratings():
     drafts = pd.DataFrame({
         "created_at": ["2011-06-01T09:00:00+00:00"] * 3,
         "status": ["final", "final", "discarded"], "edit_diff": ["", "-a\n+b", None],
-        "feedback": [1, -1, None]})
+        "feedback": [1, -1, None],
+        "resolved_at": ["2011-06-01T09:30:00+00:00", None, None]})
     report = satisfaction(log, drafts)
     everyone = report["by_segment"][0]
     assert everyone["segment"] == "All" and everyone["n"] == 3 and everyone["mean"] == 3.0
@@ -221,6 +222,7 @@ def test_satisfaction_means_per_segment_and_week_and_draft_ratings():
     assert week["drafts"] == 3 and week["discarded"] == 1
     assert week["liked"]["count"] == 1 and week["liked"]["n"] == 2
     assert week["sent_as_written"]["count"] == 1 and week["sent_as_written"]["n"] == 2
+    assert week["resolved"]["count"] == 1 and week["resolved"]["n"] == 2  # of those sent
     empty = satisfaction(log.iloc[0:0], None)
     assert empty["by_segment"][0]["n"] == 0 and empty["trend"] == [] and empty["drafts"] == []
     with pytest.raises(InputError, match="Unknown period"):

@@ -741,7 +741,8 @@ class Store:
     # -- support drafts (assistant/support/desk.py) ---------------------------------------
     _DRAFT_JSON = ("flags", "citations", "injection")
     _DRAFT_UPDATABLE = frozenset({"status", "final_text", "final_agent", "edit_diff",
-                                  "feedback", "feedback_reason"})
+                                  "feedback", "feedback_reason", "resolved_at",
+                                  "resolved_by"})
 
     def add_draft(self, *, agent: str, customer_id: str | None, ticket: str,
                   template_name: str, template_version: str, model: str, draft: str,

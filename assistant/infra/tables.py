@@ -138,6 +138,8 @@ drafts = Table(
     Column("feedback", Integer),
     Column("feedback_reason", Text),
     Column("updated_at", Text, nullable=False),
+    Column("resolved_at", Text),  # revision 0003: the agent marked the ticket resolved
+    Column("resolved_by", Text),
     CheckConstraint("status IN ('clean', 'flagged', 'discarded', 'final')"),
     CheckConstraint("feedback IN (-1, 1)"),
     Index("drafts_customer", "customer_id", "created_at"),

@@ -28,7 +28,8 @@ def satisfaction(events: pd.DataFrame, drafts: pd.DataFrame | None = None,
                  *, period: str = "W") -> dict[str, list[dict]]:
     """``by_segment``: mean rating with its t interval and n; ``trend``: the same per
     period; ``drafts``: per period, the share of rated drafts the agents liked and the
-    share of final drafts sent as written (no edit)."""
+    share of final drafts sent as written (no edit) and the share whose ticket the agent
+    marked resolved."""
     if period not in PERIODS:
         raise InputError(f"Unknown period {period!r}.", "Use W (weeks) or M (months).")
     ratings = chat_ratings(events)
@@ -53,5 +54,7 @@ def _draft_trend(drafts: pd.DataFrame | None, period: str) -> list[dict]:
         out.append({"period": str(p), "drafts": len(group),
                     "liked": rate(int((rated > 0).sum()), len(rated)).as_dict(),
                     "sent_as_written": rate(int(as_is.sum()), len(final)).as_dict(),
+                    "resolved": rate(int(final["resolved_at"].notna().sum())
+                                     if "resolved_at" in final else 0, len(final)).as_dict(),
                     "discarded": int((group["status"] == "discarded").sum())})
     return out

@@ -282,6 +282,10 @@ class AssistantService:
     def save_final_draft(self, draft_id: str, agent: str, text: str) -> dict[str, Any]:
         return self.staff.save_final_draft(draft_id, agent, text)
 
+    def resolve_ticket(self, actor: str | None, draft_id: str) -> dict[str, Any]:
+        """Mark a sent draft's ticket resolved (agent role)."""
+        return self.staff.resolve_ticket(actor, draft_id)
+
     def rate_draft(self, actor: str | None, draft_id: str, liked: bool, reason: str = ""
                    ) -> dict[str, Any]:
         return self.staff.rate_draft(actor, draft_id, liked, reason)

@@ -158,6 +158,10 @@ class Staff:
         agent = self.require_role(agent, "agent").name
         return self.desk.save_final(draft_id, agent, text)
 
+    def resolve_ticket(self, actor: str | None, draft_id: str) -> dict[str, Any]:
+        agent = self.require_role(actor, "agent").name
+        return self.desk.resolve(draft_id, agent)
+
     def rate_draft(self, actor: str | None, draft_id: str, liked: bool, reason: str = ""
                    ) -> dict[str, Any]:
         self.require_role(actor, "agent")

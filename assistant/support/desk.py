@@ -32,6 +32,7 @@ import difflib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -495,6 +496,22 @@ class SupportDesk:
                 keepends=True), fromfile="draft", tofile=f"final ({agent.strip()})"))
         self.store.update_draft(record["id"], status="final", final_text=text,
                                 edit_diff=diff, final_agent=(agent or "").strip() or None)
+        return self.draft(record["id"])
+
+    def resolve(self, draft_id: str, agent: str) -> dict[str, Any]:
+        """Mark the ticket of a sent draft resolved (a desk outcome the Insights tab counts);
+        once: resolving again is refused with when and by whom it was."""
+        record = self.draft(draft_id)
+        if record["status"] != "final":
+            raise InputError("This reply has not been sent yet.",
+                             "Save it as final first, then mark the ticket resolved.")
+        if record.get("resolved_at"):
+            raise InputError(f"This ticket was already marked resolved by "
+                             f"{record['resolved_by']} at {record['resolved_at'][:16]}.",
+                             "Nothing to do.")
+        self.store.update_draft(record["id"], resolved_by=(agent or "").strip() or "agent",
+                                resolved_at=datetime.now(UTC).isoformat(
+                                    timespec="milliseconds"))
         return self.draft(record["id"])
 
     def feedback(self, draft_id: str, liked: bool, reason: str = "") -> dict[str, Any]:

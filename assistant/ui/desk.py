@@ -112,6 +112,8 @@ def citations_markdown(citations: list[dict[str, Any]]) -> str:
 
 def status_markdown(result: dict[str, Any]) -> str:
     bits = [f"**Status: {result.get('status', '?')}**"]
+    if result.get("resolved_at"):
+        bits.append(f"ticket resolved by {html.escape(str(result.get('resolved_by')))}")
     if result.get("intent"):
         bits.append(f"intent *{result['intent']}* ({result.get('intent_confidence', 0):.0%})")
     flags = result.get("flags") or []
@@ -212,6 +214,21 @@ def save(service: AssistantService, draft_id: str | None, text: str, request: gr
 
 
 @guarded
+def resolve(service: AssistantService, draft_id: str | None, request: gr.Request) -> str:
+    """Mark the ticket resolved (after the reply was saved as final); the status line."""
+    if not draft_id:
+        gr.Warning("Draft a reply first.")
+        return gr.skip()
+    try:
+        out = service.resolve_ticket(request.username, draft_id)
+    except AssistantError as err:
+        gr.Warning(err.for_user())
+        return gr.skip()
+    gr.Info("Ticket marked resolved.")
+    return status_markdown(out)
+
+
+@guarded
 def rate(service: AssistantService, liked: bool, draft_id: str | None, reason: str,
          request: gr.Request) -> None:
     """Good draft / Needs work (``liked``, bound by the builder), with an optional reason."""
@@ -285,6 +302,7 @@ def build_desk_tab(service: AssistantService) -> None:
                 cites = gr.Markdown("*No draft yet.*", elem_id="tailor-draft-citations")
             with gr.Row():
                 save_btn = gr.Button("Save as final", variant="primary")
+                resolved_btn = gr.Button("Ticket resolved", elem_id="tailor-draft-resolved")
                 up = gr.Button("Good draft")
                 down = gr.Button("Needs work")
                 reason = gr.Textbox(show_label=False, placeholder="Why? (optional)", scale=2)
@@ -304,6 +322,8 @@ def build_desk_tab(service: AssistantService) -> None:
     ticket.change(None, None, None, cancels=runs, api_name="desk_ticket_changed", **hidden)
     save_btn.click(bind(save, service), [draft_id, text], [status], api_name="desk_save",
                    **hidden)
+    resolved_btn.click(bind(resolve, service), [draft_id], [status],
+                       api_name="desk_resolved", **hidden)
     up.click(bind(rate, service, True), [draft_id, reason], None, api_name="desk_like",
              **hidden)
     down.click(bind(rate, service, False), [draft_id, reason], None, api_name="desk_dislike",

@@ -149,20 +149,32 @@ def funnel_figure(report: dict[str, Any]) -> go.Figure:
 
 
 def satisfaction_figure(report: dict[str, Any]) -> go.Figure:
-    """Mean chat rating per segment (t intervals) and its weekly trend."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Chat rating per segment (1-5)",
-                                                        "Trend"))
+    """Mean chat rating per segment (t intervals), its weekly trend, and the desk's
+    outcomes per period: drafts the agents liked, sent as written, tickets resolved."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Chat rating per segment (1-5)", "Trend", "Desk drafts: liked / as written / "
+        "resolved"))
     rated = [r for r in report["by_segment"] if r["n"]]
-    if not rated:
+    drafts = report.get("drafts") or []
+    if not rated and not drafts:
         return fig.update_layout(title=report.get("note") or "No ratings", height=340)
-    _interval_bars(fig, [r["segment"] for r in rated], rated, col=1, center="mean",
-                   label=lambda r: f"{r['mean']:.2f}<br>n={r['n']}")
-    trend = report["trend"]
-    fig.add_trace(go.Scatter(x=[t["period"] for t in trend], y=[t["mean"] for t in trend],
-                             mode="lines+markers", text=[f"n={t['n']}" for t in trend]),
-                  row=1, col=2)
-    fig.update_yaxes(range=[0, 5.5])
-    return fig.update_layout(showlegend=False, height=380)
+    if rated:
+        _interval_bars(fig, [r["segment"] for r in rated], rated, col=1, center="mean",
+                       label=lambda r: f"{r['mean']:.2f}<br>n={r['n']}")
+        trend = report["trend"]
+        fig.add_trace(go.Scatter(x=[t["period"] for t in trend], y=[t["mean"] for t in trend],
+                                 mode="lines+markers", text=[f"n={t['n']}" for t in trend],
+                                 showlegend=False), row=1, col=2)
+        fig.update_yaxes(range=[0, 5.5], row=1, col=1)
+        fig.update_yaxes(range=[0, 5.5], row=1, col=2)
+    for key, name in (("liked", "liked"), ("sent_as_written", "sent as written"),
+                      ("resolved", "resolved")):
+        cells = [d.get(key) or {} for d in drafts]
+        fig.add_trace(go.Scatter(
+            x=[d["period"] for d in drafts], y=[c.get("rate") for c in cells], name=name,
+            mode="lines+markers", text=[f"n={c.get('n', 0)}" for c in cells]), row=1, col=3)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=3)
+    return fig.update_layout(height=380, legend={"orientation": "h", "y": -0.2})
 
 
 def prediction_figure(report: dict[str, Any]) -> go.Figure:
