@@ -121,13 +121,20 @@ def test_retention_purges_idle_sessions_only(svc: AssistantService) -> None:
     svc.store.add_events([
         {"kind": "exposure", "customer_id": "17850", "variant": "p/A",
          "at": "2020-01-01T00:00:00.000+00:00"},
-        {"kind": "exposure", "customer_id": "12583", "variant": "p/B"}])
+        {"kind": "exposure", "customer_id": "12583", "variant": "p/B"},
+        # the simulator's events name sessions that were never stored
+        {"kind": "impression", "session_id": "SIMULATED-1", "customer_id": "17850",
+         "item": "85123A", "at": "2020-01-01T00:00:00.000+00:00"},
+        {"kind": "impression", "session_id": "SIMULATED-2", "customer_id": "12583",
+         "item": "85123A"}])
     assert svc.apply_retention() is None  # no retention set
     svc.settings.retention_days = 30
     counts = svc.apply_retention()
     assert counts["sessions"] == 1 and counts["events"] >= 1
     assert svc.store.get_session(old) is None and svc.store.get_session(recent)
     assert [e["customer_id"] for e in svc.store.events(kinds=("exposure",))] == ["12583"]
+    assert [e["session_id"] for e in svc.store.events(kinds=("impression",))
+            if e["session_id"].startswith("SIMULATED-")] == ["SIMULATED-2"]
     assert svc.store.privacy_audit()[0]["action"] == "purge"
 
 

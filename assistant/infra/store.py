@@ -660,12 +660,15 @@ class Store:
                                 ).rowcount
 
     def erase_events_before(self, cutoff: str) -> int:
-        """Events of no session (desk exposures of policy experiments) logged before
-        ``cutoff`` (ISO time): the retention purge's share of the event log."""
-        e = t.events
+        """Events logged before ``cutoff`` (ISO time) that no stored session holds: desk
+        exposures of policy experiments (no session) and the simulator's events (sessions
+        that were never rows): the retention purge's share of the event log."""
+        e, s = t.events, t.sessions
         with self.connect() as conn:
-            return conn.execute(delete(e).where(e.c.session_id.is_(None), e.c.at < cutoff)
-                                ).rowcount
+            return conn.execute(delete(e).where(
+                e.c.at < cutoff,
+                or_(e.c.session_id.is_(None), ~exists().where(s.c.id == e.c.session_id)))
+            ).rowcount
 
     def sessions_idle_since(self, cutoff: str) -> list[str]:
         """Sessions not touched since ``cutoff`` (ISO time)."""
