@@ -138,6 +138,23 @@ def test_retention_purges_idle_sessions_only(svc: AssistantService) -> None:
     assert svc.store.privacy_audit()[0]["action"] == "purge"
 
 
+def test_draft_retention_erases_old_desk_drafts(svc: AssistantService) -> None:
+    common = dict(agent="alex", customer_id="17850", template_name="support_draft",
+                  template_version="1", model="m", draft="d", status="clean")
+    old = svc.store.add_draft(ticket="my address is 1 Old Street", **common)
+    new = svc.store.add_draft(ticket="where is my parcel?", **common)
+    with svc.store.connect() as conn:
+        conn.exec_driver_sql("UPDATE drafts SET created_at = '2020-01-01T00:00:00+00:00' "
+                             "WHERE id = ?", (old,))
+    svc.settings.draft_retention_days = 90
+    counts = svc.apply_retention()
+    assert counts == {"drafts": 1}
+    assert svc.store.draft(old) is None and svc.store.draft(new)
+    audit = svc.store.privacy_audit()[0]
+    assert audit["action"] == "purge" and audit["details"] == {"drafts": 1}
+    assert svc.apply_retention() == {"drafts": 0}  # nothing older left
+
+
 def test_privacy_cli_exports_erases_and_purges(shop: tuple[Path, Path],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     data, orders = shop

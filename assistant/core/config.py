@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(
         None, gt=0, description="Chat sessions (messages, facts, profile, reactions) not "
         "touched for this many days are erased; unset: kept until the person erases them.")
+    draft_retention_days: float | None = Field(
+        None, gt=0, description="Agent desk drafts (the customer's ticket, the reply, the "
+        "agent's edits) older than this many days are erased; unset: kept until the "
+        "customer is erased.")
     login_attempts: int = Field(
         10, ge=1, le=1000, description="Wrong passwords for one staff account before it is "
         "locked out for LOCKOUT_MINUTES (sign-in then fails without checking the password).")

@@ -653,6 +653,12 @@ class Store:
             return conn.execute(delete(t.drafts).where(t.drafts.c.customer_id == customer_id)
                                 ).rowcount
 
+    def erase_drafts_before(self, cutoff: str) -> int:
+        """Desk drafts written before ``cutoff`` (ISO time): the drafts' retention."""
+        with self.connect() as conn:
+            return conn.execute(delete(t.drafts).where(t.drafts.c.created_at < cutoff)
+                                ).rowcount
+
     def erase_events_of(self, customer_id: str) -> int:
         """Events under a customer's id (those of their sessions go with the sessions)."""
         with self.connect() as conn:

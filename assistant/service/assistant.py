@@ -188,9 +188,15 @@ class AssistantService:
         return self.privacy.erase_session(session_id)
 
     def apply_retention(self) -> dict[str, int] | None:
-        """Erase sessions idle longer than TAILOR_RETENTION_DAYS (None: no retention set)."""
-        days = self.settings.retention_days
-        return self.privacy.purge(days) if days else None
+        """Erase sessions idle longer than TAILOR_RETENTION_DAYS and desk drafts older than
+        TAILOR_DRAFT_RETENTION_DAYS (None: neither is set)."""
+        days, draft_days = self.settings.retention_days, self.settings.draft_retention_days
+        if not days and not draft_days:
+            return None
+        counts = self.privacy.purge(days) if days else {}
+        if draft_days:
+            counts["drafts"] = counts.get("drafts", 0) + self.privacy.purge_drafts(draft_days)
+        return counts
 
     def expire_sessions(self) -> int:
         """Delete sessions nobody wrote in, idle for an hour (they hold no personal data)."""

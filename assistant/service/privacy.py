@@ -116,6 +116,19 @@ class Privacy:
                          action="purge")
         return counts
 
+    def purge_drafts(self, older_than_days: float, *, actor: str = "retention") -> int:
+        """Erase the desk drafts written more than ``older_than_days`` days ago."""
+        if older_than_days <= 0:
+            raise InputError("The age must be more than 0 days.",
+                             "Set TAILOR_DRAFT_RETENTION_DAYS to a positive number.")
+        cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(
+            timespec="milliseconds")
+        erased = self.store.erase_drafts_before(cutoff)
+        if erased:
+            self._finish(actor, f"drafts older than {older_than_days:g} days",
+                         {"drafts": erased}, action="purge")
+        return erased
+
     def forget_empty_sessions(self, idle_hours: float = 1.0) -> int:
         """Sessions nobody wrote in (page loads, API clients), idle for ``idle_hours``."""
         cutoff = (datetime.now(UTC) - timedelta(hours=idle_hours)).isoformat(
