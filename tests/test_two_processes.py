@@ -148,8 +148,6 @@ def test_twenty_concurrent_sessions_over_both_finish_without_errors(pair) -> Non
         reply = client.predict(f"hello from shopper {i}", api_name="/chat")
         assert reply.strip()
         client.predict("interests", "candles", api_name="/answer")
-        history = client.predict([], api_name="/suggest")
-        assert history[-1]["role"] == "assistant"
         return sid, len(store.messages(sid))
 
     with ThreadPoolExecutor(20) as pool:
