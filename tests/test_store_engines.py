@@ -266,11 +266,18 @@ def test_a_wrong_database_url_names_the_setting_not_the_password() -> None:
         assert "hunter2" not in exc.value.message + exc.value.hint
 
 
-def test_a_wrong_password_is_a_clear_error(pg_cluster) -> None:
-    with pytest.raises(StoreError) as exc:
-        Store(pg_cluster.url(password="hunter2"), connect_timeout=1)
-    text = exc.value.message + exc.value.hint
-    assert "TAILOR_DATABASE_URL" in text and "password" in text and "hunter2" not in text
+def test_a_wrong_password_or_database_is_a_clear_error_at_once(pg_cluster) -> None:
+    """Waiting will not mend these: no retries, one message naming the setting."""
+    import time
+
+    for url, problem in [(pg_cluster.url(password="hunter2"), "password"),
+                         (pg_cluster.url("nosuchdb"), "does not exist")]:
+        start = time.monotonic()
+        with pytest.raises(StoreError) as exc:
+            Store(url, connect_timeout=60)
+        assert time.monotonic() - start < 10  # not the 60 s of retries
+        text = exc.value.message + exc.value.hint
+        assert "TAILOR_DATABASE_URL" in text and problem in text and "hunter2" not in text
 
 
 def test_a_database_down_at_start_is_retried_then_explained(caplog) -> None:

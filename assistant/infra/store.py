@@ -53,7 +53,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
@@ -121,6 +121,19 @@ def database_url(location: Path | str) -> URL:
         return url.set(drivername="sqlite+pysqlite")
     raise StoreError(f"TAILOR_DATABASE_URL names '{url.drivername}', which Tailor does not "
                      "support (PostgreSQL or SQLite only).", hint)
+
+
+#: what a server says when waiting will not help (libpq's English messages; a server that
+#: speaks another language is retried until the timeout, which is only slower)
+PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+             "permission denied")
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A connection problem that may pass (the server starting, the network), not a wrong
+    password, user or database name."""
+    return isinstance(exc, OperationalError) and not any(
+        words in str(exc) for words in PERMANENT)
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -207,14 +220,15 @@ class Store:
             for attempt in Retrying(
                     stop=stop_after_delay(timeout), reraise=True,
                     wait=wait_exponential(multiplier=0.5, max=8),
-                    retry=retry_if_exception_type(OperationalError),
+                    retry=retry_if_exception(_worth_retrying),
                     before_sleep=self._log_retry):
                 with attempt:
                     self.migrate()
         except OperationalError as exc:
+            waited = f" after {timeout:.0f} s" if _worth_retrying(exc) else ""
             raise StoreError(
-                f"Cannot reach the database TAILOR_DATABASE_URL={self.where} after "
-                f"{timeout:.0f} s: {_reason(exc)}",
+                f"Cannot reach the database TAILOR_DATABASE_URL={self.where}{waited}: "
+                f"{_reason(exc)}",
                 "Check that the server is running and that the host, port, user, password "
                 "and database name in TAILOR_DATABASE_URL are right.") from exc
         except DBAPIError as exc:
