@@ -246,6 +246,17 @@ def run_child(arm: str, source: Path, result: Path, duckdb_threads: int | None,
         import assistant.orders.features  # noqa: F401
 
         threads = 1
+    out, base, peak, peak_of = _serve_runs(lambda: ARMS[arm](orders))
+    if out is not None:
+        out.to_pickle(result)
+    print(json.dumps({"peak_mb": peak - base, "base_mb": base, "peak_of": peak_of,
+                      "threads": threads}), flush=True)
+
+
+def _serve_runs(run):
+    """The child's protocol: say ready, then time ``run()`` once per "run" line on stdin
+    (the previous result dropped first); returns (the last result, base MB, peak MB, how
+    the peak was read)."""
     base, peak_of = _measure_start()
     print(json.dumps({"ready": True}), flush=True)
     out = None
@@ -255,13 +266,9 @@ def run_child(arm: str, source: Path, result: Path, duckdb_threads: int | None,
         out = None
         gc.collect()
         t0 = time.perf_counter()
-        out = ARMS[arm](orders)
+        out = run()
         print(json.dumps({"time": time.perf_counter() - t0}), flush=True)
-    peak = _peak_mb(peak_of)
-    if out is not None:
-        out.to_pickle(result)
-    print(json.dumps({"peak_mb": peak - base, "base_mb": base, "peak_of": peak_of,
-                      "threads": threads}), flush=True)
+    return out, base, _peak_mb(peak_of), peak_of
 
 
 def _measure_start() -> tuple[float, str]:
@@ -290,19 +297,9 @@ def run_e2e_child(arm: str, source: Path, result: Path, duckdb_threads: int | No
         import duckdb  # noqa: F401
 
         import assistant.orders.features_duckdb  # noqa: F401
-    base, peak_of = _measure_start()
-    print(json.dumps({"ready": True}), flush=True)
-    out = None
-    for line in sys.stdin:
-        if line.strip() != "run":
-            break
-        out = None
-        gc.collect()
-        t0 = time.perf_counter()
-        out = (E2E_ARMS[arm](source, duckdb_threads) if arm == "duckdb"
-               else E2E_ARMS[arm](source))
-        print(json.dumps({"time": time.perf_counter() - t0}), flush=True)
-    peak = _peak_mb(peak_of)
+    out, base, peak, peak_of = _serve_runs(
+        lambda: E2E_ARMS[arm](source, duckdb_threads) if arm == "duckdb"
+        else E2E_ARMS[arm](source))
     threads = 1
     if out is not None:
         threads = out[1].pop("threads", 1)

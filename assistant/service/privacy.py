@@ -101,11 +101,8 @@ class Privacy:
     def purge(self, older_than_days: float, *, actor: str = "retention") -> dict[str, int]:
         """Erase every session not touched for ``older_than_days`` days, and the events of
         no session (desk exposures) logged before then."""
-        if older_than_days <= 0:
-            raise InputError("The age must be more than 0 days.",
-                             "For example: assistant privacy purge --older-than 365")
-        cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(
-            timespec="milliseconds")
+        cutoff = _days_ago(older_than_days,
+                           "For example: assistant privacy purge --older-than 365")
         sessions = self.store.sessions_idle_since(cutoff)
         counts = self._erase_sessions(sessions) if sessions else {"sessions": 0}
         exposures = self.store.erase_events_before(cutoff)
@@ -118,11 +115,8 @@ class Privacy:
 
     def purge_drafts(self, older_than_days: float, *, actor: str = "retention") -> int:
         """Erase the desk drafts written more than ``older_than_days`` days ago."""
-        if older_than_days <= 0:
-            raise InputError("The age must be more than 0 days.",
-                             "Set TAILOR_DRAFT_RETENTION_DAYS to a positive number.")
-        cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(
-            timespec="milliseconds")
+        cutoff = _days_ago(older_than_days,
+                           "Set TAILOR_DRAFT_RETENTION_DAYS to a positive number.")
         erased = self.store.erase_drafts_before(cutoff)
         if erased:
             self._finish(actor, f"drafts older than {older_than_days:g} days",
@@ -177,3 +171,10 @@ class Privacy:
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
+
+
+def _days_ago(days: float, hint: str) -> str:
+    """The ISO time ``days`` days before now (a retention cutoff); more than 0 days."""
+    if days <= 0:
+        raise InputError("The age must be more than 0 days.", hint)
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")
